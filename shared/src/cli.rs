@@ -1,0 +1,200 @@
+//! CLI mode: the same gate, run once from a terminal or a CI job.
+//!
+//! Exit codes: 0 Succeeded, 1 Failed (or the report did not land), 2 usage or configuration error.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+use tokio::time::Instant;
+
+use crate::event::HookEvent;
+use crate::gate::{AwsClients, Gate, RunOutcome};
+use crate::hook::Hook;
+use crate::plan::{self, PlanSource};
+use crate::verdict::Status;
+
+const EXIT_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+/// Judges one CodeDeploy lifecycle event and reports the verdict, outside Lambda.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// The CodeDeploy event: a JSON file, or - for standard input.
+    #[arg(long, value_name = "FILE|-")]
+    event: PathBuf,
+    /// The plan file. Default: GREENLIGHT_PLAN (inline JSON) or GREENLIGHT_PLAN_FILE.
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
+    /// Judge and print, but do not report to CodeDeploy.
+    #[arg(long)]
+    dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Deadline for the whole run, in milliseconds (Lambda's longest timeout by default).
+    #[arg(long, value_name = "MS", default_value_t = 900_000)]
+    timeout_ms: u64,
+    /// Do not ask CodeDeploy about the deployment: no lifecycle-event check, no wait for green;
+    /// checks that refer to the deployment fail. For rehearsing checks against a service.
+    #[arg(long)]
+    skip_discovery: bool,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// A readable table.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// Runs `hook` once from the command line.
+pub async fn run(hook: Hook) -> ExitCode {
+    let about = format!(
+        "greenlight {}: judges the {} {} lifecycle event and reports the verdict to CodeDeploy",
+        hook.name, hook.platform, hook.event
+    );
+    let command = Args::command()
+        .name(hook.name)
+        .bin_name(hook.name)
+        .about(about);
+    let args = match command
+        .try_get_matches()
+        .and_then(|m| Args::from_arg_matches(&m))
+    {
+        Ok(args) => args,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    crate::telemetry::init_cli();
+
+    let event = match read_event(&args.event) {
+        Ok(event) => event,
+        Err(message) => {
+            eprintln!("{}: {message}", hook.name);
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let package_dir = plan::package_dir();
+    let source = match &args.plan {
+        Some(path) => Ok(PlanSource::File(path.clone())),
+        None => PlanSource::from_env(&package_dir),
+    };
+    let plan = source.and_then(|source| plan::load(&source, &package_dir));
+    let plan_error = plan.as_ref().err().map(ToString::to_string);
+
+    let gate = Gate::new(hook, plan, AwsClients::from_env().await)
+        .dry_run(args.dry_run || crate::lambda::env_flag(crate::lambda::DRY_RUN_ENV))
+        .discovery(!args.skip_discovery);
+    let deadline = Instant::now() + Duration::from_millis(args.timeout_ms);
+    let outcome = Arc::new(gate).run(&event, deadline).await;
+
+    match &outcome {
+        Ok(outcome) => print_outcome(outcome, args.format),
+        Err(err) => eprintln!("{}: {err}", hook.name),
+    }
+    if let Some(err) = plan_error {
+        eprintln!("{}: {err}", hook.name);
+        return ExitCode::from(EXIT_USAGE);
+    }
+    match outcome {
+        Ok(outcome) if outcome.verdict.status == Status::Succeeded => ExitCode::SUCCESS,
+        _ => ExitCode::from(EXIT_FAILED),
+    }
+}
+
+fn read_event(path: &std::path::Path) -> Result<HookEvent, String> {
+    let mut raw = Vec::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut raw).map(|_| ())
+    } else {
+        std::fs::read(path).map(|bytes| raw = bytes)
+    };
+    read.map_err(|err| format!("cannot read event {}: {err}", path.display()))?;
+    let source = if path.as_os_str() == "-" {
+        "standard input".into()
+    } else {
+        path.display().to_string()
+    };
+    HookEvent::from_slice(&raw).map_err(|err| format!("{err} (in {source})"))
+}
+
+fn print_outcome(outcome: &RunOutcome, format: Format) {
+    match format {
+        Format::Json => match serde_json::to_string_pretty(outcome) {
+            Ok(json) => println!("{json}"),
+            Err(err) => eprintln!("cannot print the outcome as JSON: {err}"),
+        },
+        Format::Text => print!("{}", render_text(outcome)),
+    }
+}
+
+/// The readable form: one row per check, then the verdict and what became of the report.
+pub fn render_text(outcome: &RunOutcome) -> String {
+    let verdict = &outcome.verdict;
+    let mut rows = vec![[
+        "CHECK".to_owned(),
+        "RESULT".to_owned(),
+        "ATTEMPTS".to_owned(),
+        "LATENCY".to_owned(),
+        "REASON".to_owned(),
+    ]];
+    for check in &verdict.checks {
+        let result = match (check.passed, check.dry_run) {
+            (true, false) => "pass",
+            (true, true) => "pass (dry run)",
+            (false, false) => "FAIL",
+            (false, true) => "fail (dry run)",
+        };
+        rows.push([
+            check.name.clone(),
+            result.to_owned(),
+            check.attempts.to_string(),
+            check
+                .latency_ms
+                .map_or("-".to_owned(), |ms| format!("{ms} ms")),
+            check.reason.clone().unwrap_or_default(),
+        ]);
+    }
+    let mut widths = [0usize; 4];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row.iter()) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut text = format!("{} · deployment {}\n", outcome.hook, outcome.deployment_id);
+    if !verdict.checks.is_empty() {
+        for row in &rows {
+            let line = format!(
+                "  {:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {}",
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2],
+                w3 = widths[3]
+            );
+            text.push_str(line.trim_end());
+            text.push('\n');
+        }
+    }
+    text.push_str(&format!(
+        "verdict: {} — {} ({} ms)\nreport: {}\n",
+        verdict.status,
+        verdict.reason,
+        outcome.duration_ms,
+        outcome.report.as_str()
+    ));
+    text
+}

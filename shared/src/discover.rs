@@ -1,0 +1,427 @@
+//! What is being deployed, learned from the deployment id alone.
+//!
+//! The hook event carries only two ids. `ListDeploymentTargets` + `GetDeploymentTarget` tell the
+//! rest: for Lambda the function, alias and versions; for ECS the blue and green task sets; for
+//! both, which lifecycle event is in progress, so a hook wired to the wrong event is caught.
+
+use std::time::Duration;
+
+use aws_sdk_codedeploy::Client;
+use aws_sdk_codedeploy::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_codedeploy::types::{DeploymentTarget, LifecycleEventStatus, TargetLabel};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use tokio::time::Instant;
+
+use crate::hook::{Hook, Platform};
+
+/// The deployment a hook is judging.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Deployment {
+    /// The deployment id.
+    pub id: String,
+    /// What is being deployed.
+    pub target: DeploymentKind,
+    /// Each lifecycle event and its status, in the order CodeDeploy lists them.
+    pub lifecycle_events: Vec<(String, String)>,
+}
+
+/// What kind of thing a deployment moves traffic for.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub enum DeploymentKind {
+    /// A Lambda alias shifting from one version to another.
+    Lambda(LambdaDeployment),
+    /// An ECS service moving from a blue to a green task set.
+    Ecs(EcsDeployment),
+}
+
+/// A Lambda deployment target.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LambdaDeployment {
+    /// The function name.
+    pub function_name: String,
+    /// The alias whose traffic shifts.
+    pub alias: String,
+    /// The version being replaced.
+    pub current_version: String,
+    /// The version being deployed.
+    pub target_version: String,
+    /// Percentage of alias traffic on the target version.
+    pub target_version_weight: f64,
+}
+
+/// An ECS deployment target.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EcsDeployment {
+    /// The `<cluster>:<service>` target id.
+    pub target_id: String,
+    /// The task set serving production before the deployment.
+    pub blue: Option<TaskSet>,
+    /// The task set being deployed.
+    pub green: Option<TaskSet>,
+}
+
+/// One ECS task set.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TaskSet {
+    /// The task set id (the model spells the field `identifer`).
+    pub id: String,
+    /// Tasks wanted.
+    pub desired_count: i64,
+    /// Tasks running.
+    pub running_count: i64,
+    /// Percentage of production traffic.
+    pub traffic_weight: f64,
+    /// Target group name.
+    pub target_group: Option<String>,
+}
+
+impl Deployment {
+    /// The platform this deployment runs on.
+    pub fn platform(&self) -> Platform {
+        match self.target {
+            DeploymentKind::Lambda(_) => Platform::Lambda,
+            DeploymentKind::Ecs(_) => Platform::Ecs,
+        }
+    }
+
+    /// The lifecycle event CodeDeploy says is in progress.
+    pub fn in_progress_event(&self) -> Option<&str> {
+        self.lifecycle_events
+            .iter()
+            .find(|(_, status)| status == "InProgress")
+            .map(|(name, _)| name.as_str())
+    }
+
+    /// Why this hook must not judge this deployment, if it must not: wrong platform or wrong event.
+    pub fn mismatch(&self, hook: Hook) -> Option<String> {
+        if self.platform() != hook.platform {
+            return Some(format!(
+                "{hook} judges {} deployments but {} is a {} deployment; use the {} hook for it",
+                hook.platform,
+                self.id,
+                self.platform(),
+                counterpart(hook),
+            ));
+        }
+        match self.in_progress_event() {
+            Some(event) if event == hook.event.as_str() => None,
+            Some(event) => Some(format!(
+                "{hook} serves {} but {} is in {event}; check the appspec Hooks wiring",
+                hook.event, self.id
+            )),
+            None => Some(format!(
+                "{hook} serves {} but no lifecycle event of {} is InProgress (events: {})",
+                hook.event,
+                self.id,
+                self.lifecycle_events
+                    .iter()
+                    .map(|(n, s)| format!("{n}={s}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+}
+
+fn counterpart(hook: Hook) -> &'static str {
+    Hook::ALL
+        .iter()
+        .find(|other| other.event == hook.event && other.platform != hook.platform)
+        .map_or("matching", |other| other.name)
+}
+
+/// Why discovery failed. Every variant is reported as `Failed`.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// The hook's role lacks an IAM permission.
+    #[error(
+        "access denied calling codedeploy:{operation}: grant the hook's role codedeploy:{operation} on the deployment group ({message})"
+    )]
+    AccessDenied {
+        /// The CodeDeploy operation (and IAM action) refused.
+        operation: &'static str,
+        /// The service's message.
+        message: String,
+    },
+    /// Any other failed call.
+    #[error("codedeploy:{operation} failed: {message}")]
+    Call {
+        /// The CodeDeploy operation.
+        operation: &'static str,
+        /// What went wrong, with its causes.
+        message: String,
+    },
+    /// The answers do not describe a deployment a hook can judge.
+    #[error("{0}")]
+    Unexpected(String),
+    /// The green task set never reached its desired count before the deadline.
+    #[error("green task set {id} runs {running}/{desired} tasks at the deadline")]
+    GreenNotReady {
+        /// Task set id.
+        id: String,
+        /// Tasks running at the last poll.
+        running: i64,
+        /// Tasks desired.
+        desired: i64,
+    },
+}
+
+fn call_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> DiscoveryError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let code = err
+        .as_service_error()
+        .and_then(|e| e.code())
+        .unwrap_or_default();
+    if code.starts_with("AccessDenied")
+        || code == "UnauthorizedOperation"
+        || code == "UnrecognizedClientException"
+    {
+        let message = err
+            .as_service_error()
+            .and_then(|e| e.message())
+            .unwrap_or(code)
+            .to_owned();
+        return DiscoveryError::AccessDenied { operation, message };
+    }
+    DiscoveryError::Call {
+        operation,
+        message: DisplayErrorContext(&err).to_string(),
+    }
+}
+
+/// Learns what deployment `deployment_id` moves, with its lifecycle-event statuses.
+pub async fn discover(client: &Client, deployment_id: &str) -> Result<Deployment, DiscoveryError> {
+    let mut target_ids = Vec::new();
+    let mut next_token = None;
+    loop {
+        let page = client
+            .list_deployment_targets()
+            .deployment_id(deployment_id)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(|e| call_error("ListDeploymentTargets", e))?;
+        target_ids.extend(page.target_ids().iter().cloned());
+        next_token = page
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
+        if next_token.is_none() {
+            break;
+        }
+    }
+    let [target_id] = target_ids.as_slice() else {
+        return Err(DiscoveryError::Unexpected(format!(
+            "deployment {deployment_id} has {} targets; an ECS or Lambda deployment has exactly one",
+            target_ids.len()
+        )));
+    };
+    get_target(client, deployment_id, target_id).await
+}
+
+async fn get_target(
+    client: &Client,
+    deployment_id: &str,
+    target_id: &str,
+) -> Result<Deployment, DiscoveryError> {
+    let output = client
+        .get_deployment_target()
+        .deployment_id(deployment_id)
+        .target_id(target_id)
+        .send()
+        .await
+        .map_err(|e| call_error("GetDeploymentTarget", e))?;
+    let target = output.deployment_target().ok_or_else(|| {
+        DiscoveryError::Unexpected(format!(
+            "GetDeploymentTarget returned no target for {target_id}"
+        ))
+    })?;
+    from_target(deployment_id, target_id, target)
+}
+
+fn from_target(
+    deployment_id: &str,
+    target_id: &str,
+    target: &DeploymentTarget,
+) -> Result<Deployment, DiscoveryError> {
+    let events = |list: &[aws_sdk_codedeploy::types::LifecycleEvent]| {
+        list.iter()
+            .map(|e| {
+                let status = match e.status() {
+                    Some(LifecycleEventStatus::UnknownValue) | None => "Unknown".to_owned(),
+                    Some(status) => status.as_str().to_owned(),
+                };
+                (
+                    e.lifecycle_event_name().unwrap_or_default().to_owned(),
+                    status,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    if let Some(lambda) = target.lambda_target() {
+        let info = lambda.lambda_function_info().ok_or_else(|| {
+            DiscoveryError::Unexpected(format!(
+                "Lambda target {target_id} has no lambdaFunctionInfo"
+            ))
+        })?;
+        let field = |value: Option<&str>, name: &str| {
+            value
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    DiscoveryError::Unexpected(format!("Lambda target {target_id} has no {name}"))
+                })
+        };
+        return Ok(Deployment {
+            id: deployment_id.to_owned(),
+            target: DeploymentKind::Lambda(LambdaDeployment {
+                function_name: field(info.function_name(), "functionName")?,
+                alias: field(info.function_alias(), "functionAlias")?,
+                current_version: field(info.current_version(), "currentVersion")?,
+                target_version: field(info.target_version(), "targetVersion")?,
+                target_version_weight: info.target_version_weight(),
+            }),
+            lifecycle_events: events(lambda.lifecycle_events()),
+        });
+    }
+    if let Some(ecs) = target.ecs_target() {
+        let task_set = |label: TargetLabel| {
+            ecs.task_sets_info()
+                .iter()
+                .find(|t| t.task_set_label() == Some(&label))
+                .map(|t| TaskSet {
+                    id: t.identifer().unwrap_or_default().to_owned(),
+                    desired_count: t.desired_count(),
+                    running_count: t.running_count(),
+                    traffic_weight: t.traffic_weight(),
+                    target_group: t.target_group().and_then(|g| g.name()).map(str::to_owned),
+                })
+        };
+        return Ok(Deployment {
+            id: deployment_id.to_owned(),
+            target: DeploymentKind::Ecs(EcsDeployment {
+                target_id: target_id.to_owned(),
+                blue: task_set(TargetLabel::Blue),
+                green: task_set(TargetLabel::Green),
+            }),
+            lifecycle_events: events(ecs.lifecycle_events()),
+        });
+    }
+    Err(DiscoveryError::Unexpected(format!(
+        "deployment {deployment_id} target {target_id} is {}; greenlight judges ECS and Lambda deployments",
+        target
+            .deployment_target_type()
+            .map_or("of no type", |t| t.as_str())
+    )))
+}
+
+/// Polls until the green task set runs its desired count, or `deadline` passes.
+pub async fn wait_for_green(
+    client: &Client,
+    deployment: &Deployment,
+    interval: Duration,
+    deadline: Instant,
+) -> Result<Deployment, DiscoveryError> {
+    let DeploymentKind::Ecs(ecs) = &deployment.target else {
+        return Ok(deployment.clone());
+    };
+    let mut current = deployment.clone();
+    let mut current_ecs = ecs.clone();
+    loop {
+        let (id, running, desired) = match &current_ecs.green {
+            Some(green) => (green.id.clone(), green.running_count, green.desired_count),
+            None => ("(none yet)".to_owned(), 0, 0),
+        };
+        if desired > 0 && running >= desired {
+            return Ok(current);
+        }
+        if Instant::now() + interval >= deadline {
+            return Err(DiscoveryError::GreenNotReady {
+                id,
+                running,
+                desired,
+            });
+        }
+        tokio::time::sleep(interval).await;
+        let fresh =
+            tokio::time::timeout_at(deadline, get_target(client, &deployment.id, &ecs.target_id))
+                .await
+                .map_err(|_| DiscoveryError::GreenNotReady {
+                    id,
+                    running,
+                    desired,
+                })??;
+        let DeploymentKind::Ecs(fresh_ecs) = &fresh.target else {
+            return Err(DiscoveryError::Unexpected(
+                "the deployment target stopped being ECS".to_owned(),
+            ));
+        };
+        current_ecs = fresh_ecs.clone();
+        current = fresh;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hook::Hook;
+
+    fn lambda(events: &[(&str, &str)]) -> Deployment {
+        Deployment {
+            id: "d-TEST".into(),
+            target: DeploymentKind::Lambda(LambdaDeployment {
+                function_name: "checkout".into(),
+                alias: "live".into(),
+                current_version: "4".into(),
+                target_version: "5".into(),
+                target_version_weight: 0.0,
+            }),
+            lifecycle_events: events
+                .iter()
+                .map(|(n, s)| (n.to_string(), s.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn matching_event_and_platform_pass() {
+        let d = lambda(&[
+            ("BeforeAllowTraffic", "InProgress"),
+            ("AllowTraffic", "Pending"),
+        ]);
+        assert_eq!(d.mismatch(Hook::PRE_TRAFFIC), None);
+    }
+
+    #[test]
+    fn wrong_event_names_both() {
+        let d = lambda(&[
+            ("BeforeAllowTraffic", "Succeeded"),
+            ("AfterAllowTraffic", "InProgress"),
+        ]);
+        let why = d.mismatch(Hook::PRE_TRAFFIC).unwrap();
+        assert!(
+            why.contains("BeforeAllowTraffic") && why.contains("AfterAllowTraffic"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn wrong_platform_points_at_the_right_hook() {
+        let d = lambda(&[("BeforeAllowTraffic", "InProgress")]);
+        let why = d.mismatch(Hook::BEFORE_ALLOW_TRAFFIC).unwrap();
+        assert!(why.contains("use the pre-traffic hook"), "{why}");
+    }
+
+    #[test]
+    fn nothing_in_progress_fails_closed() {
+        let d = lambda(&[("BeforeAllowTraffic", "Succeeded")]);
+        assert!(
+            d.mismatch(Hook::PRE_TRAFFIC)
+                .unwrap()
+                .contains("no lifecycle event")
+        );
+    }
+}

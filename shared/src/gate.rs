@@ -1,0 +1,284 @@
+//! One hook run, end to end: plan → discover → run checks → verdict → report exactly once.
+//!
+//! The evaluation runs in its own task under a deadline that keeps a reserve for reporting, so a
+//! panic or a hang anywhere in it still ends in a `Failed` report before the Lambda deadline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use tokio::time::Instant;
+
+use crate::checks::ProbeContext;
+use crate::discover::{self, Deployment};
+use crate::event::HookEvent;
+use crate::hook::Hook;
+use crate::plan::{Plan, PlanError};
+use crate::report::{self, ReportError, ReportOutcome};
+use crate::runner::{self, ProbeFn};
+use crate::telemetry;
+use crate::verdict::Verdict;
+
+/// Kept back when the plan cannot say (an invalid plan still has to be reported).
+const DEFAULT_REPORT_RESERVE: Duration = Duration::from_secs(5);
+/// Kept back from the Lambda deadline so the function returns before it is cut off.
+const RETURN_MARGIN: Duration = Duration::from_millis(200);
+
+/// AWS clients, built once at start-up and shared by every invocation.
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    /// For discovery and reporting.
+    pub codedeploy: aws_sdk_codedeploy::Client,
+    /// For invoke checks.
+    pub lambda: aws_sdk_lambda::Client,
+}
+
+impl AwsClients {
+    /// Clients from a loaded SDK config (region, credentials, endpoints, retries).
+    pub fn new(config: &SdkConfig) -> Self {
+        Self {
+            codedeploy: aws_sdk_codedeploy::Client::new(config),
+            lambda: aws_sdk_lambda::Client::new(config),
+        }
+    }
+
+    /// Clients from the environment, as every AWS SDK loads them.
+    pub async fn from_env() -> Self {
+        Self::new(&aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
+    }
+}
+
+/// A hook ready to judge deployments: its identity, its plan (or why it has none), and its clients.
+pub struct Gate {
+    hook: Hook,
+    plan: Result<Plan, String>,
+    aws: AwsClients,
+    http: reqwest::Client,
+    probe: ProbeFn,
+    dry_run: bool,
+    discovery: bool,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("hook", &self.hook)
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one run produced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunOutcome {
+    /// The hook that ran.
+    pub hook: &'static str,
+    /// The deployment judged.
+    pub deployment_id: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// What CodeDeploy made of the report.
+    pub report: ReportOutcome,
+    /// Wall time of the run, in milliseconds.
+    pub duration_ms: u64,
+}
+
+impl Gate {
+    /// A gate with a loaded plan (or the error that stopped it loading). Builds the HTTP client
+    /// once: TLS verification on, the plan's extra CAs added, no redirects followed (a smoke test
+    /// should see a 301, not what it points at).
+    pub fn new(hook: Hook, plan: Result<Plan, PlanError>, aws: AwsClients) -> Self {
+        let mut plan = plan.map_err(|err| err.to_string());
+        let roots = plan
+            .as_ref()
+            .map(|p| p.extra_roots.clone())
+            .unwrap_or_default();
+        let http = match http_client(roots) {
+            Ok(client) => client,
+            Err(err) => {
+                plan = Err(format!(
+                    "cannot build the HTTP client: {}",
+                    crate::checks::error_chain(&err)
+                ));
+                reqwest::Client::new()
+            }
+        };
+        Self {
+            hook,
+            plan,
+            aws,
+            http,
+            probe: runner::live_probe(),
+            dry_run: false,
+            discovery: true,
+        }
+    }
+
+    /// Logs verdicts without reporting them.
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Skips discovery (CLI only: rehearsing checks without a deployment). The lifecycle-event
+    /// check is skipped too, and checks that refer to the deployment fail.
+    pub fn discovery(mut self, discovery: bool) -> Self {
+        self.discovery = discovery;
+        self
+    }
+
+    /// Replaces how one measurement is taken. For tests that need a check to panic; production
+    /// code never calls this.
+    pub fn with_probe(mut self, probe: ProbeFn) -> Self {
+        self.probe = probe;
+        self
+    }
+
+    /// The hook this gate serves.
+    pub fn hook(&self) -> Hook {
+        self.hook
+    }
+
+    /// Judges the deployment and reports the verdict exactly once, before `deadline`.
+    pub async fn run(
+        self: &Arc<Self>,
+        event: &HookEvent,
+        deadline: Instant,
+    ) -> Result<RunOutcome, ReportError> {
+        let started = Instant::now();
+        let reserve = self
+            .plan
+            .as_ref()
+            .map_or(DEFAULT_REPORT_RESERVE, |p| p.report_reserve);
+        let reserve = reserve.min(deadline.saturating_duration_since(started) / 3);
+        let judge_by = deadline - reserve;
+
+        let evaluation = tokio::spawn({
+            let gate = Arc::clone(self);
+            let event = event.clone();
+            async move { gate.evaluate(&event, judge_by).await }
+        });
+        let abort = evaluation.abort_handle();
+        let verdict = match tokio::time::timeout_at(judge_by + reserve / 2, evaluation).await {
+            Ok(Ok(verdict)) => verdict,
+            Ok(Err(join_error)) => Verdict::cannot_judge(
+                format!("hook panicked: {}", runner::panic_message(join_error)),
+                None,
+            ),
+            Err(_) => {
+                abort.abort();
+                Verdict::cannot_judge("deadline: the evaluation did not finish in time", None)
+            }
+        };
+
+        let dry_run = self.dry_run || self.plan.as_ref().is_ok_and(|p| p.dry_run);
+        let report = if dry_run {
+            Ok(ReportOutcome::Skipped)
+        } else {
+            let report_by = deadline.checked_sub(RETURN_MARGIN).unwrap_or(deadline);
+            match tokio::time::timeout_at(
+                report_by,
+                report::report(&self.aws.codedeploy, event, verdict.status),
+            )
+            .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(ReportError::Deadline {
+                    deployment_id: event.deployment_id.clone(),
+                    status: verdict.status,
+                }),
+            }
+        };
+        let outcome = RunOutcome {
+            hook: self.hook.name,
+            deployment_id: event.deployment_id.clone(),
+            verdict,
+            report: *report.as_ref().unwrap_or(&ReportOutcome::Skipped),
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
+        telemetry::log_run(&outcome, report.as_ref().err());
+        report.map(|_| outcome)
+    }
+
+    async fn evaluate(&self, event: &HookEvent, judge_by: Instant) -> Verdict {
+        let plan = match &self.plan {
+            Ok(plan) => plan,
+            Err(reason) => return Verdict::cannot_judge(reason.clone(), None),
+        };
+        let deployment = if self.discovery {
+            match self.discover(plan, event, judge_by).await {
+                Ok(deployment) => Some(Arc::new(deployment)),
+                Err(verdict) => return *verdict,
+            }
+        } else {
+            None
+        };
+        let context = Arc::new(ProbeContext {
+            http: self.http.clone(),
+            lambda: self.aws.lambda.clone(),
+            deployment: deployment.clone(),
+            redactor: plan.redactor.clone(),
+        });
+        let results = runner::run_checks(&plan.checks, context, self.probe.clone(), judge_by).await;
+        Verdict::from_checks(results, deployment.map(|d| (*d).clone()))
+    }
+
+    /// Discovery, the identity check and (for after-install) the wait for green.
+    async fn discover(
+        &self,
+        plan: &Plan,
+        event: &HookEvent,
+        judge_by: Instant,
+    ) -> Result<Deployment, Box<Verdict>> {
+        let client = &self.aws.codedeploy;
+        let found =
+            tokio::time::timeout_at(judge_by, discover::discover(client, &event.deployment_id))
+                .await;
+        let deployment = match found {
+            Ok(Ok(deployment)) => deployment,
+            Ok(Err(err)) => {
+                return Err(Box::new(Verdict::cannot_judge(
+                    format!("discovery: {err}"),
+                    None,
+                )));
+            }
+            Err(_) => {
+                return Err(Box::new(Verdict::cannot_judge(
+                    "deadline: discovery did not finish in time",
+                    None,
+                )));
+            }
+        };
+        if let Some(mismatch) = deployment.mismatch(self.hook) {
+            return Err(Box::new(Verdict::cannot_judge(mismatch, Some(deployment))));
+        }
+        if plan
+            .wait_for_green
+            .unwrap_or(self.hook.waits_for_green_by_default())
+        {
+            return discover::wait_for_green(
+                client,
+                &deployment,
+                plan.wait_for_green_interval,
+                judge_by,
+            )
+            .await
+            .map_err(|err| {
+                Box::new(Verdict::cannot_judge(
+                    format!("waiting for green: {err}"),
+                    Some(deployment),
+                ))
+            });
+        }
+        Ok(deployment)
+    }
+}
+
+fn http_client(extra_roots: Vec<reqwest::Certificate>) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("greenlight/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .tls_certs_merge(extra_roots)
+        .build()
+}

@@ -1,0 +1,87 @@
+//! Lambda mode: the same gate behind the Lambda Runtime API (`lambda_runtime`).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+use tokio::time::Instant;
+use tracing::error;
+
+use crate::event::{EventError, HookEvent, truncate_for_log};
+use crate::gate::{AwsClients, Gate, RunOutcome};
+use crate::hook::Hook;
+use crate::plan::{self, PlanSource};
+use crate::report::ReportError;
+
+/// Set to `1` or `true` to log verdicts without reporting them.
+pub const DRY_RUN_ENV: &str = "GREENLIGHT_DRY_RUN";
+
+/// Why an invocation returned an error to Lambda instead of a result.
+#[derive(Debug, thiserror::Error)]
+pub enum InvocationError {
+    /// Nothing can be reported without the event's ids.
+    #[error("malformed CodeDeploy event, nothing reported: {0}")]
+    Event(#[from] EventError),
+    /// The report did not land; returning an error lets Lambda's async retry try again.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+impl From<InvocationError> for Diagnostic {
+    fn from(err: InvocationError) -> Self {
+        let error_type = match err {
+            InvocationError::Event(_) => "greenlight.MalformedEvent",
+            InvocationError::Report(_) => "greenlight.ReportFailed",
+        };
+        Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+/// Whether an environment flag is set to a true value.
+pub fn env_flag(name: &str) -> bool {
+    std::env::var(name)
+        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+}
+
+/// Runs `hook` as a Lambda function: plan and clients are set up once, then every invocation judges
+/// one lifecycle event.
+pub async fn run(hook: Hook) -> Result<(), lambda_runtime::Error> {
+    crate::telemetry::init_lambda();
+    let package_dir = plan::package_dir();
+    let plan =
+        PlanSource::from_env(&package_dir).and_then(|source| plan::load(&source, &package_dir));
+    if let Err(err) = &plan {
+        error!(hook = hook.name, error = %err, "plan unusable: every invocation will report Failed");
+    }
+    let gate = Gate::new(hook, plan, AwsClients::from_env().await).dry_run(env_flag(DRY_RUN_ENV));
+    let gate = Arc::new(gate);
+    lambda_runtime::run(service_fn(move |invocation: LambdaEvent<Value>| {
+        let gate = Arc::clone(&gate);
+        async move { handle(&gate, invocation).await }
+    }))
+    .await
+}
+
+async fn handle(
+    gate: &Arc<Gate>,
+    invocation: LambdaEvent<Value>,
+) -> Result<RunOutcome, InvocationError> {
+    let deadline = instant_of(invocation.context.deadline());
+    let raw = invocation.payload;
+    let event = HookEvent::from_value(raw.clone()).inspect_err(|err| {
+        error!(hook = gate.hook().name, error = %err, raw = %truncate_for_log(&raw.to_string()), "malformed event");
+    })?;
+    Ok(gate.run(&event, deadline).await?)
+}
+
+/// Converts Lambda's wall-clock deadline to a monotonic instant.
+fn instant_of(deadline: SystemTime) -> Instant {
+    let left = deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    Instant::now() + left
+}

@@ -1,0 +1,53 @@
+//! greenlight: CodeDeploy lifecycle hooks that judge a deployment by configuration, not script.
+//!
+//! One run of a hook, as the modules lay it out:
+//! [`event`] (the two ids) → [`hook`] (which event this binary serves) → [`plan`] (checks, validated
+//! at start-up) → [`discover`] (what is being deployed, which event is in progress) → [`runner`]
+//! (all checks concurrently under one deadline, each by its measurement model, via [`checks`]) →
+//! [`verdict`] → [`report`] (exactly once) → [`telemetry`] (one line per check, one summary).
+//! [`gate`] ties these together; [`lambda`] and [`cli`] are the two ways in.
+#![deny(missing_docs)]
+
+pub mod checks;
+pub mod cli;
+pub mod discover;
+pub mod event;
+pub mod gate;
+pub mod hook;
+pub mod lambda;
+pub mod plan;
+pub mod report;
+pub mod runner;
+pub mod telemetry;
+pub mod verdict;
+
+pub use gate::{AwsClients, Gate, RunOutcome};
+pub use hook::Hook;
+
+use std::process::ExitCode;
+
+/// The whole of a hook binary's `main`: Lambda mode when the Lambda Runtime API is there
+/// (`AWS_LAMBDA_RUNTIME_API`), CLI mode otherwise.
+pub fn main(hook: Hook) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("{}: cannot start the async runtime: {err}", hook.name);
+            return ExitCode::FAILURE;
+        }
+    };
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        match runtime.block_on(lambda::run(hook)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("{}: {err}", hook.name);
+                ExitCode::FAILURE
+            }
+        }
+    } else {
+        runtime.block_on(cli::run(hook))
+    }
+}

@@ -1,0 +1,924 @@
+//! The plan: what a hook checks, loaded once at start-up and validated against an embedded JSON Schema.
+//!
+//! Loading happens in two steps. The JSON document is validated against `schema/plan.schema.json`
+//! (embedded below) so every shape error names its JSON pointer; then it is compiled into ready-to-run
+//! [`Check`]s: URLs parsed, regexes and response schemas compiled, schema and CA files read. A plan
+//! that fails either step is a [`PlanError`], which the hook reports as `Failed` (fail closed).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The plan's JSON Schema, as kept in the repository.
+pub const PLAN_SCHEMA: &str = include_str!("../schema/plan.schema.json");
+
+/// Inline plan JSON.
+pub const PLAN_ENV: &str = "GREENLIGHT_PLAN";
+/// Path to a plan file, relative paths resolved against the function's package directory.
+pub const PLAN_FILE_ENV: &str = "GREENLIGHT_PLAN_FILE";
+
+const DEFAULT_REPORT_RESERVE: Duration = Duration::from_secs(5);
+const DEFAULT_WAIT_FOR_GREEN_INTERVAL: Duration = Duration::from_secs(2);
+const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Headers that are always redacted, whatever the plan says.
+pub const ALWAYS_REDACTED: [&str; 5] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+];
+
+/// Where a plan comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanSource {
+    /// Inline JSON (`GREENLIGHT_PLAN`); files it names are relative to the package directory.
+    Inline(String),
+    /// A plan file; files it names are relative to the plan file's folder.
+    File(PathBuf),
+}
+
+impl PlanSource {
+    /// Reads `GREENLIGHT_PLAN` / `GREENLIGHT_PLAN_FILE`. Exactly one must be set.
+    pub fn from_env(package_dir: &Path) -> Result<Self, PlanError> {
+        let inline = std::env::var(PLAN_ENV)
+            .ok()
+            .filter(|v| !v.trim().is_empty());
+        let file = std::env::var_os(PLAN_FILE_ENV).filter(|v| !v.is_empty());
+        match (inline, file) {
+            (Some(_), Some(_)) => Err(PlanError::Ambiguous),
+            (Some(json), None) => Ok(Self::Inline(json)),
+            (None, Some(path)) => Ok(Self::File(package_dir.join(path))),
+            (None, None) => Err(PlanError::Missing),
+        }
+    }
+}
+
+/// The directory a deployed function's files live in: `LAMBDA_TASK_ROOT` on Lambda, else the
+/// current directory.
+pub fn package_dir() -> PathBuf {
+    std::env::var_os("LAMBDA_TASK_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Why a plan cannot be used. Always reported as `Failed`: a gate without a valid plan cannot judge.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Neither variable is set.
+    #[error("no plan: set {PLAN_ENV} (inline JSON) or {PLAN_FILE_ENV} (a path)")]
+    Missing,
+    /// Both variables are set, so which one is meant is unclear.
+    #[error("both {PLAN_ENV} and {PLAN_FILE_ENV} are set; set only one")]
+    Ambiguous,
+    /// The plan file cannot be read.
+    #[error("cannot read plan file {}: {source}", path.display())]
+    Read {
+        /// The path tried.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The plan is not JSON.
+    #[error("plan is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// The plan is JSON but breaks the schema or a rule the schema cannot express.
+    #[error("plan is invalid: {}", PlanIssue::join(.0))]
+    Invalid(Vec<PlanIssue>),
+}
+
+/// One problem in a plan, located by JSON pointer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PlanIssue {
+    /// JSON pointer into the plan (`""` is the whole document).
+    pub pointer: String,
+    /// What is wrong there.
+    pub message: String,
+}
+
+impl PlanIssue {
+    fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            pointer: pointer.into(),
+            message: message.into(),
+        }
+    }
+
+    fn join(issues: &[PlanIssue]) -> String {
+        issues
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+impl fmt::Display for PlanIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pointer = if self.pointer.is_empty() {
+            "/"
+        } else {
+            &self.pointer
+        };
+        write!(f, "at {pointer}: {}", self.message)
+    }
+}
+
+/// A validated, compiled plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The checks, in plan order.
+    pub checks: Vec<Arc<Check>>,
+    /// Log the verdict but never report it.
+    pub dry_run: bool,
+    /// Time kept back from the Lambda deadline for reporting.
+    pub report_reserve: Duration,
+    /// Which header values are never shown.
+    pub redactor: Redactor,
+    /// Extra trusted CA certificates for HTTPS checks.
+    pub extra_roots: Vec<reqwest::Certificate>,
+    /// Explicit wait-for-green choice; `None` means the hook's default.
+    pub wait_for_green: Option<bool>,
+    /// Poll interval while waiting for green.
+    pub wait_for_green_interval: Duration,
+}
+
+/// One check: what to probe, what to expect, and how to measure.
+#[derive(Debug)]
+pub struct Check {
+    /// Unique name, used in logs.
+    pub name: String,
+    /// What one measurement does.
+    pub probe: Probe,
+    /// What a passing measurement looks like.
+    pub expect: Expect,
+    /// How many measurements, how spaced, how judged.
+    pub measurement: Measurement,
+    /// Run and log, but leave out of the verdict.
+    pub dry_run: bool,
+}
+
+/// The measurement model, after Argo Rollouts' analysis runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Measurement {
+    /// Measurements at most.
+    pub attempts: u32,
+    /// Pause between measurements.
+    pub interval: Duration,
+    /// Failed measurements tolerated; `None`: as many as still leave room to pass.
+    pub failure_limit: Option<u32>,
+    /// Passing measurements in a row needed to pass.
+    pub consecutive_successes: u32,
+    /// Per-measurement timeout.
+    pub timeout: Duration,
+}
+
+/// What one measurement does.
+#[derive(Debug)]
+pub enum Probe {
+    /// An HTTP request.
+    Http(HttpProbe),
+    /// A synchronous Lambda invocation.
+    Invoke(InvokeProbe),
+}
+
+/// An HTTP request to make.
+#[derive(Debug)]
+pub struct HttpProbe {
+    /// Request method.
+    pub method: reqwest::Method,
+    /// Request URL.
+    pub url: reqwest::Url,
+    /// Request headers; redacted ones are marked sensitive so they never print.
+    pub headers: HeaderMap,
+    /// Request body, if any.
+    pub body: Option<Vec<u8>>,
+    /// Most response bytes read.
+    pub max_body_bytes: usize,
+}
+
+/// A Lambda function to invoke.
+#[derive(Debug)]
+pub struct InvokeProbe {
+    /// Which function.
+    pub function: FunctionRef,
+    /// Which version or alias.
+    pub qualifier: QualifierRef,
+    /// The payload, serialized.
+    pub payload: Vec<u8>,
+}
+
+/// A function named in a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FunctionRef {
+    /// The function the deployment shifts traffic for.
+    Target,
+    /// A function name or ARN as given.
+    Named(String),
+}
+
+/// A qualifier named in a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QualifierRef {
+    /// The version being deployed.
+    Target,
+    /// The version being replaced.
+    Current,
+    /// The deployment's alias.
+    Alias,
+    /// A version or alias as given.
+    Named(String),
+}
+
+/// What a passing measurement looks like.
+#[derive(Debug, Default)]
+pub struct Expect {
+    /// Accepted status codes; `None`: any 2xx.
+    pub status: Option<Vec<u16>>,
+    /// Response headers that must match.
+    pub headers: Vec<(HeaderName, HeaderMatch)>,
+    /// Schema the JSON body must satisfy.
+    pub json_schema: Option<jsonschema::Validator>,
+    /// Latency budget per measurement.
+    pub max_latency: Option<Duration>,
+    /// Invoke only: whether a function error is what we expect.
+    pub function_error: bool,
+}
+
+impl Expect {
+    /// Whether `status` is accepted.
+    pub fn status_ok(&self, status: u16) -> bool {
+        match &self.status {
+            Some(accepted) => accepted.contains(&status),
+            None => (200..300).contains(&status),
+        }
+    }
+
+    /// The accepted statuses, for messages.
+    pub fn status_description(&self) -> String {
+        match &self.status {
+            Some(accepted) => format!("{accepted:?}"),
+            None => "2xx".to_owned(),
+        }
+    }
+}
+
+/// How a response header must match.
+#[derive(Debug, Clone)]
+pub enum HeaderMatch {
+    /// Exactly this value.
+    Exact(String),
+    /// A value this pattern finds a match in.
+    Regex(Regex),
+}
+
+impl fmt::Display for HeaderMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exact(value) => write!(f, "{value:?}"),
+            Self::Regex(regex) => write!(f, "/{}/", regex.as_str()),
+        }
+    }
+}
+
+/// Decides which header values may be shown.
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    names: HashSet<HeaderName>,
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Self {
+            names: ALWAYS_REDACTED
+                .iter()
+                .map(|n| HeaderName::from_static(n))
+                .collect(),
+        }
+    }
+}
+
+impl Redactor {
+    /// Whether values of this header must never be shown.
+    pub fn is_redacted(&self, name: &HeaderName) -> bool {
+        self.names.contains(name)
+    }
+
+    /// A header value as it may be shown.
+    pub fn show<'a>(&self, name: &HeaderName, value: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.is_redacted(name) {
+            "<redacted>".into()
+        } else {
+            format!("{value:?}").into()
+        }
+    }
+}
+
+// ---- the document as written -------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct PlanDoc {
+    checks: Vec<CheckDoc>,
+    #[serde(default)]
+    dry_run: bool,
+    report_reserve_ms: Option<u64>,
+    #[serde(default)]
+    redact_headers: Vec<String>,
+    ca_bundle_file: Option<PathBuf>,
+    wait_for_green: Option<bool>,
+    wait_for_green_interval_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct CheckDoc {
+    name: String,
+    http: Option<HttpDoc>,
+    invoke: Option<InvokeDoc>,
+    #[serde(default)]
+    expect: ExpectDoc,
+    attempts: Option<u32>,
+    interval_ms: Option<u64>,
+    failure_limit: Option<u32>,
+    consecutive_successes: Option<u32>,
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Deserialize)]
+struct HttpDoc {
+    method: Option<String>,
+    url: String,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    body: Option<String>,
+    json: Option<Value>,
+    max_body_bytes: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct InvokeDoc {
+    function: Option<String>,
+    qualifier: Option<String>,
+    payload: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct ExpectDoc {
+    status: Option<Vec<u16>>,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, HeaderMatchDoc>,
+    json_schema: Option<Value>,
+    json_schema_file: Option<PathBuf>,
+    max_latency_ms: Option<u64>,
+    #[serde(default)]
+    function_error: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum HeaderMatchDoc {
+    Exact(String),
+    Regex { regex: String },
+}
+
+// ---- loading ------------------------------------------------------------------------------------
+
+/// Loads, validates and compiles a plan. `package_dir` anchors relative paths of an inline plan.
+pub fn load(source: &PlanSource, package_dir: &Path) -> Result<Plan, PlanError> {
+    let (text, base_dir) = match source {
+        PlanSource::Inline(json) => (json.clone(), package_dir.to_path_buf()),
+        PlanSource::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            (text, dir)
+        }
+    };
+    parse(&text, &base_dir)
+}
+
+/// Validates and compiles plan JSON; relative file paths in it resolve against `base_dir`.
+pub fn parse(text: &str, base_dir: &Path) -> Result<Plan, PlanError> {
+    let document: Value = serde_json::from_str(text).map_err(PlanError::NotJson)?;
+    let issues = schema_issues(&document);
+    if !issues.is_empty() {
+        return Err(PlanError::Invalid(issues));
+    }
+    // The schema has accepted the document's shape, so this only fails on a schema/struct mismatch.
+    let doc: PlanDoc = serde_json::from_value(document).map_err(PlanError::NotJson)?;
+    compile(doc, base_dir)
+}
+
+fn plan_validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let schema: Value = serde_json::from_str(PLAN_SCHEMA)
+            .expect("the embedded plan schema is JSON (unit-tested)");
+        jsonschema::validator_for(&schema).expect("the embedded plan schema compiles (unit-tested)")
+    })
+}
+
+fn schema_issues(document: &Value) -> Vec<PlanIssue> {
+    let mut issues: Vec<PlanIssue> = plan_validator()
+        .iter_errors(document)
+        .map(|error| {
+            let pointer = error_pointer(&error);
+            PlanIssue::new(pointer.clone(), plan_error_message(&error, &pointer))
+        })
+        .collect();
+    issues.dedup();
+    issues
+}
+
+/// The pointer an error is about. For a missing property, the pointer of the property itself,
+/// so "missing /total_minor_units" reads as what is missing, not as "something at the root".
+pub(crate) fn error_pointer(error: &jsonschema::ValidationError<'_>) -> String {
+    let base = error.instance_path().as_str().to_owned();
+    match error.kind() {
+        jsonschema::error::ValidationErrorKind::Required { property } => match property.as_str() {
+            Some(name) => format!("{base}/{}", name.replace('~', "~0").replace('/', "~1")),
+            None => base,
+        },
+        _ => base,
+    }
+}
+
+fn plan_error_message(error: &jsonschema::ValidationError<'_>, pointer: &str) -> String {
+    use jsonschema::error::ValidationErrorKind as Kind;
+    let is_check = pointer
+        .strip_prefix("/checks/")
+        .is_some_and(|rest| !rest.contains('/'));
+    match error.kind() {
+        Kind::OneOfNotValid { .. } | Kind::OneOfMultipleValid { .. } if is_check => {
+            "a check needs exactly one of \"http\" or \"invoke\"".to_owned()
+        }
+        Kind::Not { .. } if pointer.ends_with("/http") => {
+            "use \"body\" or \"json\", not both".to_owned()
+        }
+        Kind::Not { .. } if pointer.ends_with("/expect") => {
+            "use \"json_schema\" or \"json_schema_file\", not both".to_owned()
+        }
+        Kind::Required { property } => format!("required property {property} is missing"),
+        _ => shorten(&error.masked().to_string(), 300),
+    }
+}
+
+fn shorten(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_owned();
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+fn compile(doc: PlanDoc, base_dir: &Path) -> Result<Plan, PlanError> {
+    let mut issues = Vec::new();
+
+    let mut redactor = Redactor::default();
+    for name in &doc.redact_headers {
+        // The schema restricts names to header-token characters, so this parse succeeds.
+        if let Ok(name) = HeaderName::try_from(name.as_str()) {
+            redactor.names.insert(name);
+        }
+    }
+
+    let mut extra_roots = Vec::new();
+    if let Some(path) = &doc.ca_bundle_file {
+        let path = base_dir.join(path);
+        match std::fs::read(&path) {
+            Err(err) => issues.push(PlanIssue::new(
+                "/ca_bundle_file",
+                format!("cannot read {}: {err}", path.display()),
+            )),
+            Ok(pem) => match reqwest::Certificate::from_pem_bundle(&pem) {
+                Ok(certs) if !certs.is_empty() => extra_roots = certs,
+                Ok(_) => issues.push(PlanIssue::new(
+                    "/ca_bundle_file",
+                    format!("{} holds no PEM certificate", path.display()),
+                )),
+                Err(err) => issues.push(PlanIssue::new(
+                    "/ca_bundle_file",
+                    format!("{}: {err}", path.display()),
+                )),
+            },
+        }
+    }
+
+    let mut names = HashSet::new();
+    let mut checks = Vec::with_capacity(doc.checks.len());
+    for (index, check) in doc.checks.into_iter().enumerate() {
+        let at = format!("/checks/{index}");
+        if !names.insert(check.name.clone()) {
+            issues.push(PlanIssue::new(
+                format!("{at}/name"),
+                format!("duplicate check name {:?}", check.name),
+            ));
+        }
+        if let Some(check) = compile_check(check, &at, base_dir, &redactor, &mut issues) {
+            checks.push(Arc::new(check));
+        }
+    }
+
+    if !issues.is_empty() {
+        return Err(PlanError::Invalid(issues));
+    }
+    Ok(Plan {
+        checks,
+        dry_run: doc.dry_run,
+        report_reserve: doc
+            .report_reserve_ms
+            .map_or(DEFAULT_REPORT_RESERVE, Duration::from_millis),
+        redactor,
+        extra_roots,
+        wait_for_green: doc.wait_for_green,
+        wait_for_green_interval: doc
+            .wait_for_green_interval_ms
+            .map_or(DEFAULT_WAIT_FOR_GREEN_INTERVAL, Duration::from_millis),
+    })
+}
+
+fn compile_check(
+    doc: CheckDoc,
+    at: &str,
+    base_dir: &Path,
+    redactor: &Redactor,
+    issues: &mut Vec<PlanIssue>,
+) -> Option<Check> {
+    let attempts = doc.attempts.unwrap_or(1);
+    let consecutive_successes = doc.consecutive_successes.unwrap_or(1);
+    if consecutive_successes > attempts {
+        issues.push(PlanIssue::new(
+            format!("{at}/consecutive_successes"),
+            format!(
+                "{consecutive_successes} successes in a row cannot happen in {attempts} attempt(s)"
+            ),
+        ));
+    }
+    let measurement = Measurement {
+        attempts,
+        interval: doc
+            .interval_ms
+            .map_or(DEFAULT_INTERVAL, Duration::from_millis),
+        failure_limit: doc.failure_limit,
+        consecutive_successes,
+        timeout: doc
+            .timeout_ms
+            .map_or(DEFAULT_TIMEOUT, Duration::from_millis),
+    };
+
+    let probe = match (doc.http, doc.invoke) {
+        (Some(http), None) => {
+            if doc.expect.function_error {
+                issues.push(PlanIssue::new(
+                    format!("{at}/expect/function_error"),
+                    "only invoke checks have function errors",
+                ));
+            }
+            compile_http(http, &format!("{at}/http"), redactor, issues).map(Probe::Http)
+        }
+        (None, Some(invoke)) => {
+            if !doc.expect.headers.is_empty() {
+                issues.push(PlanIssue::new(
+                    format!("{at}/expect/headers"),
+                    "invoke checks have no response headers to match",
+                ));
+            }
+            Some(Probe::Invoke(compile_invoke(invoke)))
+        }
+        // The schema's oneOf already rejected these.
+        _ => None,
+    }?;
+    let expect = compile_expect(doc.expect, &format!("{at}/expect"), base_dir, issues)?;
+    Some(Check {
+        name: doc.name,
+        probe,
+        expect,
+        measurement,
+        dry_run: doc.dry_run,
+    })
+}
+
+fn compile_http(
+    doc: HttpDoc,
+    at: &str,
+    redactor: &Redactor,
+    issues: &mut Vec<PlanIssue>,
+) -> Option<HttpProbe> {
+    let method = doc.method.as_deref().unwrap_or("GET");
+    let method = reqwest::Method::from_bytes(method.as_bytes()).ok()?;
+    let url = match reqwest::Url::parse(&doc.url) {
+        Ok(url) => url,
+        Err(err) => {
+            issues.push(PlanIssue::new(
+                format!("{at}/url"),
+                format!("not a URL: {err}"),
+            ));
+            return None;
+        }
+    };
+    let mut headers = HeaderMap::new();
+    for (name, value) in &doc.headers {
+        let pointer = format!("{at}/headers/{name}");
+        let (Ok(name), Ok(mut value)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) else {
+            issues.push(PlanIssue::new(pointer, "not a valid header value"));
+            continue;
+        };
+        value.set_sensitive(redactor.is_redacted(&name));
+        headers.insert(name, value);
+    }
+    let body = match (doc.body, doc.json) {
+        (Some(body), _) => Some(body.into_bytes()),
+        (None, Some(json)) => {
+            headers
+                .entry(reqwest::header::CONTENT_TYPE)
+                .or_insert(HeaderValue::from_static("application/json"));
+            Some(json.to_string().into_bytes())
+        }
+        (None, None) => None,
+    };
+    Some(HttpProbe {
+        method,
+        url,
+        headers,
+        body,
+        max_body_bytes: doc.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+    })
+}
+
+fn compile_invoke(doc: InvokeDoc) -> InvokeProbe {
+    let function = match doc.function.as_deref() {
+        None | Some("target") => FunctionRef::Target,
+        Some(name) => FunctionRef::Named(name.to_owned()),
+    };
+    let qualifier = match doc.qualifier.as_deref() {
+        None | Some("target") => QualifierRef::Target,
+        Some("current") => QualifierRef::Current,
+        Some("alias") => QualifierRef::Alias,
+        Some(other) => QualifierRef::Named(other.to_owned()),
+    };
+    let payload = doc
+        .payload
+        .unwrap_or_else(|| Value::Object(Default::default()))
+        .to_string()
+        .into_bytes();
+    InvokeProbe {
+        function,
+        qualifier,
+        payload,
+    }
+}
+
+fn compile_expect(
+    doc: ExpectDoc,
+    at: &str,
+    base_dir: &Path,
+    issues: &mut Vec<PlanIssue>,
+) -> Option<Expect> {
+    let mut ok = true;
+    let mut headers = Vec::new();
+    for (name, matcher) in doc.headers {
+        let pointer = format!("{at}/headers/{name}");
+        let Ok(header) = HeaderName::try_from(name.as_str()) else {
+            issues.push(PlanIssue::new(pointer, "not a valid header name"));
+            ok = false;
+            continue;
+        };
+        let matcher = match matcher {
+            HeaderMatchDoc::Exact(value) => HeaderMatch::Exact(value),
+            HeaderMatchDoc::Regex { regex } => match Regex::new(&regex) {
+                Ok(regex) => HeaderMatch::Regex(regex),
+                Err(err) => {
+                    issues.push(PlanIssue::new(
+                        format!("{pointer}/regex"),
+                        format!("bad regex: {err}"),
+                    ));
+                    ok = false;
+                    continue;
+                }
+            },
+        };
+        headers.push((header, matcher));
+    }
+
+    let schema = match (doc.json_schema, doc.json_schema_file) {
+        (Some(schema), _) => Some((schema, format!("{at}/json_schema"))),
+        (None, Some(path)) => {
+            let pointer = format!("{at}/json_schema_file");
+            let path = base_dir.join(path);
+            match std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| {
+                    serde_json::from_str::<Value>(&text).map_err(|e| format!("not JSON: {e}"))
+                }) {
+                Ok(schema) => Some((schema, pointer)),
+                Err(err) => {
+                    issues.push(PlanIssue::new(
+                        pointer,
+                        format!("cannot load {}: {err}", path.display()),
+                    ));
+                    ok = false;
+                    None
+                }
+            }
+        }
+        (None, None) => None,
+    };
+    let json_schema = match schema {
+        None => None,
+        Some((schema, pointer)) => match jsonschema::validator_for(&schema) {
+            Ok(validator) => Some(validator),
+            Err(err) => {
+                issues.push(PlanIssue::new(
+                    pointer,
+                    format!(
+                        "not a usable JSON Schema: {}",
+                        shorten(&err.to_string(), 300)
+                    ),
+                ));
+                ok = false;
+                None
+            }
+        },
+    };
+
+    ok.then(|| Expect {
+        status: doc.status,
+        headers,
+        json_schema,
+        max_latency: doc.max_latency_ms.map(Duration::from_millis),
+        function_error: doc.function_error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid(text: &str) -> Vec<PlanIssue> {
+        match parse(text, Path::new(".")) {
+            Err(PlanError::Invalid(issues)) => issues,
+            other => panic!("expected an invalid plan, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn embedded_schema_compiles() {
+        let _ = plan_validator();
+    }
+
+    #[test]
+    fn the_issue_example_plan_is_valid() {
+        let plan = parse(
+            r#"{"checks": [
+              {"name": "cart contract",
+               "http": {"method": "GET", "url": "http://127.0.0.1:8443/v2/cart", "headers": {"accept": "application/json"}},
+               "expect": {"status": [200], "headers": {"x-app-version": "47"}, "json_schema": {"type": "object"}, "max_latency_ms": 500},
+               "attempts": 3, "interval_ms": 500, "timeout_ms": 2000},
+              {"name": "new version answers",
+               "invoke": {"function": "target", "qualifier": "target", "payload": {"path": "/v2/cart"}},
+               "expect": {"function_error": false, "json_schema": {"type": "object"}}}
+            ]}"#,
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(plan.checks.len(), 2);
+        assert_eq!(plan.checks[0].measurement.attempts, 3);
+        assert!(matches!(
+            plan.checks[1].probe,
+            Probe::Invoke(InvokeProbe {
+                function: FunctionRef::Target,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn wrong_type_names_its_pointer() {
+        let issues =
+            invalid(r#"{"checks": [{"name": "a", "http": {"url": "http://x"}, "attempts": "3"}]}"#);
+        assert_eq!(issues[0].pointer, "/checks/0/attempts", "{issues:?}");
+    }
+
+    #[test]
+    fn missing_url_names_the_missing_property() {
+        let issues = invalid(r#"{"checks": [{"name": "a", "http": {}}]}"#);
+        assert!(
+            issues.iter().any(|i| i.pointer == "/checks/0/http/url"),
+            "{issues:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let issues = invalid(r#"{"checks": [], "chekcs": []}"#);
+        assert_eq!(issues[0].pointer, "", "{issues:?}");
+        assert!(issues[0].message.contains("chekcs"), "{issues:?}");
+    }
+
+    #[test]
+    fn a_check_needs_exactly_one_probe() {
+        let issues = invalid(r#"{"checks": [{"name": "a"}]}"#);
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.pointer == "/checks/0" && i.message.contains("exactly one")),
+            "{issues:?}"
+        );
+        let issues =
+            invalid(r#"{"checks": [{"name": "a", "http": {"url": "http://x"}, "invoke": {}}]}"#);
+        assert!(
+            issues.iter().any(|i| i.pointer == "/checks/0"),
+            "{issues:?}"
+        );
+    }
+
+    #[test]
+    fn semantic_rules_name_their_pointer() {
+        let issues = invalid(
+            r#"{"checks": [
+              {"name": "a", "http": {"url": "http://x"}, "attempts": 2, "consecutive_successes": 3},
+              {"name": "a", "http": {"url": "http://x"}, "expect": {"headers": {"x": {"regex": "("}}}},
+              {"name": "c", "http": {"url": "http://x"}, "expect": {"json_schema": {"type": "nope"}}},
+              {"name": "d", "invoke": {}, "expect": {"headers": {"x": "1"}}}
+            ]}"#,
+        );
+        let pointers: Vec<&str> = issues.iter().map(|i| i.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            [
+                "/checks/0/consecutive_successes",
+                "/checks/1/name",
+                "/checks/1/expect/headers/x/regex",
+                "/checks/2/expect/json_schema",
+                "/checks/3/expect/headers"
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_schema_file_is_an_issue_not_a_crash() {
+        let issues = invalid(
+            r#"{"checks": [{"name": "a", "http": {"url": "http://x"}, "expect": {"json_schema_file": "nope.json"}}]}"#,
+        );
+        assert_eq!(issues[0].pointer, "/checks/0/expect/json_schema_file");
+    }
+
+    #[test]
+    fn redacted_request_headers_are_marked_sensitive() {
+        let plan = parse(
+            r#"{"redact_headers": ["x-token"], "checks": [{"name": "a", "http": {"url": "http://x", "headers": {"x-token": "s3cret", "authorization": "Bearer t", "accept": "*/*"}}}]}"#,
+            Path::new("."),
+        )
+        .unwrap();
+        let Probe::Http(http) = &plan.checks[0].probe else {
+            unreachable!()
+        };
+        assert!(http.headers["x-token"].is_sensitive());
+        assert!(http.headers["authorization"].is_sensitive());
+        assert!(!http.headers["accept"].is_sensitive());
+        assert!(!format!("{plan:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn defaults_follow_the_readme() {
+        let plan = parse(
+            r#"{"checks": [{"name": "a", "http": {"url": "http://x"}}]}"#,
+            Path::new("."),
+        )
+        .unwrap();
+        let check = &plan.checks[0];
+        assert_eq!(
+            check.measurement,
+            Measurement {
+                attempts: 1,
+                interval: Duration::from_secs(1),
+                failure_limit: None,
+                consecutive_successes: 1,
+                timeout: Duration::from_secs(5)
+            }
+        );
+        assert!(check.expect.status_ok(204) && !check.expect.status_ok(301));
+        assert_eq!(plan.report_reserve, Duration::from_secs(5));
+    }
+}

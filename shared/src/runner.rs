@@ -1,0 +1,385 @@
+//! Runs every check concurrently under one deadline, each by its measurement model.
+//!
+//! Each check is its own task, so one that hangs, or panics, cannot hold up or take down the others:
+//! a panic becomes that check's `Failed` result, and anything unfinished at the deadline is `Failed`
+//! with reason "deadline".
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::checks::{ProbeContext, measure_once};
+use crate::plan::Check;
+
+/// One measurement, boxed so the runner can be handed something other than the live probe (tests
+/// use this to make a check panic; production always uses [`live_probe`]).
+pub type ProbeFn = Arc<
+    dyn Fn(
+            Arc<Check>,
+            Arc<ProbeContext>,
+        ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The probe that really measures: HTTP requests and Lambda invocations.
+pub fn live_probe() -> ProbeFn {
+    Arc::new(|check, context| Box::pin(async move { measure_once(&check, &context).await }))
+}
+
+/// How long after the deadline a check task may take to notice it before it is abandoned.
+const ABANDON_GRACE: Duration = Duration::from_millis(250);
+
+/// The result of one check.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CheckResult {
+    /// The check's name.
+    pub name: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// Dry-run checks are logged but left out of the verdict.
+    pub dry_run: bool,
+    /// Measurements made.
+    pub attempts: u32,
+    /// Latency of the last measurement, in milliseconds.
+    pub latency_ms: Option<u64>,
+    /// Why it failed, or for a pass, nothing.
+    pub reason: Option<String>,
+}
+
+impl CheckResult {
+    fn failed(check: &Check, attempts: u32, latency: Option<Duration>, reason: String) -> Self {
+        Self {
+            name: check.name.clone(),
+            passed: false,
+            dry_run: check.dry_run,
+            attempts,
+            latency_ms: latency.map(|d| d.as_millis() as u64),
+            reason: Some(reason),
+        }
+    }
+
+    /// Whether this result decides the verdict against the deployment.
+    pub fn counts_as_failure(&self) -> bool {
+        !self.passed && !self.dry_run
+    }
+}
+
+/// Runs all checks concurrently; results come back in plan order.
+pub async fn run_checks(
+    checks: &[Arc<Check>],
+    context: Arc<ProbeContext>,
+    probe: ProbeFn,
+    deadline: Instant,
+) -> Vec<CheckResult> {
+    let handles: Vec<_> = checks
+        .iter()
+        .map(|check| {
+            tokio::spawn(measure(
+                check.clone(),
+                context.clone(),
+                probe.clone(),
+                deadline,
+            ))
+        })
+        .collect();
+    let mut results = Vec::with_capacity(checks.len());
+    for (check, handle) in checks.iter().zip(handles) {
+        let abort = handle.abort_handle();
+        let result = match tokio::time::timeout_at(deadline + ABANDON_GRACE, handle).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join_error)) => CheckResult::failed(
+                check,
+                0,
+                None,
+                format!("check panicked: {}", panic_message(join_error)),
+            ),
+            Err(_) => {
+                abort.abort();
+                CheckResult::failed(
+                    check,
+                    0,
+                    None,
+                    "deadline: the check did not finish in time".to_owned(),
+                )
+            }
+        };
+        results.push(result);
+    }
+    results
+}
+
+/// The message of a panic, as far as it can be recovered.
+pub(crate) fn panic_message(error: tokio::task::JoinError) -> String {
+    if !error.is_panic() {
+        return error.to_string();
+    }
+    let payload = error.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-text panic payload".to_owned())
+}
+
+/// Runs one check's measurements: passes after `consecutive_successes` passing measurements in a
+/// row; fails once failures exceed `failure_limit`, once passing has become impossible in the
+/// attempts left, or at the deadline.
+async fn measure(
+    check: Arc<Check>,
+    context: Arc<ProbeContext>,
+    probe: ProbeFn,
+    deadline: Instant,
+) -> CheckResult {
+    let model = check.measurement;
+    let (mut attempts, mut failures, mut streak) = (0u32, 0u32, 0u32);
+    let mut last_latency = None;
+    let mut last_reason = String::new();
+    while attempts < model.attempts {
+        if attempts > 0 {
+            if Instant::now() + model.interval >= deadline {
+                return CheckResult::failed(
+                    &check,
+                    attempts,
+                    last_latency,
+                    format!(
+                        "deadline: no time for attempt {} (last: {last_reason})",
+                        attempts + 1
+                    ),
+                );
+            }
+            tokio::time::sleep(model.interval).await;
+        }
+        attempts += 1;
+        let started = Instant::now();
+        let attempt_deadline = (started + model.timeout).min(deadline);
+        let outcome =
+            match tokio::time::timeout_at(attempt_deadline, probe(check.clone(), context.clone()))
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(_) if attempt_deadline == deadline => {
+                    return CheckResult::failed(
+                        &check,
+                        attempts,
+                        Some(started.elapsed()),
+                        format!("deadline: attempt {attempts} was still running"),
+                    );
+                }
+                Err(_) => Err(format!("timed out after {} ms", model.timeout.as_millis())),
+            };
+        let latency = started.elapsed();
+        last_latency = Some(latency);
+        let outcome = outcome.and_then(|()| match check.expect.max_latency {
+            Some(budget) if latency > budget => Err(format!(
+                "took {} ms, over the {} ms budget",
+                latency.as_millis(),
+                budget.as_millis()
+            )),
+            _ => Ok(()),
+        });
+        match outcome {
+            Ok(()) => {
+                streak += 1;
+                if streak >= model.consecutive_successes {
+                    return CheckResult {
+                        name: check.name.clone(),
+                        passed: true,
+                        dry_run: check.dry_run,
+                        attempts,
+                        latency_ms: Some(latency.as_millis() as u64),
+                        reason: None,
+                    };
+                }
+            }
+            Err(reason) => {
+                streak = 0;
+                failures += 1;
+                last_reason = reason;
+                if let Some(limit) = model.failure_limit
+                    && failures > limit
+                {
+                    let reason =
+                        format!("{failures} failed measurement(s), limit {limit}: {last_reason}");
+                    return CheckResult::failed(&check, attempts, last_latency, reason);
+                }
+            }
+        }
+        let attempts_left = model.attempts - attempts;
+        if streak + attempts_left < model.consecutive_successes {
+            break;
+        }
+    }
+    let reason = if model.consecutive_successes > 1 {
+        format!(
+            "{} successes in a row not reached in {attempts} attempt(s); last failure: {last_reason}",
+            model.consecutive_successes
+        )
+    } else if attempts > 1 {
+        format!("failed {attempts} of {attempts} attempts; last: {last_reason}")
+    } else {
+        last_reason
+    };
+    CheckResult::failed(&check, attempts, last_latency, reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::plan::{Expect, HttpProbe, Measurement, Probe, Redactor};
+
+    fn check(name: &str, measurement: Measurement) -> Arc<Check> {
+        Arc::new(Check {
+            name: name.to_owned(),
+            probe: Probe::Http(HttpProbe {
+                method: reqwest::Method::GET,
+                url: "http://127.0.0.1:9/".parse().unwrap(),
+                headers: Default::default(),
+                body: None,
+                max_body_bytes: 1,
+            }),
+            expect: Expect::default(),
+            measurement,
+            dry_run: false,
+        })
+    }
+
+    fn model(attempts: u32, failure_limit: Option<u32>, consecutive_successes: u32) -> Measurement {
+        Measurement {
+            attempts,
+            interval: Duration::ZERO,
+            failure_limit,
+            consecutive_successes,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn context() -> Arc<ProbeContext> {
+        let config = aws_sdk_lambda::Config::builder()
+            .behavior_version_latest()
+            .build();
+        Arc::new(ProbeContext {
+            http: reqwest::Client::new(),
+            lambda: aws_sdk_lambda::Client::from_conf(config),
+            deployment: None,
+            redactor: Redactor::default(),
+        })
+    }
+
+    /// A probe that answers from a script: `true` passes, `false` fails; past the end, it fails.
+    fn scripted(script: &'static [bool]) -> (ProbeFn, Arc<AtomicU32>) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let counter = calls.clone();
+        let probe: ProbeFn = Arc::new(move |_, _| {
+            let n = counter.fetch_add(1, Ordering::SeqCst) as usize;
+            Box::pin(async move {
+                if script.get(n).copied().unwrap_or(false) {
+                    Ok(())
+                } else {
+                    Err(format!("no {n}"))
+                }
+            })
+        });
+        (probe, calls)
+    }
+
+    async fn run_one(measurement: Measurement, script: &'static [bool]) -> (CheckResult, u32) {
+        let (probe, calls) = scripted(script);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let results = run_checks(&[check("c", measurement)], context(), probe, deadline).await;
+        (
+            results.into_iter().next().unwrap(),
+            calls.load(Ordering::SeqCst),
+        )
+    }
+
+    #[tokio::test]
+    async fn retries_until_the_first_pass() {
+        let (result, calls) = run_one(model(3, None, 1), &[false, false, true]).await;
+        assert!(result.passed, "{result:?}");
+        assert_eq!((result.attempts, calls), (3, 3));
+    }
+
+    #[tokio::test]
+    async fn all_attempts_failing_fails_with_the_last_reason() {
+        let (result, _) = run_one(model(3, None, 1), &[]).await;
+        assert!(!result.passed);
+        assert_eq!(
+            result.reason.as_deref(),
+            Some("failed 3 of 3 attempts; last: no 2")
+        );
+    }
+
+    #[tokio::test]
+    async fn failure_limit_stops_early() {
+        let (result, calls) = run_one(model(10, Some(1), 1), &[]).await;
+        assert!(!result.passed);
+        assert_eq!(calls, 2, "the second failure exceeds a limit of 1");
+    }
+
+    #[tokio::test]
+    async fn consecutive_successes_restart_after_a_failure() {
+        let (result, calls) =
+            run_one(model(6, None, 3), &[true, true, false, true, true, true]).await;
+        assert!(result.passed, "{result:?}");
+        assert_eq!(calls, 6);
+    }
+
+    #[tokio::test]
+    async fn gives_up_when_passing_is_no_longer_possible() {
+        let (result, calls) = run_one(model(5, None, 3), &[true, true, false, true, true]).await;
+        assert!(!result.passed);
+        assert_eq!(
+            calls, 3,
+            "after the 3rd measurement, 2 attempts cannot make 3 in a row"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_check_fails_alone() {
+        let probe: ProbeFn = Arc::new(|check, _| {
+            Box::pin(async move {
+                if check.name == "boom" {
+                    panic!("kaboom");
+                }
+                Ok(())
+            })
+        });
+        let checks = [
+            check("boom", model(1, None, 1)),
+            check("fine", model(1, None, 1)),
+        ];
+        let results = run_checks(
+            &checks,
+            context(),
+            probe,
+            Instant::now() + Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(results[0].reason.as_deref(), Some("check panicked: kaboom"));
+        assert!(results[1].passed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_check_fails_at_the_deadline() {
+        let probe: ProbeFn = Arc::new(|_, _| Box::pin(std::future::pending()));
+        let mut slow = model(1, None, 1);
+        slow.timeout = Duration::from_secs(600);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let results = run_checks(&[check("hang", slow)], context(), probe, deadline).await;
+        assert!(
+            results[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .starts_with("deadline"),
+            "{results:?}"
+        );
+        assert!(Instant::now() <= deadline + ABANDON_GRACE);
+    }
+}
