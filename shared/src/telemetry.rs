@@ -13,11 +13,11 @@ pub fn init_lambda() {
     lambda_runtime::tracing::init_default_subscriber();
 }
 
-/// Sets up logging for CLI mode: to stderr (stdout carries the result), warnings only unless
+/// Sets up logging for CLI mode: to stderr (stdout carries the result), errors only unless
 /// `RUST_LOG` asks for more.
 pub fn init_cli() {
     use lambda_runtime::tracing::subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error"));
     fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
