@@ -1,1 +1,597 @@
-//! test harness
+//! Test harness: real servers on loopback for greenlight's integration tests.
+//!
+//! - [`LocalAws`]: a small endpoint speaking CodeDeploy's awsJson1_1 protocol (the lifecycle-hook
+//!   operations, with faults to inject) and Lambda's restJson1 `Invoke`. It is its own reading of
+//!   the AWS contract and shares no code with the library.
+//! - [`Target`]: an HTTP service with the behaviours a smoke test meets in the wild: healthy,
+//!   contract-breaking, 500, not JSON, empty, hanging, slow, huge.
+//! - [`sdk_config`]: real AWS SDK configuration pointed at a [`LocalAws`].
+//! - [`hook_binary`]: the hook binaries, built once, for CLI- and Lambda-mode tests.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// Starts `router` on an ephemeral loopback port; the server lives as long as the runtime.
+pub async fn serve(router: Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+    addr
+}
+
+// ---- local CodeDeploy + Lambda ------------------------------------------------------------------
+
+/// A fault injected into the next `PutLifecycleEventHookExecutionStatus` calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFault {
+    /// HTTP 400 `ThrottlingException`.
+    Throttle,
+    /// HTTP 500 `InternalFailure`.
+    ServerError,
+}
+
+/// One report CodeDeploy accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedReport {
+    /// Deployment id.
+    pub deployment_id: String,
+    /// Hook execution id.
+    pub execution_id: String,
+    /// `Succeeded` or `Failed`.
+    pub status: String,
+}
+
+/// How a function answers `Invoke`.
+#[derive(Debug, Clone)]
+pub struct FunctionAnswer {
+    /// The payload returned.
+    pub payload: Value,
+    /// `X-Amz-Function-Error`, if set.
+    pub function_error: Option<String>,
+    /// `X-Amz-Executed-Version`.
+    pub executed_version: String,
+}
+
+#[derive(Debug, Default)]
+struct AwsState {
+    /// deployment id → (target id, deploymentTarget JSON).
+    deployments: HashMap<String, (String, Value)>,
+    /// Executions whose event already completed before any report of ours.
+    completed: HashSet<String>,
+    /// Executions already reported (a second report gets AlreadyCompleted).
+    reported: HashSet<String>,
+    accepted: Vec<AcceptedReport>,
+    report_calls: usize,
+    faults: VecDeque<ReportFault>,
+    denied: HashSet<String>,
+    /// ECS green task set: running count added per GetDeploymentTarget call.
+    green_step: HashMap<String, i64>,
+    functions: HashMap<(String, String), FunctionAnswer>,
+    invocations: Vec<(String, String, Value)>,
+    calls: Vec<String>,
+}
+
+/// A local CodeDeploy (awsJson1_1) and Lambda Invoke (restJson1) on one loopback port.
+#[derive(Debug, Clone)]
+pub struct LocalAws {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    state: Arc<Mutex<AwsState>>,
+}
+
+impl LocalAws {
+    /// Starts the endpoint.
+    pub async fn start() -> Self {
+        let state = Arc::new(Mutex::new(AwsState::default()));
+        let router = Router::new()
+            .route("/", post(codedeploy))
+            .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+            .with_state(state.clone());
+        let addr = serve(router).await;
+        Self {
+            url: format!("http://{addr}"),
+            state,
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut AwsState) -> R) -> R {
+        f(&mut self.state.lock().expect("state lock"))
+    }
+
+    /// Adds a Lambda deployment whose `in_progress` lifecycle event is running.
+    pub fn add_lambda_deployment(
+        &self,
+        deployment_id: &str,
+        function: &str,
+        current: &str,
+        target: &str,
+        in_progress: &str,
+    ) {
+        let events = lifecycle_events(
+            &["BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"],
+            in_progress,
+        );
+        let target_id = format!("{function}:live");
+        let doc = json!({
+            "deploymentTargetType": "LambdaTarget",
+            "lambdaTarget": {
+                "deploymentId": deployment_id, "targetId": target_id,
+                "targetArn": format!("arn:aws:lambda:us-east-1:123456789012:function:{function}:live"),
+                "status": "InProgress", "lastUpdatedAt": 1_700_000_000.5,
+                "lifecycleEvents": events,
+                "lambdaFunctionInfo": {"functionName": function, "functionAlias": "live",
+                    "currentVersion": current, "targetVersion": target, "targetVersionWeight": 0.0}
+            }
+        });
+        self.with(|s| {
+            s.deployments
+                .insert(deployment_id.to_owned(), (target_id, doc))
+        });
+    }
+
+    /// Adds an ECS deployment whose `in_progress` event is running; green runs `green_running` of 2.
+    pub fn add_ecs_deployment(&self, deployment_id: &str, in_progress: &str, green_running: i64) {
+        let names = [
+            "BeforeInstall",
+            "Install",
+            "AfterInstall",
+            "AllowTestTraffic",
+            "AfterAllowTestTraffic",
+            "BeforeAllowTraffic",
+            "AllowTraffic",
+            "AfterAllowTraffic",
+        ];
+        let target_id = "checkout-cluster:checkout".to_owned();
+        let doc = json!({
+            "deploymentTargetType": "ECSTarget",
+            "ecsTarget": {
+                "deploymentId": deployment_id, "targetId": target_id, "status": "InProgress",
+                "lifecycleEvents": lifecycle_events(&names, in_progress),
+                "taskSetsInfo": [
+                    {"identifer": "ts-blue", "desiredCount": 2, "pendingCount": 0, "runningCount": 2, "status": "PRIMARY",
+                     "trafficWeight": 100.0, "targetGroup": {"name": "tg-blue"}, "taskSetLabel": "Blue"},
+                    {"identifer": "ts-green", "desiredCount": 2, "pendingCount": 2 - green_running, "runningCount": green_running,
+                     "status": "ACTIVE", "trafficWeight": 0.0, "targetGroup": {"name": "tg-green"}, "taskSetLabel": "Green"}
+                ]
+            }
+        });
+        self.with(|s| {
+            s.deployments
+                .insert(deployment_id.to_owned(), (target_id, doc))
+        });
+    }
+
+    /// Each GetDeploymentTarget of this deployment starts `step` more green tasks (up to desired).
+    pub fn green_starts_tasks(&self, deployment_id: &str, step: i64) {
+        self.with(|s| s.green_step.insert(deployment_id.to_owned(), step));
+    }
+
+    /// Marks an execution as already completed (as after an earlier delivery reported).
+    pub fn complete_execution(&self, execution_id: &str) {
+        self.with(|s| s.completed.insert(execution_id.to_owned()));
+    }
+
+    /// Queues faults for the next report calls.
+    pub fn fail_reports(&self, faults: &[ReportFault]) {
+        self.with(|s| s.faults.extend(faults.iter().copied()));
+    }
+
+    /// Answers `operation` with AccessDeniedException.
+    pub fn deny(&self, operation: &str) {
+        self.with(|s| s.denied.insert(operation.to_owned()));
+    }
+
+    /// Declares how `function:qualifier` answers Invoke.
+    pub fn add_function(&self, function: &str, qualifier: &str, answer: FunctionAnswer) {
+        self.with(|s| {
+            s.functions
+                .insert((function.to_owned(), qualifier.to_owned()), answer)
+        });
+    }
+
+    /// Reports accepted so far.
+    pub fn accepted(&self) -> Vec<AcceptedReport> {
+        self.with(|s| s.accepted.clone())
+    }
+
+    /// Calls of PutLifecycleEventHookExecutionStatus, accepted or not.
+    pub fn report_calls(&self) -> usize {
+        self.with(|s| s.report_calls)
+    }
+
+    /// Every operation called, in order (CodeDeploy targets and `Invoke`).
+    pub fn calls(&self) -> Vec<String> {
+        self.with(|s| s.calls.clone())
+    }
+
+    /// `(function, qualifier, payload)` of every Invoke.
+    pub fn invocations(&self) -> Vec<(String, String, Value)> {
+        self.with(|s| s.invocations.clone())
+    }
+
+    /// Waits up to `limit` for `n` accepted reports.
+    pub async fn wait_for_reports(&self, n: usize, limit: Duration) -> Vec<AcceptedReport> {
+        let until = tokio::time::Instant::now() + limit;
+        while self.accepted().len() < n && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.accepted()
+    }
+}
+
+fn lifecycle_events(names: &[&str], in_progress: &str) -> Value {
+    let position = names.iter().position(|n| *n == in_progress);
+    let events: Vec<Value> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let status = match position {
+                Some(p) if i < p => "Succeeded",
+                Some(p) if i == p => "InProgress",
+                _ => "Pending",
+            };
+            json!({"lifecycleEventName": name, "status": status})
+        })
+        .collect();
+    Value::Array(events)
+}
+
+fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let mut response = (
+        status,
+        json!({"__type": kind, "message": message}).to_string(),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    response
+}
+
+fn aws_ok(body: Value) -> Response {
+    let mut response = (StatusCode::OK, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    response
+}
+
+async fn codedeploy(
+    State(state): State<Arc<Mutex<AwsState>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some(operation) = target.strip_prefix("CodeDeploy_20141006.") else {
+        return aws_error(StatusCode::BAD_REQUEST, "UnknownOperationException", target);
+    };
+    let Ok(input) = serde_json::from_slice::<Value>(&body) else {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "SerializationException",
+            "body is not JSON",
+        );
+    };
+    let mut s = state.lock().expect("state lock");
+    s.calls.push(operation.to_owned());
+    if s.denied.contains(operation) {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "AccessDeniedException",
+            &format!("not authorized to perform codedeploy:{operation}"),
+        );
+    }
+    let deployment_id = input["deploymentId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    match operation {
+        "ListDeploymentTargets" => match s.deployments.get(&deployment_id) {
+            Some((target_id, _)) => aws_ok(json!({"targetIds": [target_id]})),
+            None => aws_error(
+                StatusCode::BAD_REQUEST,
+                "DeploymentDoesNotExistException",
+                &deployment_id,
+            ),
+        },
+        "GetDeploymentTarget" => {
+            let step = s.green_step.get(&deployment_id).copied();
+            let Some((target_id, doc)) = s.deployments.get_mut(&deployment_id) else {
+                return aws_error(
+                    StatusCode::BAD_REQUEST,
+                    "DeploymentDoesNotExistException",
+                    &deployment_id,
+                );
+            };
+            if input["targetId"].as_str() != Some(target_id.as_str()) {
+                return aws_error(
+                    StatusCode::BAD_REQUEST,
+                    "DeploymentTargetDoesNotExistException",
+                    "no such target",
+                );
+            }
+            let answer = json!({"deploymentTarget": doc.clone()});
+            if let (Some(step), Some(green)) = (
+                step,
+                doc.pointer_mut("/ecsTarget/taskSetsInfo/1/runningCount"),
+            ) {
+                *green = json!((green.as_i64().unwrap_or(0) + step).min(2));
+            }
+            aws_ok(answer)
+        }
+        "PutLifecycleEventHookExecutionStatus" => {
+            s.report_calls += 1;
+            if let Some(fault) = s.faults.pop_front() {
+                return match fault {
+                    ReportFault::Throttle => aws_error(
+                        StatusCode::BAD_REQUEST,
+                        "ThrottlingException",
+                        "Rate exceeded",
+                    ),
+                    ReportFault::ServerError => aws_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "InternalFailure",
+                        "try again",
+                    ),
+                };
+            }
+            let execution_id = input["lifecycleEventHookExecutionId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let status = input["status"].as_str().unwrap_or_default().to_owned();
+            if !s.deployments.contains_key(&deployment_id) {
+                return aws_error(
+                    StatusCode::BAD_REQUEST,
+                    "DeploymentDoesNotExistException",
+                    &deployment_id,
+                );
+            }
+            if status != "Succeeded" && status != "Failed" {
+                return aws_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidLifecycleEventHookExecutionStatusException",
+                    &status,
+                );
+            }
+            if s.completed.contains(&execution_id) || !s.reported.insert(execution_id.clone()) {
+                return aws_error(
+                    StatusCode::BAD_REQUEST,
+                    "LifecycleEventAlreadyCompletedException",
+                    "already completed",
+                );
+            }
+            s.accepted.push(AcceptedReport {
+                deployment_id,
+                execution_id: execution_id.clone(),
+                status,
+            });
+            aws_ok(json!({"lifecycleEventHookExecutionId": execution_id}))
+        }
+        other => aws_error(StatusCode::BAD_REQUEST, "UnknownOperationException", other),
+    }
+}
+
+async fn invoke(
+    State(state): State<Arc<Mutex<AwsState>>>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let qualifier = query
+        .get("Qualifier")
+        .cloned()
+        .unwrap_or_else(|| "$LATEST".to_owned());
+    let payload = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut s = state.lock().expect("state lock");
+    s.calls.push("Invoke".to_owned());
+    if s.denied.contains("Invoke") {
+        let mut response = aws_error(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            "not authorized",
+        );
+        response.headers_mut().insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static("AccessDeniedException"),
+        );
+        return response;
+    }
+    s.invocations
+        .push((name.clone(), qualifier.clone(), payload));
+    let Some(answer) = s.functions.get(&(name.clone(), qualifier.clone())).cloned() else {
+        let mut response = aws_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!("Function not found: {name}:{qualifier}"),
+        );
+        response.headers_mut().insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static("ResourceNotFoundException"),
+        );
+        return response;
+    };
+    let mut response = (StatusCode::OK, answer.payload.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        "x-amz-executed-version",
+        HeaderValue::from_str(&answer.executed_version).expect("version header"),
+    );
+    if let Some(kind) = &answer.function_error {
+        headers.insert(
+            "x-amz-function-error",
+            HeaderValue::from_str(kind).expect("error header"),
+        );
+    }
+    response
+}
+
+/// Real AWS SDK configuration aimed at `endpoint`, with static test credentials and quick retry
+/// backoff (3 attempts, as the SDK's default).
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    let retry = aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(20));
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_codedeploy::config::Credentials::new(
+            "AKIDTEST", "secret", None, None, "tests",
+        ))
+        .endpoint_url(endpoint)
+        .retry_config(retry)
+        .load()
+        .await
+}
+
+// ---- target service -----------------------------------------------------------------------------
+
+/// An HTTP service with the behaviours smoke tests meet. Paths:
+/// `/v2/cart/healthy` (the v2 contract), `/v2/cart/renamed-back` (carries `total_cents`, lacks
+/// `total_minor_units`), `/v2/cart/string-total` (wrong type), `/status/{code}`, `/not-json`,
+/// `/empty`, `/hang`, `/slow/{ms}`, `/huge` (64 MiB, streamed), `/flaky` (500 twice, then healthy),
+/// `/versioned` (header `x-app-version: 47`), `/echo-auth` (always 200).
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+/// The healthy v2 cart.
+pub fn healthy_cart() -> Value {
+    json!({"cart_id": "c-1", "currency": "EUR", "total_minor_units": 1299, "items": [{"sku": "tea", "quantity": 1}]})
+}
+
+impl Target {
+    /// Starts the service.
+    pub async fn start() -> Self {
+        let flaky = Arc::new(Mutex::new(0u32));
+        let router = Router::new()
+            .route("/v2/cart/healthy", get(|| async { axum::Json(healthy_cart()) }))
+            .route(
+                "/v2/cart/renamed-back",
+                get(|| async { axum::Json(json!({"cart_id": "c-1", "currency": "EUR", "total_cents": 1299, "items": []})) }),
+            )
+            .route(
+                "/v2/cart/string-total",
+                get(|| async { axum::Json(json!({"cart_id": "c-1", "currency": "EUR", "total_minor_units": "12.99", "items": []})) }),
+            )
+            .route("/status/{code}", any(|Path(code): Path<u16>| async move { StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT) }))
+            .route("/not-json", get(|| async { ([(header::CONTENT_TYPE, "text/html")], "<html>maintenance</html>") }))
+            .route("/empty", get(|| async { StatusCode::OK }))
+            .route("/hang", get(|| async { std::future::pending::<()>().await }))
+            .route(
+                "/slow/{ms}",
+                get(|Path(ms): Path<u64>| async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    axum::Json(healthy_cart())
+                }),
+            )
+            .route("/huge", get(huge))
+            .route(
+                "/flaky",
+                get(move || {
+                    let flaky = flaky.clone();
+                    async move {
+                        let mut calls = flaky.lock().expect("flaky lock");
+                        *calls += 1;
+                        if *calls <= 2 { StatusCode::INTERNAL_SERVER_ERROR.into_response() } else { axum::Json(healthy_cart()).into_response() }
+                    }
+                }),
+            )
+            .route("/versioned", get(|| async { ([("x-app-version", "47"), ("x-session-token", "tok-SECRET-46")], axum::Json(healthy_cart())) }));
+        let addr = serve(router).await;
+        Self {
+            url: format!("http://{addr}"),
+        }
+    }
+}
+
+/// 64 MiB of JSON-looking bytes, streamed without a content length, so only a reader that caps
+/// what it reads finishes quickly.
+async fn huge() -> Response {
+    let chunk = Bytes::from(vec![b' '; 64 * 1024]);
+    let first = Bytes::from_static(b"{\"pad\": \"");
+    let stream = futures_stream(first, chunk, 1024);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .expect("huge response")
+}
+
+fn futures_stream(
+    first: Bytes,
+    chunk: Bytes,
+    count: usize,
+) -> impl futures_core::Stream<Item = Result<Bytes, std::io::Error>> {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        if sender.send(Ok(first)).await.is_err() {
+            return;
+        }
+        for _ in 0..count {
+            if sender.send(Ok(chunk.clone())).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(receiver)
+}
+
+// ---- hook binaries ------------------------------------------------------------------------------
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Path to a hook binary, building every hook once per test process (cargo builds only the test
+/// package's own binaries for its tests).
+pub fn hook_binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut command = std::process::Command::new(cargo);
+        command
+            .current_dir(workspace_root())
+            .args(["build", "--quiet"]);
+        for hook in greenlight::Hook::ALL {
+            command.args(["-p", hook.name]);
+        }
+        let status = command.status().expect("run cargo build");
+        assert!(status.success(), "building the hook binaries failed");
+        // target/<profile>/deps/<test binary> → target/<profile>
+        let exe = std::env::current_exe().expect("current exe");
+        exe.parent()
+            .and_then(|deps| deps.parent())
+            .expect("target profile dir")
+            .to_path_buf()
+    });
+    dir.join(name)
+}
+
+/// The sample event for a hook.
+pub fn event_file(name: &str) -> PathBuf {
+    workspace_root().join("events").join(format!("{name}.json"))
+}
