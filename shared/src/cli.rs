@@ -60,14 +60,8 @@ pub async fn run(hook: Hook) -> ExitCode {
         "greenlight {}: judges the {} {} lifecycle event and reports the verdict to CodeDeploy",
         hook.name, hook.platform, hook.event
     );
-    let command = Args::command()
-        .name(hook.name)
-        .bin_name(hook.name)
-        .about(about);
-    let args = match command
-        .try_get_matches()
-        .and_then(|m| Args::from_arg_matches(&m))
-    {
+    let command = Args::command().name(hook.name).bin_name(hook.name).about(about);
+    let args = match command.try_get_matches().and_then(|m| Args::from_arg_matches(&m)) {
         Ok(args) => args,
         Err(err) => {
             let _ = err.print();
@@ -95,19 +89,20 @@ pub async fn run(hook: Hook) -> ExitCode {
         .dry_run(args.dry_run || crate::lambda::env_flag(crate::lambda::DRY_RUN_ENV))
         .discovery(!args.skip_discovery);
     let deadline = Instant::now() + Duration::from_millis(args.timeout_ms);
-    let outcome = Arc::new(gate).run(&event, deadline).await;
+    let outcome = Arc::new(gate).judge_and_report(&event, deadline).await;
 
-    match &outcome {
-        Ok(outcome) => print_outcome(outcome, args.format),
-        Err(err) => eprintln!("{}: {err}", hook.name),
+    print_outcome(&outcome, args.format);
+    if let Some(err) = &outcome.report_error {
+        eprintln!("{}: {err}", hook.name);
     }
     if let Some(err) = plan_error {
         eprintln!("{}: {err}", hook.name);
         return ExitCode::from(EXIT_USAGE);
     }
-    match outcome {
-        Ok(outcome) if outcome.verdict.status == Status::Succeeded => ExitCode::SUCCESS,
-        _ => ExitCode::from(EXIT_FAILED),
+    if outcome.verdict.status == Status::Succeeded && outcome.report_error.is_none() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
     }
 }
 
@@ -119,11 +114,7 @@ fn read_event(path: &std::path::Path) -> Result<HookEvent, String> {
         std::fs::read(path).map(|bytes| raw = bytes)
     };
     read.map_err(|err| format!("cannot read event {}: {err}", path.display()))?;
-    let source = if path.as_os_str() == "-" {
-        "standard input".into()
-    } else {
-        path.display().to_string()
-    };
+    let source = if path.as_os_str() == "-" { "standard input".into() } else { path.display().to_string() };
     HookEvent::from_slice(&raw).map_err(|err| format!("{err} (in {source})"))
 }
 
@@ -158,9 +149,7 @@ pub fn render_text(outcome: &RunOutcome) -> String {
             check.name.clone(),
             result.to_owned(),
             check.attempts.to_string(),
-            check
-                .latency_ms
-                .map_or("-".to_owned(), |ms| format!("{ms} ms")),
+            check.latency_ms.map_or("-".to_owned(), |ms| format!("{ms} ms")),
             check.reason.clone().unwrap_or_default(),
         ]);
     }

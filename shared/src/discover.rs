@@ -86,21 +86,18 @@ impl Deployment {
 
     /// The lifecycle event CodeDeploy says is in progress.
     pub fn in_progress_event(&self) -> Option<&str> {
-        self.lifecycle_events
-            .iter()
-            .find(|(_, status)| status == "InProgress")
-            .map(|(name, _)| name.as_str())
+        self.lifecycle_events.iter().find(|(_, status)| status == "InProgress").map(|(name, _)| name.as_str())
     }
 
     /// Why this hook must not judge this deployment, if it must not: wrong platform or wrong event.
     pub fn mismatch(&self, hook: Hook) -> Option<String> {
         if self.platform() != hook.platform {
             return Some(format!(
-                "{hook} judges {} deployments but {} is a {} deployment; use the {} hook for it",
+                "{hook} judges {} deployments but {} is a {} deployment; {}",
                 hook.platform,
                 self.id,
                 self.platform(),
-                counterpart(hook),
+                counterpart(hook, self.platform()),
             ));
         }
         match self.in_progress_event() {
@@ -113,21 +110,22 @@ impl Deployment {
                 "{hook} serves {} but no lifecycle event of {} is InProgress (events: {})",
                 hook.event,
                 self.id,
-                self.lifecycle_events
-                    .iter()
-                    .map(|(n, s)| format!("{n}={s}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                self.lifecycle_events.iter().map(|(n, s)| format!("{n}={s}")).collect::<Vec<_>>().join(", ")
             )),
         }
     }
 }
 
-fn counterpart(hook: Hook) -> &'static str {
-    Hook::ALL
-        .iter()
-        .find(|other| other.event == hook.event && other.platform != hook.platform)
-        .map_or("matching", |other| other.name)
+/// Which hook to use instead, for the wrong-platform message.
+fn counterpart(hook: Hook, platform: Platform) -> String {
+    let same_event = Hook::ALL.iter().find(|other| other.event == hook.event && other.platform == platform);
+    match same_event {
+        Some(other) => format!("use the {other} hook for it"),
+        None => {
+            let names: Vec<&str> = Hook::ALL.iter().filter(|h| h.platform == platform).map(|h| h.name).collect();
+            format!("{platform} deployments have no {} event; their hooks are {}", hook.event, names.join(", "))
+        }
+    }
 }
 
 /// Why discovery failed. Every variant is reported as `Failed`.
@@ -171,25 +169,12 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let code = err
-        .as_service_error()
-        .and_then(|e| e.code())
-        .unwrap_or_default();
-    if code.starts_with("AccessDenied")
-        || code == "UnauthorizedOperation"
-        || code == "UnrecognizedClientException"
-    {
-        let message = err
-            .as_service_error()
-            .and_then(|e| e.message())
-            .unwrap_or(code)
-            .to_owned();
+    let code = err.as_service_error().and_then(|e| e.code()).unwrap_or_default();
+    if code.starts_with("AccessDenied") || code == "UnauthorizedOperation" || code == "UnrecognizedClientException" {
+        let message = err.as_service_error().and_then(|e| e.message()).unwrap_or(code).to_owned();
         return DiscoveryError::AccessDenied { operation, message };
     }
-    DiscoveryError::Call {
-        operation,
-        message: DisplayErrorContext(&err).to_string(),
-    }
+    DiscoveryError::Call { operation, message: DisplayErrorContext(&err).to_string() }
 }
 
 /// Learns what deployment `deployment_id` moves, with its lifecycle-event statuses.
@@ -205,10 +190,7 @@ pub async fn discover(client: &Client, deployment_id: &str) -> Result<Deployment
             .await
             .map_err(|e| call_error("ListDeploymentTargets", e))?;
         target_ids.extend(page.target_ids().iter().cloned());
-        next_token = page
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
+        next_token = page.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
         if next_token.is_none() {
             break;
         }
@@ -222,11 +204,7 @@ pub async fn discover(client: &Client, deployment_id: &str) -> Result<Deployment
     get_target(client, deployment_id, target_id).await
 }
 
-async fn get_target(
-    client: &Client,
-    deployment_id: &str,
-    target_id: &str,
-) -> Result<Deployment, DiscoveryError> {
+async fn get_target(client: &Client, deployment_id: &str, target_id: &str) -> Result<Deployment, DiscoveryError> {
     let output = client
         .get_deployment_target()
         .deployment_id(deployment_id)
@@ -234,19 +212,13 @@ async fn get_target(
         .send()
         .await
         .map_err(|e| call_error("GetDeploymentTarget", e))?;
-    let target = output.deployment_target().ok_or_else(|| {
-        DiscoveryError::Unexpected(format!(
-            "GetDeploymentTarget returned no target for {target_id}"
-        ))
-    })?;
+    let target = output
+        .deployment_target()
+        .ok_or_else(|| DiscoveryError::Unexpected(format!("GetDeploymentTarget returned no target for {target_id}")))?;
     from_target(deployment_id, target_id, target)
 }
 
-fn from_target(
-    deployment_id: &str,
-    target_id: &str,
-    target: &DeploymentTarget,
-) -> Result<Deployment, DiscoveryError> {
+fn from_target(deployment_id: &str, target_id: &str, target: &DeploymentTarget) -> Result<Deployment, DiscoveryError> {
     let events = |list: &[aws_sdk_codedeploy::types::LifecycleEvent]| {
         list.iter()
             .map(|e| {
@@ -254,26 +226,19 @@ fn from_target(
                     Some(LifecycleEventStatus::UnknownValue) | None => "Unknown".to_owned(),
                     Some(status) => status.as_str().to_owned(),
                 };
-                (
-                    e.lifecycle_event_name().unwrap_or_default().to_owned(),
-                    status,
-                )
+                (e.lifecycle_event_name().unwrap_or_default().to_owned(), status)
             })
             .collect::<Vec<_>>()
     };
     if let Some(lambda) = target.lambda_target() {
         let info = lambda.lambda_function_info().ok_or_else(|| {
-            DiscoveryError::Unexpected(format!(
-                "Lambda target {target_id} has no lambdaFunctionInfo"
-            ))
+            DiscoveryError::Unexpected(format!("Lambda target {target_id} has no lambdaFunctionInfo"))
         })?;
         let field = |value: Option<&str>, name: &str| {
             value
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned)
-                .ok_or_else(|| {
-                    DiscoveryError::Unexpected(format!("Lambda target {target_id} has no {name}"))
-                })
+                .ok_or_else(|| DiscoveryError::Unexpected(format!("Lambda target {target_id} has no {name}")))
         };
         return Ok(Deployment {
             id: deployment_id.to_owned(),
@@ -289,16 +254,13 @@ fn from_target(
     }
     if let Some(ecs) = target.ecs_target() {
         let task_set = |label: TargetLabel| {
-            ecs.task_sets_info()
-                .iter()
-                .find(|t| t.task_set_label() == Some(&label))
-                .map(|t| TaskSet {
-                    id: t.identifer().unwrap_or_default().to_owned(),
-                    desired_count: t.desired_count(),
-                    running_count: t.running_count(),
-                    traffic_weight: t.traffic_weight(),
-                    target_group: t.target_group().and_then(|g| g.name()).map(str::to_owned),
-                })
+            ecs.task_sets_info().iter().find(|t| t.task_set_label() == Some(&label)).map(|t| TaskSet {
+                id: t.identifer().unwrap_or_default().to_owned(),
+                desired_count: t.desired_count(),
+                running_count: t.running_count(),
+                traffic_weight: t.traffic_weight(),
+                target_group: t.target_group().and_then(|g| g.name()).map(str::to_owned),
+            })
         };
         return Ok(Deployment {
             id: deployment_id.to_owned(),
@@ -312,9 +274,7 @@ fn from_target(
     }
     Err(DiscoveryError::Unexpected(format!(
         "deployment {deployment_id} target {target_id} is {}; greenlight judges ECS and Lambda deployments",
-        target
-            .deployment_target_type()
-            .map_or("of no type", |t| t.as_str())
+        target.deployment_target_type().map_or("of no type", |t| t.as_str())
     )))
 }
 
@@ -339,25 +299,14 @@ pub async fn wait_for_green(
             return Ok(current);
         }
         if Instant::now() + interval >= deadline {
-            return Err(DiscoveryError::GreenNotReady {
-                id,
-                running,
-                desired,
-            });
+            return Err(DiscoveryError::GreenNotReady { id, running, desired });
         }
         tokio::time::sleep(interval).await;
-        let fresh =
-            tokio::time::timeout_at(deadline, get_target(client, &deployment.id, &ecs.target_id))
-                .await
-                .map_err(|_| DiscoveryError::GreenNotReady {
-                    id,
-                    running,
-                    desired,
-                })??;
+        let fresh = tokio::time::timeout_at(deadline, get_target(client, &deployment.id, &ecs.target_id))
+            .await
+            .map_err(|_| DiscoveryError::GreenNotReady { id, running, desired })??;
         let DeploymentKind::Ecs(fresh_ecs) = &fresh.target else {
-            return Err(DiscoveryError::Unexpected(
-                "the deployment target stopped being ECS".to_owned(),
-            ));
+            return Err(DiscoveryError::Unexpected("the deployment target stopped being ECS".to_owned()));
         };
         current_ecs = fresh_ecs.clone();
         current = fresh;
@@ -379,33 +328,21 @@ mod tests {
                 target_version: "5".into(),
                 target_version_weight: 0.0,
             }),
-            lifecycle_events: events
-                .iter()
-                .map(|(n, s)| (n.to_string(), s.to_string()))
-                .collect(),
+            lifecycle_events: events.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect(),
         }
     }
 
     #[test]
     fn matching_event_and_platform_pass() {
-        let d = lambda(&[
-            ("BeforeAllowTraffic", "InProgress"),
-            ("AllowTraffic", "Pending"),
-        ]);
+        let d = lambda(&[("BeforeAllowTraffic", "InProgress"), ("AllowTraffic", "Pending")]);
         assert_eq!(d.mismatch(Hook::PRE_TRAFFIC), None);
     }
 
     #[test]
     fn wrong_event_names_both() {
-        let d = lambda(&[
-            ("BeforeAllowTraffic", "Succeeded"),
-            ("AfterAllowTraffic", "InProgress"),
-        ]);
+        let d = lambda(&[("BeforeAllowTraffic", "Succeeded"), ("AfterAllowTraffic", "InProgress")]);
         let why = d.mismatch(Hook::PRE_TRAFFIC).unwrap();
-        assert!(
-            why.contains("BeforeAllowTraffic") && why.contains("AfterAllowTraffic"),
-            "{why}"
-        );
+        assert!(why.contains("BeforeAllowTraffic") && why.contains("AfterAllowTraffic"), "{why}");
     }
 
     #[test]
@@ -418,10 +355,6 @@ mod tests {
     #[test]
     fn nothing_in_progress_fails_closed() {
         let d = lambda(&[("BeforeAllowTraffic", "Succeeded")]);
-        assert!(
-            d.mismatch(Hook::PRE_TRAFFIC)
-                .unwrap()
-                .contains("no lifecycle event")
-        );
+        assert!(d.mismatch(Hook::PRE_TRAFFIC).unwrap().contains("no lifecycle event"));
     }
 }

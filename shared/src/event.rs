@@ -25,14 +25,10 @@ pub enum EventError {
     #[error("event is not JSON: {0}")]
     NotJson(#[source] serde_json::Error),
     /// The input is JSON but not an object.
-    #[error(
-        "event must be a JSON object with DeploymentId and LifecycleEventHookExecutionId, got {0}"
-    )]
+    #[error("event must be a JSON object with DeploymentId and LifecycleEventHookExecutionId, got {0}")]
     NotAnObject(&'static str),
     /// A required id is absent, null, empty or not a string.
-    #[error(
-        "event has no usable {field} (ids are case-sensitive PascalCase; keys present: {present})"
-    )]
+    #[error("event has no usable {field} (ids are case-sensitive PascalCase; keys present: {present})")]
     MissingField {
         /// The missing PascalCase field name.
         field: &'static str,
@@ -55,31 +51,17 @@ impl HookEvent {
         };
         let present = || {
             let keys: Vec<&str> = map.keys().map(String::as_str).collect();
-            if keys.is_empty() {
-                "none".to_owned()
-            } else {
-                keys.join(", ")
-            }
+            if keys.is_empty() { "none".to_owned() } else { keys.join(", ") }
         };
         for field in ["DeploymentId", "LifecycleEventHookExecutionId"] {
-            let usable = map
-                .get(field)
-                .and_then(Value::as_str)
-                .is_some_and(|s| !s.trim().is_empty());
+            let usable = map.get(field).and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty());
             if !usable {
-                return Err(EventError::MissingField {
-                    field,
-                    present: present(),
-                });
+                return Err(EventError::MissingField { field, present: present() });
             }
         }
         // Both fields are known to be non-empty strings, so the model type cannot reject them.
-        let event: CodeDeployLifecycleEvent =
-            serde_json::from_value(value).map_err(EventError::NotJson)?;
-        Ok(Self {
-            deployment_id: event.deployment_id,
-            execution_id: event.lifecycle_event_hook_execution_id,
-        })
+        let event: CodeDeployLifecycleEvent = serde_json::from_value(value).map_err(EventError::NotJson)?;
+        Ok(Self { deployment_id: event.deployment_id, execution_id: event.lifecycle_event_hook_execution_id })
     }
 }
 
@@ -113,59 +95,37 @@ mod tests {
 
     #[test]
     fn parses_the_codedeploy_payload() {
-        let event = HookEvent::from_slice(
-            br#"{"DeploymentId":"d-ABC","LifecycleEventHookExecutionId":"eyJ"}"#,
-        )
-        .unwrap();
+        let event =
+            HookEvent::from_slice(br#"{"DeploymentId":"d-ABC","LifecycleEventHookExecutionId":"eyJ"}"#).unwrap();
         assert_eq!(event.deployment_id, "d-ABC");
         assert_eq!(event.execution_id, "eyJ");
     }
 
     #[test]
     fn wrong_case_names_the_missing_field_and_the_keys_present() {
-        let err = HookEvent::from_slice(
-            br#"{"deploymentId":"d-ABC","lifecycleEventHookExecutionId":"x"}"#,
-        )
-        .unwrap_err();
+        let err =
+            HookEvent::from_slice(br#"{"deploymentId":"d-ABC","lifecycleEventHookExecutionId":"x"}"#).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("DeploymentId"), "{text}");
-        assert!(
-            text.contains("deploymentId, lifecycleEventHookExecutionId"),
-            "{text}"
-        );
+        assert!(text.contains("deploymentId, lifecycleEventHookExecutionId"), "{text}");
     }
 
     #[test]
     fn missing_execution_id_is_named() {
         let err = HookEvent::from_slice(br#"{"DeploymentId":"d-ABC"}"#).unwrap_err();
-        assert!(
-            err.to_string().contains("LifecycleEventHookExecutionId"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("LifecycleEventHookExecutionId"), "{err}");
     }
 
     #[test]
     fn empty_or_non_string_ids_are_rejected() {
-        assert!(
-            HookEvent::from_slice(br#"{"DeploymentId":"","LifecycleEventHookExecutionId":"x"}"#)
-                .is_err()
-        );
-        assert!(
-            HookEvent::from_slice(br#"{"DeploymentId":7,"LifecycleEventHookExecutionId":"x"}"#)
-                .is_err()
-        );
+        assert!(HookEvent::from_slice(br#"{"DeploymentId":"","LifecycleEventHookExecutionId":"x"}"#).is_err());
+        assert!(HookEvent::from_slice(br#"{"DeploymentId":7,"LifecycleEventHookExecutionId":"x"}"#).is_err());
     }
 
     #[test]
     fn not_json_and_not_object_are_distinguished() {
-        assert!(matches!(
-            HookEvent::from_slice(b"hello"),
-            Err(EventError::NotJson(_))
-        ));
-        assert!(matches!(
-            HookEvent::from_slice(b"[1]"),
-            Err(EventError::NotAnObject("an array"))
-        ));
+        assert!(matches!(HookEvent::from_slice(b"hello"), Err(EventError::NotJson(_))));
+        assert!(matches!(HookEvent::from_slice(b"[1]"), Err(EventError::NotAnObject("an array"))));
     }
 
     #[test]

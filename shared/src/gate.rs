@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::checks::ProbeContext;
 use crate::discover::{self, Deployment};
 use crate::event::HookEvent;
-use crate::hook::Hook;
+use crate::hook::{Hook, LifecycleEvent};
 use crate::plan::{Plan, PlanError};
 use crate::report::{self, ReportError, ReportOutcome};
 use crate::runner::{self, ProbeFn};
@@ -36,10 +36,7 @@ pub struct AwsClients {
 impl AwsClients {
     /// Clients from a loaded SDK config (region, credentials, endpoints, retries).
     pub fn new(config: &SdkConfig) -> Self {
-        Self {
-            codedeploy: aws_sdk_codedeploy::Client::new(config),
-            lambda: aws_sdk_lambda::Client::new(config),
-        }
+        Self { codedeploy: aws_sdk_codedeploy::Client::new(config), lambda: aws_sdk_lambda::Client::new(config) }
     }
 
     /// Clients from the environment, as every AWS SDK loads them.
@@ -61,10 +58,7 @@ pub struct Gate {
 
 impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gate")
-            .field("hook", &self.hook)
-            .field("plan", &self.plan)
-            .finish_non_exhaustive()
+        f.debug_struct("Gate").field("hook", &self.hook).field("plan", &self.plan).finish_non_exhaustive()
     }
 }
 
@@ -79,6 +73,9 @@ pub struct RunOutcome {
     pub verdict: Verdict,
     /// What CodeDeploy made of the report.
     pub report: ReportOutcome,
+    /// Why the report was not delivered, when it was not.
+    #[serde(serialize_with = "serialize_display", skip_serializing_if = "Option::is_none")]
+    pub report_error: Option<ReportError>,
     /// Wall time of the run, in milliseconds.
     pub duration_ms: u64,
 }
@@ -89,29 +86,15 @@ impl Gate {
     /// should see a 301, not what it points at).
     pub fn new(hook: Hook, plan: Result<Plan, PlanError>, aws: AwsClients) -> Self {
         let mut plan = plan.map_err(|err| err.to_string());
-        let roots = plan
-            .as_ref()
-            .map(|p| p.extra_roots.clone())
-            .unwrap_or_default();
+        let roots = plan.as_ref().map(|p| p.extra_roots.clone()).unwrap_or_default();
         let http = match http_client(roots) {
             Ok(client) => client,
             Err(err) => {
-                plan = Err(format!(
-                    "cannot build the HTTP client: {}",
-                    crate::checks::error_chain(&err)
-                ));
+                plan = Err(format!("cannot build the HTTP client: {}", crate::checks::error_chain(&err)));
                 reqwest::Client::new()
             }
         };
-        Self {
-            hook,
-            plan,
-            aws,
-            http,
-            probe: runner::live_probe(),
-            dry_run: false,
-            discovery: true,
-        }
+        Self { hook, plan, aws, http, probe: runner::live_probe(), dry_run: false, discovery: true }
     }
 
     /// Logs verdicts without reporting them.
@@ -139,17 +122,21 @@ impl Gate {
         self.hook
     }
 
-    /// Judges the deployment and reports the verdict exactly once, before `deadline`.
-    pub async fn run(
-        self: &Arc<Self>,
-        event: &HookEvent,
-        deadline: Instant,
-    ) -> Result<RunOutcome, ReportError> {
+    /// Judges the deployment and reports the verdict exactly once, before `deadline`. An error
+    /// means the report did not land (Lambda mode returns it so Lambda's async retry tries again).
+    pub async fn run(self: &Arc<Self>, event: &HookEvent, deadline: Instant) -> Result<RunOutcome, ReportError> {
+        let mut outcome = self.judge_and_report(event, deadline).await;
+        match outcome.report_error.take() {
+            Some(err) => Err(err),
+            None => Ok(outcome),
+        }
+    }
+
+    /// Like [`Gate::run`], but keeps the outcome when the report failed, for callers that show
+    /// the verdict either way (CLI mode).
+    pub async fn judge_and_report(self: &Arc<Self>, event: &HookEvent, deadline: Instant) -> RunOutcome {
         let started = Instant::now();
-        let reserve = self
-            .plan
-            .as_ref()
-            .map_or(DEFAULT_REPORT_RESERVE, |p| p.report_reserve);
+        let reserve = self.plan.as_ref().map_or(DEFAULT_REPORT_RESERVE, |p| p.report_reserve);
         let reserve = reserve.min(deadline.saturating_duration_since(started) / 3);
         let judge_by = deadline - reserve;
 
@@ -161,10 +148,9 @@ impl Gate {
         let abort = evaluation.abort_handle();
         let verdict = match tokio::time::timeout_at(judge_by + reserve / 2, evaluation).await {
             Ok(Ok(verdict)) => verdict,
-            Ok(Err(join_error)) => Verdict::cannot_judge(
-                format!("hook panicked: {}", runner::panic_message(join_error)),
-                None,
-            ),
+            Ok(Err(join_error)) => {
+                Verdict::cannot_judge(format!("hook panicked: {}", runner::panic_message(join_error)), None)
+            }
             Err(_) => {
                 abort.abort();
                 Verdict::cannot_judge("deadline: the evaluation did not finish in time", None)
@@ -176,28 +162,24 @@ impl Gate {
             Ok(ReportOutcome::Skipped)
         } else {
             let report_by = deadline.checked_sub(RETURN_MARGIN).unwrap_or(deadline);
-            match tokio::time::timeout_at(
-                report_by,
-                report::report(&self.aws.codedeploy, event, verdict.status),
-            )
-            .await
+            match tokio::time::timeout_at(report_by, report::report(&self.aws.codedeploy, event, verdict.status)).await
             {
                 Ok(result) => result,
-                Err(_) => Err(ReportError::Deadline {
-                    deployment_id: event.deployment_id.clone(),
-                    status: verdict.status,
-                }),
+                Err(_) => {
+                    Err(ReportError::Deadline { deployment_id: event.deployment_id.clone(), status: verdict.status })
+                }
             }
         };
         let outcome = RunOutcome {
             hook: self.hook.name,
             deployment_id: event.deployment_id.clone(),
             verdict,
-            report: *report.as_ref().unwrap_or(&ReportOutcome::Skipped),
+            report: *report.as_ref().unwrap_or(&ReportOutcome::NotDelivered),
+            report_error: report.err(),
             duration_ms: started.elapsed().as_millis() as u64,
         };
-        telemetry::log_run(&outcome, report.as_ref().err());
-        report.map(|_| outcome)
+        telemetry::log_run(&outcome);
+        outcome
     }
 
     async fn evaluate(&self, event: &HookEvent, judge_by: Instant) -> Verdict {
@@ -224,51 +206,30 @@ impl Gate {
     }
 
     /// Discovery, the identity check and (for after-install) the wait for green.
-    async fn discover(
-        &self,
-        plan: &Plan,
-        event: &HookEvent,
-        judge_by: Instant,
-    ) -> Result<Deployment, Box<Verdict>> {
+    async fn discover(&self, plan: &Plan, event: &HookEvent, judge_by: Instant) -> Result<Deployment, Box<Verdict>> {
         let client = &self.aws.codedeploy;
-        let found =
-            tokio::time::timeout_at(judge_by, discover::discover(client, &event.deployment_id))
-                .await;
+        let found = tokio::time::timeout_at(judge_by, discover::discover(client, &event.deployment_id)).await;
         let deployment = match found {
             Ok(Ok(deployment)) => deployment,
             Ok(Err(err)) => {
-                return Err(Box::new(Verdict::cannot_judge(
-                    format!("discovery: {err}"),
-                    None,
-                )));
+                return Err(Box::new(Verdict::cannot_judge(format!("discovery: {err}"), None)));
             }
             Err(_) => {
-                return Err(Box::new(Verdict::cannot_judge(
-                    "deadline: discovery did not finish in time",
-                    None,
-                )));
+                return Err(Box::new(Verdict::cannot_judge("deadline: discovery did not finish in time", None)));
             }
         };
         if let Some(mismatch) = deployment.mismatch(self.hook) {
             return Err(Box::new(Verdict::cannot_judge(mismatch, Some(deployment))));
         }
-        if plan
-            .wait_for_green
-            .unwrap_or(self.hook.waits_for_green_by_default())
-        {
-            return discover::wait_for_green(
-                client,
-                &deployment,
-                plan.wait_for_green_interval,
-                judge_by,
-            )
-            .await
-            .map_err(|err| {
-                Box::new(Verdict::cannot_judge(
-                    format!("waiting for green: {err}"),
-                    Some(deployment),
-                ))
-            });
+        let wait_for_green = plan.wait_for_green.unwrap_or(self.hook.waits_for_green_by_default());
+        if wait_for_green && self.hook.event == LifecycleEvent::BeforeInstall {
+            let reason = "wait_for_green cannot work at BeforeInstall: the green task set does not exist yet";
+            return Err(Box::new(Verdict::cannot_judge(reason, Some(deployment))));
+        }
+        if wait_for_green {
+            return discover::wait_for_green(client, &deployment, plan.wait_for_green_interval, judge_by)
+                .await
+                .map_err(|err| Box::new(Verdict::cannot_judge(format!("waiting for green: {err}"), Some(deployment))));
         }
         Ok(deployment)
     }
@@ -281,4 +242,11 @@ fn http_client(extra_roots: Vec<reqwest::Certificate>) -> reqwest::Result<reqwes
         .connect_timeout(Duration::from_secs(5))
         .tls_certs_merge(extra_roots)
         .build()
+}
+
+fn serialize_display<S: serde::Serializer>(value: &Option<ReportError>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(err) => serializer.collect_str(err),
+        None => serializer.serialize_none(),
+    }
 }

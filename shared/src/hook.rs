@@ -70,44 +70,22 @@ pub struct Hook {
 
 impl Hook {
     /// ECS `BeforeInstall`.
-    pub const BEFORE_INSTALL: Hook = Hook::new(
-        "before-install",
-        LifecycleEvent::BeforeInstall,
-        Platform::Ecs,
-    );
+    pub const BEFORE_INSTALL: Hook = Hook::new("before-install", LifecycleEvent::BeforeInstall, Platform::Ecs);
     /// ECS `AfterInstall`: waits for the green task set to be running before its checks.
-    pub const AFTER_INSTALL: Hook =
-        Hook::new("after-install", LifecycleEvent::AfterInstall, Platform::Ecs);
+    pub const AFTER_INSTALL: Hook = Hook::new("after-install", LifecycleEvent::AfterInstall, Platform::Ecs);
     /// ECS `AfterAllowTestTraffic`: the smoke test on the test listener.
-    pub const AFTER_ALLOW_TEST_TRAFFIC: Hook = Hook::new(
-        "after-allow-test-traffic",
-        LifecycleEvent::AfterAllowTestTraffic,
-        Platform::Ecs,
-    );
+    pub const AFTER_ALLOW_TEST_TRAFFIC: Hook =
+        Hook::new("after-allow-test-traffic", LifecycleEvent::AfterAllowTestTraffic, Platform::Ecs);
     /// ECS `BeforeAllowTraffic`.
-    pub const BEFORE_ALLOW_TRAFFIC: Hook = Hook::new(
-        "before-allow-traffic",
-        LifecycleEvent::BeforeAllowTraffic,
-        Platform::Ecs,
-    );
+    pub const BEFORE_ALLOW_TRAFFIC: Hook =
+        Hook::new("before-allow-traffic", LifecycleEvent::BeforeAllowTraffic, Platform::Ecs);
     /// ECS `AfterAllowTraffic`.
-    pub const AFTER_ALLOW_TRAFFIC: Hook = Hook::new(
-        "after-allow-traffic",
-        LifecycleEvent::AfterAllowTraffic,
-        Platform::Ecs,
-    );
+    pub const AFTER_ALLOW_TRAFFIC: Hook =
+        Hook::new("after-allow-traffic", LifecycleEvent::AfterAllowTraffic, Platform::Ecs);
     /// Lambda `BeforeAllowTraffic` (SAM `PreTraffic`).
-    pub const PRE_TRAFFIC: Hook = Hook::new(
-        "pre-traffic",
-        LifecycleEvent::BeforeAllowTraffic,
-        Platform::Lambda,
-    );
+    pub const PRE_TRAFFIC: Hook = Hook::new("pre-traffic", LifecycleEvent::BeforeAllowTraffic, Platform::Lambda);
     /// Lambda `AfterAllowTraffic` (SAM `PostTraffic`).
-    pub const POST_TRAFFIC: Hook = Hook::new(
-        "post-traffic",
-        LifecycleEvent::AfterAllowTraffic,
-        Platform::Lambda,
-    );
+    pub const POST_TRAFFIC: Hook = Hook::new("post-traffic", LifecycleEvent::AfterAllowTraffic, Platform::Lambda);
 
     /// Every hook greenlight ships, in lifecycle order (ECS first, then Lambda).
     pub const ALL: [Hook; 7] = [
@@ -121,11 +99,7 @@ impl Hook {
     ];
 
     const fn new(name: &'static str, event: LifecycleEvent, platform: Platform) -> Self {
-        Self {
-            name,
-            event,
-            platform,
-        }
+        Self { name, event, platform }
     }
 
     /// Whether this hook waits for the green task set by default (only `after-install` does: at

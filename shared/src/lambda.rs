@@ -34,17 +34,13 @@ impl From<InvocationError> for Diagnostic {
             InvocationError::Event(_) => "greenlight.MalformedEvent",
             InvocationError::Report(_) => "greenlight.ReportFailed",
         };
-        Diagnostic {
-            error_type: error_type.to_owned(),
-            error_message: err.to_string(),
-        }
+        Diagnostic { error_type: error_type.to_owned(), error_message: err.to_string() }
     }
 }
 
 /// Whether an environment flag is set to a true value.
 pub fn env_flag(name: &str) -> bool {
-    std::env::var(name)
-        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+    std::env::var(name).is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
 }
 
 /// Runs `hook` as a Lambda function: plan and clients are set up once, then every invocation judges
@@ -52,8 +48,7 @@ pub fn env_flag(name: &str) -> bool {
 pub async fn run(hook: Hook) -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init_lambda();
     let package_dir = plan::package_dir();
-    let plan =
-        PlanSource::from_env(&package_dir).and_then(|source| plan::load(&source, &package_dir));
+    let plan = PlanSource::from_env(&package_dir).and_then(|source| plan::load(&source, &package_dir));
     if let Err(err) = &plan {
         error!(hook = hook.name, error = %err, "plan unusable: every invocation will report Failed");
     }
@@ -66,10 +61,7 @@ pub async fn run(hook: Hook) -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-async fn handle(
-    gate: &Arc<Gate>,
-    invocation: LambdaEvent<Value>,
-) -> Result<RunOutcome, InvocationError> {
+async fn handle(gate: &Arc<Gate>, invocation: LambdaEvent<Value>) -> Result<RunOutcome, InvocationError> {
     let deadline = instant_of(invocation.context.deadline());
     let raw = invocation.payload;
     let event = HookEvent::from_value(raw.clone()).inspect_err(|err| {
@@ -80,8 +72,6 @@ async fn handle(
 
 /// Converts Lambda's wall-clock deadline to a monotonic instant.
 fn instant_of(deadline: SystemTime) -> Instant {
-    let left = deadline
-        .duration_since(SystemTime::now())
-        .unwrap_or_default();
+    let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
     Instant::now() + left
 }

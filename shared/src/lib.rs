@@ -29,10 +29,7 @@ use std::process::ExitCode;
 /// The whole of a hook binary's `main`: Lambda mode when the Lambda Runtime API is there
 /// (`AWS_LAMBDA_RUNTIME_API`), CLI mode otherwise.
 pub fn main(hook: Hook) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("{}: cannot start the async runtime: {err}", hook.name);

@@ -31,13 +31,7 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Headers that are always redacted, whatever the plan says.
-pub const ALWAYS_REDACTED: [&str; 5] = [
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-    "x-api-key",
-];
+pub const ALWAYS_REDACTED: [&str; 5] = ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"];
 
 /// Where a plan comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,9 +45,7 @@ pub enum PlanSource {
 impl PlanSource {
     /// Reads `GREENLIGHT_PLAN` / `GREENLIGHT_PLAN_FILE`. Exactly one must be set.
     pub fn from_env(package_dir: &Path) -> Result<Self, PlanError> {
-        let inline = std::env::var(PLAN_ENV)
-            .ok()
-            .filter(|v| !v.trim().is_empty());
+        let inline = std::env::var(PLAN_ENV).ok().filter(|v| !v.trim().is_empty());
         let file = std::env::var_os(PLAN_FILE_ENV).filter(|v| !v.is_empty());
         match (inline, file) {
             (Some(_), Some(_)) => Err(PlanError::Ambiguous),
@@ -110,28 +102,17 @@ pub struct PlanIssue {
 
 impl PlanIssue {
     fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            pointer: pointer.into(),
-            message: message.into(),
-        }
+        Self { pointer: pointer.into(), message: message.into() }
     }
 
     fn join(issues: &[PlanIssue]) -> String {
-        issues
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
+        issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
     }
 }
 
 impl fmt::Display for PlanIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let pointer = if self.pointer.is_empty() {
-            "/"
-        } else {
-            &self.pointer
-        };
+        let pointer = if self.pointer.is_empty() { "/" } else { &self.pointer };
         write!(f, "at {pointer}: {}", self.message)
     }
 }
@@ -301,12 +282,7 @@ pub struct Redactor {
 
 impl Default for Redactor {
     fn default() -> Self {
-        Self {
-            names: ALWAYS_REDACTED
-                .iter()
-                .map(|n| HeaderName::from_static(n))
-                .collect(),
-        }
+        Self { names: ALWAYS_REDACTED.iter().map(|n| HeaderName::from_static(n)).collect() }
     }
 }
 
@@ -318,11 +294,7 @@ impl Redactor {
 
     /// A header value as it may be shown.
     pub fn show<'a>(&self, name: &HeaderName, value: &'a str) -> std::borrow::Cow<'a, str> {
-        if self.is_redacted(name) {
-            "<redacted>".into()
-        } else {
-            format!("{value:?}").into()
-        }
+        if self.is_redacted(name) { "<redacted>".into() } else { format!("{value:?}").into() }
     }
 }
 
@@ -401,10 +373,8 @@ pub fn load(source: &PlanSource, package_dir: &Path) -> Result<Plan, PlanError> 
     let (text, base_dir) = match source {
         PlanSource::Inline(json) => (json.clone(), package_dir.to_path_buf()),
         PlanSource::File(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
-                path: path.clone(),
-                source,
-            })?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| PlanError::Read { path: path.clone(), source })?;
             let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
             (text, dir)
         }
@@ -427,8 +397,7 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Plan, PlanError> {
 fn plan_validator() -> &'static jsonschema::Validator {
     static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
     VALIDATOR.get_or_init(|| {
-        let schema: Value = serde_json::from_str(PLAN_SCHEMA)
-            .expect("the embedded plan schema is JSON (unit-tested)");
+        let schema: Value = serde_json::from_str(PLAN_SCHEMA).expect("the embedded plan schema is JSON (unit-tested)");
         jsonschema::validator_for(&schema).expect("the embedded plan schema compiles (unit-tested)")
     })
 }
@@ -460,16 +429,12 @@ pub(crate) fn error_pointer(error: &jsonschema::ValidationError<'_>) -> String {
 
 fn plan_error_message(error: &jsonschema::ValidationError<'_>, pointer: &str) -> String {
     use jsonschema::error::ValidationErrorKind as Kind;
-    let is_check = pointer
-        .strip_prefix("/checks/")
-        .is_some_and(|rest| !rest.contains('/'));
+    let is_check = pointer.strip_prefix("/checks/").is_some_and(|rest| !rest.contains('/'));
     match error.kind() {
         Kind::OneOfNotValid { .. } | Kind::OneOfMultipleValid { .. } if is_check => {
             "a check needs exactly one of \"http\" or \"invoke\"".to_owned()
         }
-        Kind::Not { .. } if pointer.ends_with("/http") => {
-            "use \"body\" or \"json\", not both".to_owned()
-        }
+        Kind::Not { .. } if pointer.ends_with("/http") => "use \"body\" or \"json\", not both".to_owned(),
         Kind::Not { .. } if pointer.ends_with("/expect") => {
             "use \"json_schema\" or \"json_schema_file\", not both".to_owned()
         }
@@ -504,20 +469,14 @@ fn compile(doc: PlanDoc, base_dir: &Path) -> Result<Plan, PlanError> {
     if let Some(path) = &doc.ca_bundle_file {
         let path = base_dir.join(path);
         match std::fs::read(&path) {
-            Err(err) => issues.push(PlanIssue::new(
-                "/ca_bundle_file",
-                format!("cannot read {}: {err}", path.display()),
-            )),
+            Err(err) => {
+                issues.push(PlanIssue::new("/ca_bundle_file", format!("cannot read {}: {err}", path.display())))
+            }
             Ok(pem) => match reqwest::Certificate::from_pem_bundle(&pem) {
                 Ok(certs) if !certs.is_empty() => extra_roots = certs,
-                Ok(_) => issues.push(PlanIssue::new(
-                    "/ca_bundle_file",
-                    format!("{} holds no PEM certificate", path.display()),
-                )),
-                Err(err) => issues.push(PlanIssue::new(
-                    "/ca_bundle_file",
-                    format!("{}: {err}", path.display()),
-                )),
+                Ok(_) => issues
+                    .push(PlanIssue::new("/ca_bundle_file", format!("{} holds no PEM certificate", path.display()))),
+                Err(err) => issues.push(PlanIssue::new("/ca_bundle_file", format!("{}: {err}", path.display()))),
             },
         }
     }
@@ -527,10 +486,7 @@ fn compile(doc: PlanDoc, base_dir: &Path) -> Result<Plan, PlanError> {
     for (index, check) in doc.checks.into_iter().enumerate() {
         let at = format!("/checks/{index}");
         if !names.insert(check.name.clone()) {
-            issues.push(PlanIssue::new(
-                format!("{at}/name"),
-                format!("duplicate check name {:?}", check.name),
-            ));
+            issues.push(PlanIssue::new(format!("{at}/name"), format!("duplicate check name {:?}", check.name)));
         }
         if let Some(check) = compile_check(check, &at, base_dir, &redactor, &mut issues) {
             checks.push(Arc::new(check));
@@ -543,9 +499,7 @@ fn compile(doc: PlanDoc, base_dir: &Path) -> Result<Plan, PlanError> {
     Ok(Plan {
         checks,
         dry_run: doc.dry_run,
-        report_reserve: doc
-            .report_reserve_ms
-            .map_or(DEFAULT_REPORT_RESERVE, Duration::from_millis),
+        report_reserve: doc.report_reserve_ms.map_or(DEFAULT_REPORT_RESERVE, Duration::from_millis),
         redactor,
         extra_roots,
         wait_for_green: doc.wait_for_green,
@@ -567,21 +521,15 @@ fn compile_check(
     if consecutive_successes > attempts {
         issues.push(PlanIssue::new(
             format!("{at}/consecutive_successes"),
-            format!(
-                "{consecutive_successes} successes in a row cannot happen in {attempts} attempt(s)"
-            ),
+            format!("{consecutive_successes} successes in a row cannot happen in {attempts} attempt(s)"),
         ));
     }
     let measurement = Measurement {
         attempts,
-        interval: doc
-            .interval_ms
-            .map_or(DEFAULT_INTERVAL, Duration::from_millis),
+        interval: doc.interval_ms.map_or(DEFAULT_INTERVAL, Duration::from_millis),
         failure_limit: doc.failure_limit,
         consecutive_successes,
-        timeout: doc
-            .timeout_ms
-            .map_or(DEFAULT_TIMEOUT, Duration::from_millis),
+        timeout: doc.timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis),
     };
 
     let probe = match (doc.http, doc.invoke) {
@@ -607,40 +555,24 @@ fn compile_check(
         _ => None,
     }?;
     let expect = compile_expect(doc.expect, &format!("{at}/expect"), base_dir, issues)?;
-    Some(Check {
-        name: doc.name,
-        probe,
-        expect,
-        measurement,
-        dry_run: doc.dry_run,
-    })
+    Some(Check { name: doc.name, probe, expect, measurement, dry_run: doc.dry_run })
 }
 
-fn compile_http(
-    doc: HttpDoc,
-    at: &str,
-    redactor: &Redactor,
-    issues: &mut Vec<PlanIssue>,
-) -> Option<HttpProbe> {
+fn compile_http(doc: HttpDoc, at: &str, redactor: &Redactor, issues: &mut Vec<PlanIssue>) -> Option<HttpProbe> {
     let method = doc.method.as_deref().unwrap_or("GET");
     let method = reqwest::Method::from_bytes(method.as_bytes()).ok()?;
     let url = match reqwest::Url::parse(&doc.url) {
         Ok(url) => url,
         Err(err) => {
-            issues.push(PlanIssue::new(
-                format!("{at}/url"),
-                format!("not a URL: {err}"),
-            ));
+            issues.push(PlanIssue::new(format!("{at}/url"), format!("not a URL: {err}")));
             return None;
         }
     };
     let mut headers = HeaderMap::new();
     for (name, value) in &doc.headers {
         let pointer = format!("{at}/headers/{name}");
-        let (Ok(name), Ok(mut value)) = (
-            HeaderName::try_from(name.as_str()),
-            HeaderValue::try_from(value.as_str()),
-        ) else {
+        let (Ok(name), Ok(mut value)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str()))
+        else {
             issues.push(PlanIssue::new(pointer, "not a valid header value"));
             continue;
         };
@@ -650,20 +582,12 @@ fn compile_http(
     let body = match (doc.body, doc.json) {
         (Some(body), _) => Some(body.into_bytes()),
         (None, Some(json)) => {
-            headers
-                .entry(reqwest::header::CONTENT_TYPE)
-                .or_insert(HeaderValue::from_static("application/json"));
+            headers.entry(reqwest::header::CONTENT_TYPE).or_insert(HeaderValue::from_static("application/json"));
             Some(json.to_string().into_bytes())
         }
         (None, None) => None,
     };
-    Some(HttpProbe {
-        method,
-        url,
-        headers,
-        body,
-        max_body_bytes: doc.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
-    })
+    Some(HttpProbe { method, url, headers, body, max_body_bytes: doc.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES) })
 }
 
 fn compile_invoke(doc: InvokeDoc) -> InvokeProbe {
@@ -677,24 +601,11 @@ fn compile_invoke(doc: InvokeDoc) -> InvokeProbe {
         Some("alias") => QualifierRef::Alias,
         Some(other) => QualifierRef::Named(other.to_owned()),
     };
-    let payload = doc
-        .payload
-        .unwrap_or_else(|| Value::Object(Default::default()))
-        .to_string()
-        .into_bytes();
-    InvokeProbe {
-        function,
-        qualifier,
-        payload,
-    }
+    let payload = doc.payload.unwrap_or_else(|| Value::Object(Default::default())).to_string().into_bytes();
+    InvokeProbe { function, qualifier, payload }
 }
 
-fn compile_expect(
-    doc: ExpectDoc,
-    at: &str,
-    base_dir: &Path,
-    issues: &mut Vec<PlanIssue>,
-) -> Option<Expect> {
+fn compile_expect(doc: ExpectDoc, at: &str, base_dir: &Path, issues: &mut Vec<PlanIssue>) -> Option<Expect> {
     let mut ok = true;
     let mut headers = Vec::new();
     for (name, matcher) in doc.headers {
@@ -709,10 +620,7 @@ fn compile_expect(
             HeaderMatchDoc::Regex { regex } => match Regex::new(&regex) {
                 Ok(regex) => HeaderMatch::Regex(regex),
                 Err(err) => {
-                    issues.push(PlanIssue::new(
-                        format!("{pointer}/regex"),
-                        format!("bad regex: {err}"),
-                    ));
+                    issues.push(PlanIssue::new(format!("{pointer}/regex"), format!("bad regex: {err}")));
                     ok = false;
                     continue;
                 }
@@ -728,15 +636,11 @@ fn compile_expect(
             let path = base_dir.join(path);
             match std::fs::read_to_string(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|text| {
-                    serde_json::from_str::<Value>(&text).map_err(|e| format!("not JSON: {e}"))
-                }) {
+                .and_then(|text| serde_json::from_str::<Value>(&text).map_err(|e| format!("not JSON: {e}")))
+            {
                 Ok(schema) => Some((schema, pointer)),
                 Err(err) => {
-                    issues.push(PlanIssue::new(
-                        pointer,
-                        format!("cannot load {}: {err}", path.display()),
-                    ));
+                    issues.push(PlanIssue::new(pointer, format!("cannot load {}: {err}", path.display())));
                     ok = false;
                     None
                 }
@@ -751,10 +655,7 @@ fn compile_expect(
             Err(err) => {
                 issues.push(PlanIssue::new(
                     pointer,
-                    format!(
-                        "not a usable JSON Schema: {}",
-                        shorten(&err.to_string(), 300)
-                    ),
+                    format!("not a usable JSON Schema: {}", shorten(&err.to_string(), 300)),
                 ));
                 ok = false;
                 None
@@ -804,29 +705,19 @@ mod tests {
         .unwrap();
         assert_eq!(plan.checks.len(), 2);
         assert_eq!(plan.checks[0].measurement.attempts, 3);
-        assert!(matches!(
-            plan.checks[1].probe,
-            Probe::Invoke(InvokeProbe {
-                function: FunctionRef::Target,
-                ..
-            })
-        ));
+        assert!(matches!(plan.checks[1].probe, Probe::Invoke(InvokeProbe { function: FunctionRef::Target, .. })));
     }
 
     #[test]
     fn wrong_type_names_its_pointer() {
-        let issues =
-            invalid(r#"{"checks": [{"name": "a", "http": {"url": "http://x"}, "attempts": "3"}]}"#);
+        let issues = invalid(r#"{"checks": [{"name": "a", "http": {"url": "http://x"}, "attempts": "3"}]}"#);
         assert_eq!(issues[0].pointer, "/checks/0/attempts", "{issues:?}");
     }
 
     #[test]
     fn missing_url_names_the_missing_property() {
         let issues = invalid(r#"{"checks": [{"name": "a", "http": {}}]}"#);
-        assert!(
-            issues.iter().any(|i| i.pointer == "/checks/0/http/url"),
-            "{issues:?}"
-        );
+        assert!(issues.iter().any(|i| i.pointer == "/checks/0/http/url"), "{issues:?}");
     }
 
     #[test]
@@ -839,18 +730,9 @@ mod tests {
     #[test]
     fn a_check_needs_exactly_one_probe() {
         let issues = invalid(r#"{"checks": [{"name": "a"}]}"#);
-        assert!(
-            issues
-                .iter()
-                .any(|i| i.pointer == "/checks/0" && i.message.contains("exactly one")),
-            "{issues:?}"
-        );
-        let issues =
-            invalid(r#"{"checks": [{"name": "a", "http": {"url": "http://x"}, "invoke": {}}]}"#);
-        assert!(
-            issues.iter().any(|i| i.pointer == "/checks/0"),
-            "{issues:?}"
-        );
+        assert!(issues.iter().any(|i| i.pointer == "/checks/0" && i.message.contains("exactly one")), "{issues:?}");
+        let issues = invalid(r#"{"checks": [{"name": "a", "http": {"url": "http://x"}, "invoke": {}}]}"#);
+        assert!(issues.iter().any(|i| i.pointer == "/checks/0"), "{issues:?}");
     }
 
     #[test]
@@ -891,9 +773,7 @@ mod tests {
             Path::new("."),
         )
         .unwrap();
-        let Probe::Http(http) = &plan.checks[0].probe else {
-            unreachable!()
-        };
+        let Probe::Http(http) = &plan.checks[0].probe else { unreachable!() };
         assert!(http.headers["x-token"].is_sensitive());
         assert!(http.headers["authorization"].is_sensitive());
         assert!(!http.headers["accept"].is_sensitive());
@@ -902,11 +782,7 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_readme() {
-        let plan = parse(
-            r#"{"checks": [{"name": "a", "http": {"url": "http://x"}}]}"#,
-            Path::new("."),
-        )
-        .unwrap();
+        let plan = parse(r#"{"checks": [{"name": "a", "http": {"url": "http://x"}}]}"#, Path::new(".")).unwrap();
         let check = &plan.checks[0];
         assert_eq!(
             check.measurement,

@@ -10,6 +10,7 @@ use crate::verdict::Status;
 
 /// What became of a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ReportOutcome {
     /// CodeDeploy accepted this report.
     Accepted,
@@ -17,6 +18,8 @@ pub enum ReportOutcome {
     AlreadyReported,
     /// Dry run: the verdict was logged, not reported.
     Skipped,
+    /// The report did not land (see the run's `report_error`).
+    NotDelivered,
 }
 
 impl ReportOutcome {
@@ -26,12 +29,13 @@ impl ReportOutcome {
             Self::Accepted => "accepted",
             Self::AlreadyReported => "already reported",
             Self::Skipped => "skipped (dry run)",
+            Self::NotDelivered => "NOT DELIVERED",
         }
     }
 }
 
 /// A report CodeDeploy did not take, after the SDK's retries.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ReportError {
     /// The call failed: throttled past the retries, refused, unreachable, or rejected.
     #[error("reporting {status} for {deployment_id} failed: {message}")]
@@ -55,11 +59,7 @@ pub enum ReportError {
 
 /// Reports `status` for this hook execution. Throttling and 5xx are retried by the SDK client;
 /// `LifecycleEventAlreadyCompletedException` means a duplicate delivery and is not an error.
-pub async fn report(
-    client: &Client,
-    event: &HookEvent,
-    status: Status,
-) -> Result<ReportOutcome, ReportError> {
+pub async fn report(client: &Client, event: &HookEvent, status: Status) -> Result<ReportOutcome, ReportError> {
     let wire = match status {
         Status::Succeeded => LifecycleEventStatus::Succeeded,
         Status::Failed => LifecycleEventStatus::Failed,
@@ -73,12 +73,7 @@ pub async fn report(
         .await;
     match result {
         Ok(_) => Ok(ReportOutcome::Accepted),
-        Err(err)
-            if matches!(
-                err.as_service_error(),
-                Some(PutError::LifecycleEventAlreadyCompletedException(_))
-            ) =>
-        {
+        Err(err) if matches!(err.as_service_error(), Some(PutError::LifecycleEventAlreadyCompletedException(_))) => {
             Ok(ReportOutcome::AlreadyReported)
         }
         Err(err) => Err(ReportError::Call {

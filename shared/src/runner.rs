@@ -17,12 +17,7 @@ use crate::plan::Check;
 /// One measurement, boxed so the runner can be handed something other than the live probe (tests
 /// use this to make a check panic; production always uses [`live_probe`]).
 pub type ProbeFn = Arc<
-    dyn Fn(
-            Arc<Check>,
-            Arc<ProbeContext>,
-        ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
-        + Send
-        + Sync,
+    dyn Fn(Arc<Check>, Arc<ProbeContext>) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync,
 >;
 
 /// The probe that really measures: HTTP requests and Lambda invocations.
@@ -77,34 +72,19 @@ pub async fn run_checks(
 ) -> Vec<CheckResult> {
     let handles: Vec<_> = checks
         .iter()
-        .map(|check| {
-            tokio::spawn(measure(
-                check.clone(),
-                context.clone(),
-                probe.clone(),
-                deadline,
-            ))
-        })
+        .map(|check| tokio::spawn(measure(check.clone(), context.clone(), probe.clone(), deadline)))
         .collect();
     let mut results = Vec::with_capacity(checks.len());
     for (check, handle) in checks.iter().zip(handles) {
         let abort = handle.abort_handle();
         let result = match tokio::time::timeout_at(deadline + ABANDON_GRACE, handle).await {
             Ok(Ok(result)) => result,
-            Ok(Err(join_error)) => CheckResult::failed(
-                check,
-                0,
-                None,
-                format!("check panicked: {}", panic_message(join_error)),
-            ),
+            Ok(Err(join_error)) => {
+                CheckResult::failed(check, 0, None, format!("check panicked: {}", panic_message(join_error)))
+            }
             Err(_) => {
                 abort.abort();
-                CheckResult::failed(
-                    check,
-                    0,
-                    None,
-                    "deadline: the check did not finish in time".to_owned(),
-                )
+                CheckResult::failed(check, 0, None, "deadline: the check did not finish in time".to_owned())
             }
         };
         results.push(result);
@@ -128,12 +108,7 @@ pub(crate) fn panic_message(error: tokio::task::JoinError) -> String {
 /// Runs one check's measurements: passes after `consecutive_successes` passing measurements in a
 /// row; fails once failures exceed `failure_limit`, once passing has become impossible in the
 /// attempts left, or at the deadline.
-async fn measure(
-    check: Arc<Check>,
-    context: Arc<ProbeContext>,
-    probe: ProbeFn,
-    deadline: Instant,
-) -> CheckResult {
+async fn measure(check: Arc<Check>, context: Arc<ProbeContext>, probe: ProbeFn, deadline: Instant) -> CheckResult {
     let model = check.measurement;
     let (mut attempts, mut failures, mut streak) = (0u32, 0u32, 0u32);
     let mut last_latency = None;
@@ -145,10 +120,7 @@ async fn measure(
                     &check,
                     attempts,
                     last_latency,
-                    format!(
-                        "deadline: no time for attempt {} (last: {last_reason})",
-                        attempts + 1
-                    ),
+                    format!("deadline: no time for attempt {} (last: {last_reason})", attempts + 1),
                 );
             }
             tokio::time::sleep(model.interval).await;
@@ -156,29 +128,24 @@ async fn measure(
         attempts += 1;
         let started = Instant::now();
         let attempt_deadline = (started + model.timeout).min(deadline);
-        let outcome =
-            match tokio::time::timeout_at(attempt_deadline, probe(check.clone(), context.clone()))
-                .await
-            {
-                Ok(outcome) => outcome,
-                Err(_) if attempt_deadline == deadline => {
-                    return CheckResult::failed(
-                        &check,
-                        attempts,
-                        Some(started.elapsed()),
-                        format!("deadline: attempt {attempts} was still running"),
-                    );
-                }
-                Err(_) => Err(format!("timed out after {} ms", model.timeout.as_millis())),
-            };
+        let outcome = match tokio::time::timeout_at(attempt_deadline, probe(check.clone(), context.clone())).await {
+            Ok(outcome) => outcome,
+            Err(_) if attempt_deadline == deadline => {
+                return CheckResult::failed(
+                    &check,
+                    attempts,
+                    Some(started.elapsed()),
+                    format!("deadline: attempt {attempts} was still running"),
+                );
+            }
+            Err(_) => Err(format!("timed out after {} ms", model.timeout.as_millis())),
+        };
         let latency = started.elapsed();
         last_latency = Some(latency);
         let outcome = outcome.and_then(|()| match check.expect.max_latency {
-            Some(budget) if latency > budget => Err(format!(
-                "took {} ms, over the {} ms budget",
-                latency.as_millis(),
-                budget.as_millis()
-            )),
+            Some(budget) if latency > budget => {
+                Err(format!("took {} ms, over the {} ms budget", latency.as_millis(), budget.as_millis()))
+            }
             _ => Ok(()),
         });
         match outcome {
@@ -202,8 +169,7 @@ async fn measure(
                 if let Some(limit) = model.failure_limit
                     && failures > limit
                 {
-                    let reason =
-                        format!("{failures} failed measurement(s), limit {limit}: {last_reason}");
+                    let reason = format!("{failures} failed measurement(s), limit {limit}: {last_reason}");
                     return CheckResult::failed(&check, attempts, last_latency, reason);
                 }
             }
@@ -260,9 +226,7 @@ mod tests {
     }
 
     fn context() -> Arc<ProbeContext> {
-        let config = aws_sdk_lambda::Config::builder()
-            .behavior_version_latest()
-            .build();
+        let config = aws_sdk_lambda::Config::builder().behavior_version_latest().build();
         Arc::new(ProbeContext {
             http: reqwest::Client::new(),
             lambda: aws_sdk_lambda::Client::from_conf(config),
@@ -277,13 +241,9 @@ mod tests {
         let counter = calls.clone();
         let probe: ProbeFn = Arc::new(move |_, _| {
             let n = counter.fetch_add(1, Ordering::SeqCst) as usize;
-            Box::pin(async move {
-                if script.get(n).copied().unwrap_or(false) {
-                    Ok(())
-                } else {
-                    Err(format!("no {n}"))
-                }
-            })
+            Box::pin(
+                async move { if script.get(n).copied().unwrap_or(false) { Ok(()) } else { Err(format!("no {n}")) } },
+            )
         });
         (probe, calls)
     }
@@ -292,10 +252,7 @@ mod tests {
         let (probe, calls) = scripted(script);
         let deadline = Instant::now() + Duration::from_secs(5);
         let results = run_checks(&[check("c", measurement)], context(), probe, deadline).await;
-        (
-            results.into_iter().next().unwrap(),
-            calls.load(Ordering::SeqCst),
-        )
+        (results.into_iter().next().unwrap(), calls.load(Ordering::SeqCst))
     }
 
     #[tokio::test]
@@ -309,10 +266,7 @@ mod tests {
     async fn all_attempts_failing_fails_with_the_last_reason() {
         let (result, _) = run_one(model(3, None, 1), &[]).await;
         assert!(!result.passed);
-        assert_eq!(
-            result.reason.as_deref(),
-            Some("failed 3 of 3 attempts; last: no 2")
-        );
+        assert_eq!(result.reason.as_deref(), Some("failed 3 of 3 attempts; last: no 2"));
     }
 
     #[tokio::test]
@@ -324,8 +278,7 @@ mod tests {
 
     #[tokio::test]
     async fn consecutive_successes_restart_after_a_failure() {
-        let (result, calls) =
-            run_one(model(6, None, 3), &[true, true, false, true, true, true]).await;
+        let (result, calls) = run_one(model(6, None, 3), &[true, true, false, true, true, true]).await;
         assert!(result.passed, "{result:?}");
         assert_eq!(calls, 6);
     }
@@ -334,10 +287,7 @@ mod tests {
     async fn gives_up_when_passing_is_no_longer_possible() {
         let (result, calls) = run_one(model(5, None, 3), &[true, true, false, true, true]).await;
         assert!(!result.passed);
-        assert_eq!(
-            calls, 3,
-            "after the 3rd measurement, 2 attempts cannot make 3 in a row"
-        );
+        assert_eq!(calls, 3, "after the 3rd measurement, 2 attempts cannot make 3 in a row");
     }
 
     #[tokio::test]
@@ -350,17 +300,8 @@ mod tests {
                 Ok(())
             })
         });
-        let checks = [
-            check("boom", model(1, None, 1)),
-            check("fine", model(1, None, 1)),
-        ];
-        let results = run_checks(
-            &checks,
-            context(),
-            probe,
-            Instant::now() + Duration::from_secs(5),
-        )
-        .await;
+        let checks = [check("boom", model(1, None, 1)), check("fine", model(1, None, 1))];
+        let results = run_checks(&checks, context(), probe, Instant::now() + Duration::from_secs(5)).await;
         assert_eq!(results[0].reason.as_deref(), Some("check panicked: kaboom"));
         assert!(results[1].passed);
     }
@@ -372,14 +313,7 @@ mod tests {
         slow.timeout = Duration::from_secs(600);
         let deadline = Instant::now() + Duration::from_secs(3);
         let results = run_checks(&[check("hang", slow)], context(), probe, deadline).await;
-        assert!(
-            results[0]
-                .reason
-                .as_deref()
-                .unwrap()
-                .starts_with("deadline"),
-            "{results:?}"
-        );
+        assert!(results[0].reason.as_deref().unwrap().starts_with("deadline"), "{results:?}");
         assert!(Instant::now() <= deadline + ABANDON_GRACE);
     }
 }

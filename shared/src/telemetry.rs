@@ -4,7 +4,6 @@
 use tracing::{error, info, warn};
 
 use crate::gate::RunOutcome;
-use crate::report::ReportError;
 use crate::verdict::Status;
 
 /// Sets up logging for Lambda: Lambda's advanced logging controls (`AWS_LAMBDA_LOG_FORMAT`,
@@ -18,15 +17,11 @@ pub fn init_lambda() {
 pub fn init_cli() {
     use lambda_runtime::tracing::subscriber::{EnvFilter, fmt};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error"));
-    fmt()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_env_filter(filter)
-        .init();
+    fmt().with_writer(std::io::stderr).with_target(false).with_env_filter(filter).init();
 }
 
 /// Logs every check's result and the run's summary.
-pub fn log_run(outcome: &RunOutcome, report_error: Option<&ReportError>) {
+pub fn log_run(outcome: &RunOutcome) {
     for check in &outcome.verdict.checks {
         let outcome_word = match (check.passed, check.dry_run) {
             (true, _) => "passed",
@@ -41,7 +36,7 @@ pub fn log_run(outcome: &RunOutcome, report_error: Option<&ReportError>) {
         }
     }
     let verdict = &outcome.verdict;
-    match report_error {
+    match &outcome.report_error {
         Some(err) => error!(
             deployment_id = %outcome.deployment_id, hook = outcome.hook, verdict = %verdict.status,
             reason = %verdict.reason, duration_ms = outcome.duration_ms, error = %err,

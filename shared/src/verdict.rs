@@ -48,21 +48,12 @@ pub struct Verdict {
 impl Verdict {
     /// A gate that could not judge: fail closed with the reason.
     pub fn cannot_judge(reason: impl Into<String>, deployment: Option<Deployment>) -> Self {
-        Self {
-            status: Status::Failed,
-            reason: reason.into(),
-            checks: Vec::new(),
-            deployment,
-        }
+        Self { status: Status::Failed, reason: reason.into(), checks: Vec::new(), deployment }
     }
 
     /// The verdict of a completed run of checks.
     pub fn from_checks(checks: Vec<CheckResult>, deployment: Option<Deployment>) -> Self {
-        let failed: Vec<&str> = checks
-            .iter()
-            .filter(|c| c.counts_as_failure())
-            .map(|c| c.name.as_str())
-            .collect();
+        let failed: Vec<&str> = checks.iter().filter(|c| c.counts_as_failure()).map(|c| c.name.as_str()).collect();
         let counted = checks.iter().filter(|c| !c.dry_run).count();
         let (status, reason) = if failed.is_empty() {
             let dry = checks.len() - counted;
@@ -72,21 +63,9 @@ impl Verdict {
             }
             (Status::Succeeded, reason)
         } else {
-            (
-                Status::Failed,
-                format!(
-                    "{} of {counted} checks failed: {}",
-                    failed.len(),
-                    failed.join(", ")
-                ),
-            )
+            (Status::Failed, format!("{} of {counted} checks failed: {}", failed.len(), failed.join(", ")))
         };
-        Self {
-            status,
-            reason,
-            checks,
-            deployment,
-        }
+        Self { status, reason, checks, deployment }
     }
 }
 
@@ -95,36 +74,20 @@ mod tests {
     use super::*;
 
     fn result(name: &str, passed: bool, dry_run: bool) -> CheckResult {
-        CheckResult {
-            name: name.into(),
-            passed,
-            dry_run,
-            attempts: 1,
-            latency_ms: Some(1),
-            reason: None,
-        }
+        CheckResult { name: name.into(), passed, dry_run, attempts: 1, latency_ms: Some(1), reason: None }
     }
 
     #[test]
     fn every_counted_check_must_pass() {
-        let v = Verdict::from_checks(
-            vec![result("a", true, false), result("b", false, false)],
-            None,
-        );
+        let v = Verdict::from_checks(vec![result("a", true, false), result("b", false, false)], None);
         assert_eq!(v.status, Status::Failed);
         assert_eq!(v.reason, "1 of 2 checks failed: b");
     }
 
     #[test]
     fn dry_run_failures_do_not_decide() {
-        let v = Verdict::from_checks(
-            vec![result("a", true, false), result("b", false, true)],
-            None,
-        );
+        let v = Verdict::from_checks(vec![result("a", true, false), result("b", false, true)], None);
         assert_eq!(v.status, Status::Succeeded);
-        assert_eq!(
-            v.reason,
-            "1 of 1 checks passed (1 dry-run check(s) not counted)"
-        );
+        assert_eq!(v.reason, "1 of 1 checks passed (1 dry-run check(s) not counted)");
     }
 }

@@ -25,9 +25,7 @@ use tokio::net::TcpListener;
 
 /// Starts `router` on an ephemeral loopback port; the server lives as long as the runtime.
 pub async fn serve(router: Router) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
     addr
@@ -102,10 +100,7 @@ impl LocalAws {
             .route("/2015-03-31/functions/{name}/invocations", post(invoke))
             .with_state(state.clone());
         let addr = serve(router).await;
-        Self {
-            url: format!("http://{addr}"),
-            state,
-        }
+        Self { url: format!("http://{addr}"), state }
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut AwsState) -> R) -> R {
@@ -121,10 +116,7 @@ impl LocalAws {
         target: &str,
         in_progress: &str,
     ) {
-        let events = lifecycle_events(
-            &["BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"],
-            in_progress,
-        );
+        let events = lifecycle_events(&["BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"], in_progress);
         let target_id = format!("{function}:live");
         let doc = json!({
             "deploymentTargetType": "LambdaTarget",
@@ -137,10 +129,7 @@ impl LocalAws {
                     "currentVersion": current, "targetVersion": target, "targetVersionWeight": 0.0}
             }
         });
-        self.with(|s| {
-            s.deployments
-                .insert(deployment_id.to_owned(), (target_id, doc))
-        });
+        self.with(|s| s.deployments.insert(deployment_id.to_owned(), (target_id, doc)));
     }
 
     /// Adds an ECS deployment whose `in_progress` event is running; green runs `green_running` of 2.
@@ -169,10 +158,7 @@ impl LocalAws {
                 ]
             }
         });
-        self.with(|s| {
-            s.deployments
-                .insert(deployment_id.to_owned(), (target_id, doc))
-        });
+        self.with(|s| s.deployments.insert(deployment_id.to_owned(), (target_id, doc)));
     }
 
     /// Each GetDeploymentTarget of this deployment starts `step` more green tasks (up to desired).
@@ -197,10 +183,7 @@ impl LocalAws {
 
     /// Declares how `function:qualifier` answers Invoke.
     pub fn add_function(&self, function: &str, qualifier: &str, answer: FunctionAnswer) {
-        self.with(|s| {
-            s.functions
-                .insert((function.to_owned(), qualifier.to_owned()), answer)
-        });
+        self.with(|s| s.functions.insert((function.to_owned(), qualifier.to_owned()), answer));
     }
 
     /// Reports accepted so far.
@@ -251,45 +234,24 @@ fn lifecycle_events(names: &[&str], in_progress: &str) -> Value {
 }
 
 fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response {
-    let mut response = (
-        status,
-        json!({"__type": kind, "message": message}).to_string(),
-    )
-        .into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.1"),
-    );
+    let mut response = (status, json!({"__type": kind, "message": message}).to_string()).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.1"));
     response
 }
 
 fn aws_ok(body: Value) -> Response {
     let mut response = (StatusCode::OK, body.to_string()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.1"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.1"));
     response
 }
 
-async fn codedeploy(
-    State(state): State<Arc<Mutex<AwsState>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+async fn codedeploy(State(state): State<Arc<Mutex<AwsState>>>, headers: HeaderMap, body: Bytes) -> Response {
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let Some(operation) = target.strip_prefix("CodeDeploy_20141006.") else {
         return aws_error(StatusCode::BAD_REQUEST, "UnknownOperationException", target);
     };
     let Ok(input) = serde_json::from_slice::<Value>(&body) else {
-        return aws_error(
-            StatusCode::BAD_REQUEST,
-            "SerializationException",
-            "body is not JSON",
-        );
+        return aws_error(StatusCode::BAD_REQUEST, "SerializationException", "body is not JSON");
     };
     let mut s = state.lock().expect("state lock");
     s.calls.push(operation.to_owned());
@@ -300,40 +262,22 @@ async fn codedeploy(
             &format!("not authorized to perform codedeploy:{operation}"),
         );
     }
-    let deployment_id = input["deploymentId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let deployment_id = input["deploymentId"].as_str().unwrap_or_default().to_owned();
     match operation {
         "ListDeploymentTargets" => match s.deployments.get(&deployment_id) {
             Some((target_id, _)) => aws_ok(json!({"targetIds": [target_id]})),
-            None => aws_error(
-                StatusCode::BAD_REQUEST,
-                "DeploymentDoesNotExistException",
-                &deployment_id,
-            ),
+            None => aws_error(StatusCode::BAD_REQUEST, "DeploymentDoesNotExistException", &deployment_id),
         },
         "GetDeploymentTarget" => {
             let step = s.green_step.get(&deployment_id).copied();
             let Some((target_id, doc)) = s.deployments.get_mut(&deployment_id) else {
-                return aws_error(
-                    StatusCode::BAD_REQUEST,
-                    "DeploymentDoesNotExistException",
-                    &deployment_id,
-                );
+                return aws_error(StatusCode::BAD_REQUEST, "DeploymentDoesNotExistException", &deployment_id);
             };
             if input["targetId"].as_str() != Some(target_id.as_str()) {
-                return aws_error(
-                    StatusCode::BAD_REQUEST,
-                    "DeploymentTargetDoesNotExistException",
-                    "no such target",
-                );
+                return aws_error(StatusCode::BAD_REQUEST, "DeploymentTargetDoesNotExistException", "no such target");
             }
             let answer = json!({"deploymentTarget": doc.clone()});
-            if let (Some(step), Some(green)) = (
-                step,
-                doc.pointer_mut("/ecsTarget/taskSetsInfo/1/runningCount"),
-            ) {
+            if let (Some(step), Some(green)) = (step, doc.pointer_mut("/ecsTarget/taskSetsInfo/1/runningCount")) {
                 *green = json!((green.as_i64().unwrap_or(0) + step).min(2));
             }
             aws_ok(answer)
@@ -342,29 +286,16 @@ async fn codedeploy(
             s.report_calls += 1;
             if let Some(fault) = s.faults.pop_front() {
                 return match fault {
-                    ReportFault::Throttle => aws_error(
-                        StatusCode::BAD_REQUEST,
-                        "ThrottlingException",
-                        "Rate exceeded",
-                    ),
-                    ReportFault::ServerError => aws_error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "InternalFailure",
-                        "try again",
-                    ),
+                    ReportFault::Throttle => aws_error(StatusCode::BAD_REQUEST, "ThrottlingException", "Rate exceeded"),
+                    ReportFault::ServerError => {
+                        aws_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", "try again")
+                    }
                 };
             }
-            let execution_id = input["lifecycleEventHookExecutionId"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
+            let execution_id = input["lifecycleEventHookExecutionId"].as_str().unwrap_or_default().to_owned();
             let status = input["status"].as_str().unwrap_or_default().to_owned();
             if !s.deployments.contains_key(&deployment_id) {
-                return aws_error(
-                    StatusCode::BAD_REQUEST,
-                    "DeploymentDoesNotExistException",
-                    &deployment_id,
-                );
+                return aws_error(StatusCode::BAD_REQUEST, "DeploymentDoesNotExistException", &deployment_id);
             }
             if status != "Succeeded" && status != "Failed" {
                 return aws_error(
@@ -380,11 +311,7 @@ async fn codedeploy(
                     "already completed",
                 );
             }
-            s.accepted.push(AcceptedReport {
-                deployment_id,
-                execution_id: execution_id.clone(),
-                status,
-            });
+            s.accepted.push(AcceptedReport { deployment_id, execution_id: execution_id.clone(), status });
             aws_ok(json!({"lifecycleEventHookExecutionId": execution_id}))
         }
         other => aws_error(StatusCode::BAD_REQUEST, "UnknownOperationException", other),
@@ -397,50 +324,30 @@ async fn invoke(
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    let qualifier = query
-        .get("Qualifier")
-        .cloned()
-        .unwrap_or_else(|| "$LATEST".to_owned());
+    let qualifier = query.get("Qualifier").cloned().unwrap_or_else(|| "$LATEST".to_owned());
     let payload = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let mut s = state.lock().expect("state lock");
     s.calls.push("Invoke".to_owned());
     if s.denied.contains("Invoke") {
-        let mut response = aws_error(
-            StatusCode::FORBIDDEN,
-            "AccessDeniedException",
-            "not authorized",
-        );
-        response.headers_mut().insert(
-            "x-amzn-errortype",
-            HeaderValue::from_static("AccessDeniedException"),
-        );
+        let mut response = aws_error(StatusCode::FORBIDDEN, "AccessDeniedException", "not authorized");
+        response.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static("AccessDeniedException"));
         return response;
     }
-    s.invocations
-        .push((name.clone(), qualifier.clone(), payload));
+    s.invocations.push((name.clone(), qualifier.clone(), payload));
     let Some(answer) = s.functions.get(&(name.clone(), qualifier.clone())).cloned() else {
         let mut response = aws_error(
             StatusCode::NOT_FOUND,
             "ResourceNotFoundException",
             &format!("Function not found: {name}:{qualifier}"),
         );
-        response.headers_mut().insert(
-            "x-amzn-errortype",
-            HeaderValue::from_static("ResourceNotFoundException"),
-        );
+        response.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static("ResourceNotFoundException"));
         return response;
     };
     let mut response = (StatusCode::OK, answer.payload.to_string()).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        "x-amz-executed-version",
-        HeaderValue::from_str(&answer.executed_version).expect("version header"),
-    );
+    headers.insert("x-amz-executed-version", HeaderValue::from_str(&answer.executed_version).expect("version header"));
     if let Some(kind) = &answer.function_error {
-        headers.insert(
-            "x-amz-function-error",
-            HeaderValue::from_str(kind).expect("error header"),
-        );
+        headers.insert("x-amz-function-error", HeaderValue::from_str(kind).expect("error header"));
     }
     response
 }
@@ -448,14 +355,11 @@ async fn invoke(
 /// Real AWS SDK configuration aimed at `endpoint`, with static test credentials and quick retry
 /// backoff (3 attempts, as the SDK's default).
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
-    let retry = aws_config::retry::RetryConfig::standard()
-        .with_max_attempts(3)
-        .with_initial_backoff(Duration::from_millis(20));
+    let retry =
+        aws_config::retry::RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(20));
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_codedeploy::config::Credentials::new(
-            "AKIDTEST", "secret", None, None, "tests",
-        ))
+        .credentials_provider(aws_sdk_codedeploy::config::Credentials::new("AKIDTEST", "secret", None, None, "tests"))
         .endpoint_url(endpoint)
         .retry_config(retry)
         .load()
@@ -484,44 +388,66 @@ impl Target {
     /// Starts the service.
     pub async fn start() -> Self {
         let flaky = Arc::new(Mutex::new(0u32));
-        let router = Router::new()
-            .route("/v2/cart/healthy", get(|| async { axum::Json(healthy_cart()) }))
-            .route(
-                "/v2/cart/renamed-back",
-                get(|| async { axum::Json(json!({"cart_id": "c-1", "currency": "EUR", "total_cents": 1299, "items": []})) }),
-            )
-            .route(
-                "/v2/cart/string-total",
-                get(|| async { axum::Json(json!({"cart_id": "c-1", "currency": "EUR", "total_minor_units": "12.99", "items": []})) }),
-            )
-            .route("/status/{code}", any(|Path(code): Path<u16>| async move { StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT) }))
-            .route("/not-json", get(|| async { ([(header::CONTENT_TYPE, "text/html")], "<html>maintenance</html>") }))
-            .route("/empty", get(|| async { StatusCode::OK }))
-            .route("/hang", get(|| async { std::future::pending::<()>().await }))
-            .route(
-                "/slow/{ms}",
-                get(|Path(ms): Path<u64>| async move {
-                    tokio::time::sleep(Duration::from_millis(ms)).await;
-                    axum::Json(healthy_cart())
-                }),
-            )
-            .route("/huge", get(huge))
-            .route(
-                "/flaky",
-                get(move || {
-                    let flaky = flaky.clone();
-                    async move {
-                        let mut calls = flaky.lock().expect("flaky lock");
-                        *calls += 1;
-                        if *calls <= 2 { StatusCode::INTERNAL_SERVER_ERROR.into_response() } else { axum::Json(healthy_cart()).into_response() }
-                    }
-                }),
-            )
-            .route("/versioned", get(|| async { ([("x-app-version", "47"), ("x-session-token", "tok-SECRET-46")], axum::Json(healthy_cart())) }));
+        let router =
+            Router::new()
+                .route("/v2/cart/healthy", get(|| async { axum::Json(healthy_cart()) }))
+                .route(
+                    "/v2/cart/renamed-back",
+                    get(|| async {
+                        axum::Json(json!({"cart_id": "c-1", "currency": "EUR", "total_cents": 1299, "items": []}))
+                    }),
+                )
+                .route(
+                    "/v2/cart/string-total",
+                    get(|| async {
+                        axum::Json(
+                            json!({"cart_id": "c-1", "currency": "EUR", "total_minor_units": "12.99", "items": []}),
+                        )
+                    }),
+                )
+                .route(
+                    "/status/{code}",
+                    any(|Path(code): Path<u16>| async move {
+                        StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT)
+                    }),
+                )
+                .route(
+                    "/not-json",
+                    get(|| async { ([(header::CONTENT_TYPE, "text/html")], "<html>maintenance</html>") }),
+                )
+                .route("/empty", get(|| async { StatusCode::OK }))
+                .route("/hang", get(|| async { std::future::pending::<()>().await }))
+                .route(
+                    "/slow/{ms}",
+                    get(|Path(ms): Path<u64>| async move {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        axum::Json(healthy_cart())
+                    }),
+                )
+                .route("/huge", get(huge))
+                .route(
+                    "/flaky",
+                    get(move || {
+                        let flaky = flaky.clone();
+                        async move {
+                            let mut calls = flaky.lock().expect("flaky lock");
+                            *calls += 1;
+                            if *calls <= 2 {
+                                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                            } else {
+                                axum::Json(healthy_cart()).into_response()
+                            }
+                        }
+                    }),
+                )
+                .route(
+                    "/versioned",
+                    get(|| async {
+                        ([("x-app-version", "47"), ("x-session-token", "tok-SECRET-46")], axum::Json(healthy_cart()))
+                    }),
+                );
         let addr = serve(router).await;
-        Self {
-            url: format!("http://{addr}"),
-        }
+        Self { url: format!("http://{addr}") }
     }
 }
 
@@ -560,10 +486,7 @@ fn futures_stream(
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
 /// Path to a hook binary, building every hook once per test process (cargo builds only the test
@@ -573,9 +496,7 @@ pub fn hook_binary(name: &str) -> PathBuf {
     let dir = BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut command = std::process::Command::new(cargo);
-        command
-            .current_dir(workspace_root())
-            .args(["build", "--quiet"]);
+        command.current_dir(workspace_root()).args(["build", "--quiet"]);
         for hook in greenlight::Hook::ALL {
             command.args(["-p", hook.name]);
         }
@@ -583,10 +504,7 @@ pub fn hook_binary(name: &str) -> PathBuf {
         assert!(status.success(), "building the hook binaries failed");
         // target/<profile>/deps/<test binary> → target/<profile>
         let exe = std::env::current_exe().expect("current exe");
-        exe.parent()
-            .and_then(|deps| deps.parent())
-            .expect("target profile dir")
-            .to_path_buf()
+        exe.parent().and_then(|deps| deps.parent()).expect("target profile dir").to_path_buf()
     });
     dir.join(name)
 }

@@ -8,9 +8,7 @@ use greenlight::event::HookEvent;
 use greenlight::report::{ReportError, ReportOutcome};
 use greenlight::verdict::Status;
 use greenlight::{AwsClients, Gate, Hook, RunOutcome};
-use greenlight_tests::{
-    FunctionAnswer, LocalAws, ReportFault, Target, healthy_cart, sdk_config, workspace_root,
-};
+use greenlight_tests::{FunctionAnswer, LocalAws, ReportFault, Target, healthy_cart, sdk_config, workspace_root};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -29,20 +27,12 @@ impl World {
         let aws = LocalAws::start().await;
         aws.add_ecs_deployment(ECS, "AfterAllowTestTraffic", 2);
         aws.add_lambda_deployment(LAMBDA, "checkout", "4", "5", "BeforeAllowTraffic");
-        Self {
-            aws,
-            target: Target::start().await,
-        }
+        Self { aws, target: Target::start().await }
     }
 
     async fn gate(&self, hook: Hook, plan: Value) -> Arc<Gate> {
-        let plan =
-            greenlight::plan::parse(&plan.to_string(), &workspace_root().join("examples/plans"));
-        Arc::new(Gate::new(
-            hook,
-            plan,
-            AwsClients::new(&sdk_config(&self.aws.url).await),
-        ))
+        let plan = greenlight::plan::parse(&plan.to_string(), &workspace_root().join("examples/plans"));
+        Arc::new(Gate::new(hook, plan, AwsClients::new(&sdk_config(&self.aws.url).await)))
     }
 
     fn url(&self, path: &str) -> String {
@@ -56,10 +46,7 @@ impl World {
 }
 
 fn event(deployment_id: &str, execution_id: &str) -> HookEvent {
-    HookEvent {
-        deployment_id: deployment_id.to_owned(),
-        execution_id: execution_id.to_owned(),
-    }
+    HookEvent { deployment_id: deployment_id.to_owned(), execution_id: execution_id.to_owned() }
 }
 
 fn in_secs(secs: u64) -> Instant {
@@ -68,27 +55,16 @@ fn in_secs(secs: u64) -> Instant {
 
 fn reason(outcome: &RunOutcome) -> String {
     let verdict = &outcome.verdict;
-    let checks: Vec<String> = verdict
-        .checks
-        .iter()
-        .filter_map(|c| c.reason.clone())
-        .collect();
+    let checks: Vec<String> = verdict.checks.iter().filter_map(|c| c.reason.clone()).collect();
     format!("{} | {}", verdict.reason, checks.join(" | "))
 }
 
 /// Runs the smoke hook on the ECS deployment and returns the outcome and the accepted reports.
 async fn smoke(world: &World, plan: Value) -> RunOutcome {
     let gate = world.gate(Hook::AFTER_ALLOW_TEST_TRAFFIC, plan).await;
-    let outcome = gate
-        .run(&event(ECS, "exec-1"), in_secs(10))
-        .await
-        .expect("reported");
+    let outcome = gate.run(&event(ECS, "exec-1"), in_secs(10)).await.expect("reported");
     let accepted = world.aws.accepted();
-    assert_eq!(
-        accepted.len(),
-        1,
-        "exactly one accepted report: {accepted:?}"
-    );
+    assert_eq!(accepted.len(), 1, "exactly one accepted report: {accepted:?}");
     assert_eq!(accepted[0].status, outcome.verdict.status.as_str());
     assert_eq!(accepted[0].execution_id, "exec-1");
     outcome
@@ -101,20 +77,10 @@ async fn a_hanging_target_fails_at_the_deadline_and_the_report_still_arrives() {
     let gate = world.gate(Hook::AFTER_ALLOW_TEST_TRAFFIC, plan).await;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(3);
-    let outcome = gate
-        .run(&event(ECS, "exec-hang"), deadline)
-        .await
-        .expect("reported");
-    assert!(
-        Instant::now() < deadline,
-        "returned after the Lambda deadline"
-    );
+    let outcome = gate.run(&event(ECS, "exec-hang"), deadline).await.expect("reported");
+    assert!(Instant::now() < deadline, "returned after the Lambda deadline");
     assert_eq!(outcome.verdict.status, Status::Failed);
-    assert!(
-        reason(&outcome).contains("deadline"),
-        "{}",
-        reason(&outcome)
-    );
+    assert!(reason(&outcome).contains("deadline"), "{}", reason(&outcome));
     assert_eq!(world.aws.accepted().len(), 1);
     assert_eq!(world.aws.accepted()[0].status, "Failed");
 }
@@ -124,43 +90,23 @@ async fn a_500_fails() {
     let world = World::new().await;
     let outcome = smoke(&world, world.http_plan("/status/500", json!({}))).await;
     assert_eq!(outcome.verdict.status, Status::Failed);
-    assert!(
-        reason(&outcome).contains("status 500, expected 2xx"),
-        "{}",
-        reason(&outcome)
-    );
+    assert!(reason(&outcome).contains("status 500, expected 2xx"), "{}", reason(&outcome));
 }
 
 #[tokio::test]
 async fn a_body_that_is_not_json_fails_when_a_schema_is_expected() {
     let world = World::new().await;
-    let outcome = smoke(
-        &world,
-        world.http_plan("/not-json", json!({"json_schema": {"type": "object"}})),
-    )
-    .await;
+    let outcome = smoke(&world, world.http_plan("/not-json", json!({"json_schema": {"type": "object"}}))).await;
     assert_eq!(outcome.verdict.status, Status::Failed);
-    assert!(
-        reason(&outcome).contains("body is not JSON"),
-        "{}",
-        reason(&outcome)
-    );
+    assert!(reason(&outcome).contains("body is not JSON"), "{}", reason(&outcome));
 }
 
 #[tokio::test]
 async fn an_empty_body_fails_when_a_schema_is_expected() {
     let world = World::new().await;
-    let outcome = smoke(
-        &world,
-        world.http_plan("/empty", json!({"json_schema": true})),
-    )
-    .await;
+    let outcome = smoke(&world, world.http_plan("/empty", json!({"json_schema": true}))).await;
     assert_eq!(outcome.verdict.status, Status::Failed);
-    assert!(
-        reason(&outcome).contains("body is empty"),
-        "{}",
-        reason(&outcome)
-    );
+    assert!(reason(&outcome).contains("body is empty"), "{}", reason(&outcome));
 }
 
 #[tokio::test]
@@ -179,11 +125,7 @@ async fn a_wrongly_typed_field_fails_naming_its_pointer() {
     let world = World::new().await;
     let expect = json!({"json_schema_file": "schemas/checkout-cart.json"});
     let outcome = smoke(&world, world.http_plan("/v2/cart/string-total", expect)).await;
-    assert!(
-        reason(&outcome).contains("/total_minor_units:"),
-        "{}",
-        reason(&outcome)
-    );
+    assert!(reason(&outcome).contains("/total_minor_units:"), "{}", reason(&outcome));
 }
 
 #[tokio::test]
@@ -191,17 +133,9 @@ async fn the_healthy_contract_passes() {
     let world = World::new().await;
     let expect = json!({"status": [200], "json_schema_file": "schemas/checkout-cart.json", "headers": {"content-type": {"regex": "^application/json"}}});
     let outcome = smoke(&world, world.http_plan("/v2/cart/healthy", expect)).await;
-    assert_eq!(
-        outcome.verdict.status,
-        Status::Succeeded,
-        "{}",
-        reason(&outcome)
-    );
+    assert_eq!(outcome.verdict.status, Status::Succeeded, "{}", reason(&outcome));
     assert_eq!(outcome.report, ReportOutcome::Accepted);
-    assert_eq!(
-        world.aws.calls()[..2],
-        ["ListDeploymentTargets", "GetDeploymentTarget"]
-    );
+    assert_eq!(world.aws.calls()[..2], ["ListDeploymentTargets", "GetDeploymentTarget"]);
 }
 
 #[tokio::test]
@@ -211,33 +145,17 @@ async fn a_huge_body_is_capped_not_read() {
         "expect": {"json_schema": true}, "timeout_ms": 20000}]});
     let outcome = smoke(&world, plan).await;
     assert_eq!(outcome.verdict.status, Status::Failed);
-    assert!(
-        reason(&outcome).contains("exceeds max_body_bytes (65536 bytes)"),
-        "{}",
-        reason(&outcome)
-    );
+    assert!(reason(&outcome).contains("exceeds max_body_bytes (65536 bytes)"), "{}", reason(&outcome));
 }
 
 #[tokio::test]
 async fn an_invalid_plan_is_reported_failed_with_its_pointer() {
     let world = World::new().await;
-    let outcome = smoke(
-        &world,
-        json!({"checks": [{"name": "x", "http": {"url": "ftp://nope"}}]}),
-    )
-    .await;
+    let outcome = smoke(&world, json!({"checks": [{"name": "x", "http": {"url": "ftp://nope"}}]})).await;
     assert_eq!(outcome.verdict.status, Status::Failed);
+    assert!(outcome.verdict.reason.contains("at /checks/0/http/url"), "{}", outcome.verdict.reason);
     assert!(
-        outcome.verdict.reason.contains("at /checks/0/http/url"),
-        "{}",
-        outcome.verdict.reason
-    );
-    assert!(
-        world
-            .aws
-            .calls()
-            .iter()
-            .all(|c| c == "PutLifecycleEventHookExecutionStatus"),
+        world.aws.calls().iter().all(|c| c == "PutLifecycleEventHookExecutionStatus"),
         "no discovery for a bad plan"
     );
 }
@@ -245,38 +163,22 @@ async fn an_invalid_plan_is_reported_failed_with_its_pointer() {
 #[tokio::test]
 async fn a_panicking_check_is_reported_failed() {
     let world = World::new().await;
-    let gate = world
-        .gate(
-            Hook::AFTER_ALLOW_TEST_TRAFFIC,
-            world.http_plan("/v2/cart/healthy", json!({})),
-        )
-        .await;
+    let gate = world.gate(Hook::AFTER_ALLOW_TEST_TRAFFIC, world.http_plan("/v2/cart/healthy", json!({}))).await;
     let gate = Arc::new(
         Arc::try_unwrap(gate)
             .expect("sole owner")
-            .with_probe(Arc::new(|_, _| {
-                Box::pin(async { panic!("index out of bounds") })
-            })),
+            .with_probe(Arc::new(|_, _| Box::pin(async { panic!("index out of bounds") }))),
     );
-    let outcome = gate
-        .run(&event(ECS, "exec-panic"), in_secs(10))
-        .await
-        .expect("reported");
+    let outcome = gate.run(&event(ECS, "exec-panic"), in_secs(10)).await.expect("reported");
     assert_eq!(outcome.verdict.status, Status::Failed);
-    assert!(
-        reason(&outcome).contains("check panicked: index out of bounds"),
-        "{}",
-        reason(&outcome)
-    );
+    assert!(reason(&outcome).contains("check panicked: index out of bounds"), "{}", reason(&outcome));
     assert_eq!(world.aws.accepted()[0].status, "Failed");
 }
 
 #[tokio::test]
 async fn a_report_throttled_twice_is_accepted_exactly_once() {
     let world = World::new().await;
-    world
-        .aws
-        .fail_reports(&[ReportFault::Throttle, ReportFault::Throttle]);
+    world.aws.fail_reports(&[ReportFault::Throttle, ReportFault::Throttle]);
     let outcome = smoke(&world, world.http_plan("/v2/cart/healthy", json!({}))).await;
     assert_eq!(outcome.report, ReportOutcome::Accepted);
     assert_eq!(world.aws.report_calls(), 3);
@@ -295,48 +197,19 @@ async fn a_report_answered_with_5xx_is_retried() {
 async fn a_report_that_keeps_failing_returns_an_error_for_lambda_to_retry() {
     let world = World::new().await;
     world.aws.fail_reports(&[ReportFault::ServerError; 3]);
-    let gate = world
-        .gate(
-            Hook::AFTER_ALLOW_TEST_TRAFFIC,
-            world.http_plan("/v2/cart/healthy", json!({})),
-        )
-        .await;
-    let err = gate
-        .run(&event(ECS, "exec-5xx"), in_secs(10))
-        .await
-        .expect_err("report failed");
-    assert!(
-        matches!(
-            err,
-            ReportError::Call {
-                status: Status::Succeeded,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    let gate = world.gate(Hook::AFTER_ALLOW_TEST_TRAFFIC, world.http_plan("/v2/cart/healthy", json!({}))).await;
+    let err = gate.run(&event(ECS, "exec-5xx"), in_secs(10)).await.expect_err("report failed");
+    assert!(matches!(err, ReportError::Call { status: Status::Succeeded, .. }), "{err}");
     assert!(world.aws.accepted().is_empty());
-    assert_eq!(
-        world.aws.report_calls(),
-        3,
-        "the SDK's three attempts, no loop of our own"
-    );
+    assert_eq!(world.aws.report_calls(), 3, "the SDK's three attempts, no loop of our own");
 }
 
 #[tokio::test]
 async fn already_completed_means_a_duplicate_delivery_and_is_success() {
     let world = World::new().await;
     world.aws.complete_execution("exec-dup");
-    let gate = world
-        .gate(
-            Hook::AFTER_ALLOW_TEST_TRAFFIC,
-            world.http_plan("/v2/cart/healthy", json!({})),
-        )
-        .await;
-    let outcome = gate
-        .run(&event(ECS, "exec-dup"), in_secs(10))
-        .await
-        .expect("not an error");
+    let gate = world.gate(Hook::AFTER_ALLOW_TEST_TRAFFIC, world.http_plan("/v2/cart/healthy", json!({}))).await;
+    let outcome = gate.run(&event(ECS, "exec-dup"), in_secs(10)).await.expect("not an error");
     assert_eq!(outcome.report, ReportOutcome::AlreadyReported);
     assert_eq!(world.aws.report_calls(), 1, "no retry loop");
 }
@@ -344,98 +217,46 @@ async fn already_completed_means_a_duplicate_delivery_and_is_success() {
 #[tokio::test]
 async fn the_same_event_delivered_three_times_is_reported_once() {
     let world = World::new().await;
-    let gate = world
-        .gate(
-            Hook::AFTER_ALLOW_TEST_TRAFFIC,
-            world.http_plan("/v2/cart/healthy", json!({})),
-        )
-        .await;
+    let gate = world.gate(Hook::AFTER_ALLOW_TEST_TRAFFIC, world.http_plan("/v2/cart/healthy", json!({}))).await;
     let mut outcomes = Vec::new();
     for _ in 0..3 {
-        outcomes.push(
-            gate.run(&event(ECS, "exec-3x"), in_secs(10))
-                .await
-                .expect("no error")
-                .report,
-        );
+        outcomes.push(gate.run(&event(ECS, "exec-3x"), in_secs(10)).await.expect("no error").report);
     }
-    assert_eq!(
-        outcomes,
-        [
-            ReportOutcome::Accepted,
-            ReportOutcome::AlreadyReported,
-            ReportOutcome::AlreadyReported
-        ]
-    );
+    assert_eq!(outcomes, [ReportOutcome::Accepted, ReportOutcome::AlreadyReported, ReportOutcome::AlreadyReported]);
     assert_eq!(world.aws.accepted().len(), 1);
 }
 
 #[tokio::test]
 async fn slow_checks_run_concurrently() {
     let world = World::new().await;
-    let checks: Vec<Value> = (0..20)
-        .map(|i| json!({"name": format!("slow {i}"), "http": {"url": world.url("/slow/300")}}))
-        .collect();
+    let checks: Vec<Value> =
+        (0..20).map(|i| json!({"name": format!("slow {i}"), "http": {"url": world.url("/slow/300")}})).collect();
     let started = Instant::now();
     let outcome = smoke(&world, json!({"checks": checks})).await;
     let elapsed = started.elapsed();
-    assert_eq!(
-        outcome.verdict.status,
-        Status::Succeeded,
-        "{}",
-        reason(&outcome)
-    );
+    assert_eq!(outcome.verdict.status, Status::Succeeded, "{}", reason(&outcome));
     // One at a time would take 20 × 300 ms = 6 s.
-    assert!(
-        elapsed < Duration::from_secs(3),
-        "20 checks of 300 ms took {elapsed:?}"
-    );
+    assert!(elapsed < Duration::from_secs(3), "20 checks of 300 ms took {elapsed:?}");
 }
 
 #[tokio::test]
 async fn a_hook_wired_to_the_wrong_event_fails_naming_both() {
     let world = World::new().await;
-    let gate = world
-        .gate(
-            Hook::BEFORE_ALLOW_TRAFFIC,
-            world.http_plan("/v2/cart/healthy", json!({})),
-        )
-        .await;
-    let outcome = gate
-        .run(&event(ECS, "exec-wrong"), in_secs(10))
-        .await
-        .expect("reported");
+    let gate = world.gate(Hook::BEFORE_ALLOW_TRAFFIC, world.http_plan("/v2/cart/healthy", json!({}))).await;
+    let outcome = gate.run(&event(ECS, "exec-wrong"), in_secs(10)).await.expect("reported");
     assert_eq!(outcome.verdict.status, Status::Failed);
     let why = &outcome.verdict.reason;
-    assert!(
-        why.contains("serves BeforeAllowTraffic") && why.contains("is in AfterAllowTestTraffic"),
-        "{why}"
-    );
-    assert!(
-        outcome.verdict.checks.is_empty(),
-        "no check runs for a misrouted hook"
-    );
+    assert!(why.contains("serves BeforeAllowTraffic") && why.contains("is in AfterAllowTestTraffic"), "{why}");
+    assert!(outcome.verdict.checks.is_empty(), "no check runs for a misrouted hook");
     assert_eq!(world.aws.accepted()[0].status, "Failed");
 }
 
 #[tokio::test]
 async fn an_ecs_hook_on_a_lambda_deployment_fails() {
     let world = World::new().await;
-    let gate = world
-        .gate(
-            Hook::BEFORE_ALLOW_TRAFFIC,
-            world.http_plan("/v2/cart/healthy", json!({})),
-        )
-        .await;
-    let outcome = gate
-        .run(&event(LAMBDA, "exec-platform"), in_secs(10))
-        .await
-        .expect("reported");
-    assert!(
-        outcome.verdict.reason.contains("use the pre-traffic hook"),
-        "{}",
-        outcome.verdict.reason
-    );
+    let gate = world.gate(Hook::BEFORE_ALLOW_TRAFFIC, world.http_plan("/v2/cart/healthy", json!({}))).await;
+    let outcome = gate.run(&event(LAMBDA, "exec-platform"), in_secs(10)).await.expect("reported");
+    assert!(outcome.verdict.reason.contains("use the pre-traffic hook"), "{}", outcome.verdict.reason);
 }
 
 #[tokio::test]
@@ -445,10 +266,7 @@ async fn missing_permission_is_named() {
     let outcome = smoke(&world, world.http_plan("/v2/cart/healthy", json!({}))).await;
     assert_eq!(outcome.verdict.status, Status::Failed);
     assert!(
-        outcome
-            .verdict
-            .reason
-            .contains("grant the hook's role codedeploy:ListDeploymentTargets"),
+        outcome.verdict.reason.contains("grant the hook's role codedeploy:ListDeploymentTargets"),
         "{}",
         outcome.verdict.reason
     );
@@ -457,31 +275,19 @@ async fn missing_permission_is_named() {
 #[tokio::test]
 async fn an_unknown_deployment_fails_closed() {
     let world = World::new().await;
-    let gate = world
-        .gate(
-            Hook::AFTER_ALLOW_TEST_TRAFFIC,
-            world.http_plan("/v2/cart/healthy", json!({})),
-        )
-        .await;
+    let gate = world.gate(Hook::AFTER_ALLOW_TEST_TRAFFIC, world.http_plan("/v2/cart/healthy", json!({}))).await;
     // The report is refused too (the deployment does not exist), so the run ends in an error.
-    let err = gate
-        .run(&event("d-NOSUCH001", "exec-x"), in_secs(10))
-        .await
-        .expect_err("cannot report");
+    let err = gate.run(&event("d-NOSUCH001", "exec-x"), in_secs(10)).await.expect_err("cannot report");
     assert!(err.to_string().contains("DeploymentDoesNotExist"), "{err}");
 }
 
 #[tokio::test]
 async fn retries_ride_out_a_flaky_target() {
     let world = World::new().await;
-    let plan = json!({"checks": [{"name": "flaky", "http": {"url": world.url("/flaky")}, "attempts": 3, "interval_ms": 10}]});
+    let plan =
+        json!({"checks": [{"name": "flaky", "http": {"url": world.url("/flaky")}, "attempts": 3, "interval_ms": 10}]});
     let outcome = smoke(&world, plan).await;
-    assert_eq!(
-        outcome.verdict.status,
-        Status::Succeeded,
-        "{}",
-        reason(&outcome)
-    );
+    assert_eq!(outcome.verdict.status, Status::Succeeded, "{}", reason(&outcome));
     assert_eq!(outcome.verdict.checks[0].attempts, 3);
 }
 
@@ -494,21 +300,10 @@ async fn latency_budget_and_headers_are_judged() {
         {"name": "token", "http": {"url": world.url("/versioned")}, "expect": {"headers": {"x-session-token": {"regex": "^tok-LIVE"}}}}
     ], "redact_headers": ["x-session-token"]});
     let outcome = smoke(&world, plan).await;
-    let reasons: Vec<String> = outcome
-        .verdict
-        .checks
-        .iter()
-        .map(|c| c.reason.clone().unwrap_or_default())
-        .collect();
+    let reasons: Vec<String> = outcome.verdict.checks.iter().map(|c| c.reason.clone().unwrap_or_default()).collect();
     assert!(reasons[0].contains("over the 100 ms budget"), "{reasons:?}");
-    assert_eq!(
-        reasons[1],
-        "header x-app-version is \"47\", expected \"48\""
-    );
-    assert_eq!(
-        reasons[2],
-        "header x-session-token is <redacted>, expected <redacted>"
-    );
+    assert_eq!(reasons[1], "header x-app-version is \"47\", expected \"48\"");
+    assert_eq!(reasons[2], "header x-session-token is <redacted>, expected <redacted>");
     assert!(!format!("{outcome:?}").contains("SECRET"));
 }
 
@@ -529,25 +324,15 @@ async fn a_dry_run_plan_judges_without_reporting() {
     let world = World::new().await;
     let plan = json!({"dry_run": true, "checks": [{"name": "x", "http": {"url": world.url("/status/500")}}]});
     let gate = world.gate(Hook::AFTER_ALLOW_TEST_TRAFFIC, plan).await;
-    let outcome = gate
-        .run(&event(ECS, "exec-dry"), in_secs(10))
-        .await
-        .expect("ok");
-    assert_eq!(
-        (outcome.verdict.status, outcome.report),
-        (Status::Failed, ReportOutcome::Skipped)
-    );
+    let outcome = gate.run(&event(ECS, "exec-dry"), in_secs(10)).await.expect("ok");
+    assert_eq!((outcome.verdict.status, outcome.report), (Status::Failed, ReportOutcome::Skipped));
     assert_eq!(world.aws.report_calls(), 0);
 }
 
 // ---- Lambda deployments -------------------------------------------------------------------------
 
 fn answer(payload: Value, version: &str) -> FunctionAnswer {
-    FunctionAnswer {
-        payload,
-        function_error: None,
-        executed_version: version.to_owned(),
-    }
+    FunctionAnswer { payload, function_error: None, executed_version: version.to_owned() }
 }
 
 fn api_gateway(status: u16, body: Value) -> Value {
@@ -555,12 +340,10 @@ fn api_gateway(status: u16, body: Value) -> Value {
 }
 
 async fn pre_traffic(world: &World, expect: Value) -> RunOutcome {
-    let plan = json!({"checks": [{"name": "new version", "invoke": {"payload": {"path": "/v2/cart"}}, "expect": expect}]});
+    let plan =
+        json!({"checks": [{"name": "new version", "invoke": {"payload": {"path": "/v2/cart"}}, "expect": expect}]});
     let gate = world.gate(Hook::PRE_TRAFFIC, plan).await;
-    let outcome = gate
-        .run(&event(LAMBDA, "exec-pre"), in_secs(10))
-        .await
-        .expect("reported");
+    let outcome = gate.run(&event(LAMBDA, "exec-pre"), in_secs(10)).await.expect("reported");
     assert_eq!(world.aws.accepted().len(), 1);
     outcome
 }
@@ -568,27 +351,11 @@ async fn pre_traffic(world: &World, expect: Value) -> RunOutcome {
 #[tokio::test]
 async fn pre_traffic_invokes_the_target_version_and_judges_its_api_gateway_result() {
     let world = World::new().await;
-    world.aws.add_function(
-        "checkout",
-        "5",
-        answer(api_gateway(200, healthy_cart()), "5"),
-    );
-    let outcome = pre_traffic(
-        &world,
-        json!({"status": [200], "json_schema_file": "schemas/checkout-cart.json"}),
-    )
-    .await;
-    assert_eq!(
-        outcome.verdict.status,
-        Status::Succeeded,
-        "{}",
-        reason(&outcome)
-    );
+    world.aws.add_function("checkout", "5", answer(api_gateway(200, healthy_cart()), "5"));
+    let outcome = pre_traffic(&world, json!({"status": [200], "json_schema_file": "schemas/checkout-cart.json"})).await;
+    assert_eq!(outcome.verdict.status, Status::Succeeded, "{}", reason(&outcome));
     let invocations = world.aws.invocations();
-    assert_eq!(
-        (invocations[0].0.as_str(), invocations[0].1.as_str()),
-        ("checkout", "5")
-    );
+    assert_eq!((invocations[0].0.as_str(), invocations[0].1.as_str()), ("checkout", "5"));
     assert_eq!(invocations[0].2, json!({"path": "/v2/cart"}));
 }
 
@@ -596,14 +363,8 @@ async fn pre_traffic_invokes_the_target_version_and_judges_its_api_gateway_resul
 async fn a_broken_new_version_fails_pre_traffic() {
     let world = World::new().await;
     let broken = json!({"cart_id": "c-1", "currency": "EUR", "total_cents": 1299, "items": []});
-    world
-        .aws
-        .add_function("checkout", "5", answer(api_gateway(200, broken), "5"));
-    let outcome = pre_traffic(
-        &world,
-        json!({"json_schema_file": "schemas/checkout-cart.json"}),
-    )
-    .await;
+    world.aws.add_function("checkout", "5", answer(api_gateway(200, broken), "5"));
+    let outcome = pre_traffic(&world, json!({"json_schema_file": "schemas/checkout-cart.json"})).await;
     assert_eq!(outcome.verdict.status, Status::Failed);
     assert!(
         reason(&outcome).contains("result body breaks the schema: /total_minor_units is missing"),
@@ -619,11 +380,7 @@ async fn a_function_error_fails_unless_expected() {
     world.aws.add_function(
         "checkout",
         "5",
-        FunctionAnswer {
-            payload: error,
-            function_error: Some("Unhandled".into()),
-            executed_version: "5".into(),
-        },
+        FunctionAnswer { payload: error, function_error: Some("Unhandled".into()), executed_version: "5".into() },
     );
     let outcome = pre_traffic(&world, json!({})).await;
     assert!(
@@ -636,31 +393,17 @@ async fn a_function_error_fails_unless_expected() {
 #[tokio::test]
 async fn a_wrong_executed_version_fails() {
     let world = World::new().await;
-    world
-        .aws
-        .add_function("checkout", "5", answer(json!({"ok": true}), "4"));
+    world.aws.add_function("checkout", "5", answer(json!({"ok": true}), "4"));
     let outcome = pre_traffic(&world, json!({})).await;
-    assert!(
-        reason(&outcome).contains("ran version 4, expected 5"),
-        "{}",
-        reason(&outcome)
-    );
+    assert!(reason(&outcome).contains("ran version 4, expected 5"), "{}", reason(&outcome));
 }
 
 #[tokio::test]
 async fn an_api_gateway_error_status_fails() {
     let world = World::new().await;
-    world.aws.add_function(
-        "checkout",
-        "5",
-        answer(api_gateway(502, json!({"message": "bad gateway"})), "5"),
-    );
+    world.aws.add_function("checkout", "5", answer(api_gateway(502, json!({"message": "bad gateway"})), "5"));
     let outcome = pre_traffic(&world, json!({})).await;
-    assert!(
-        reason(&outcome).contains("statusCode 502, expected 2xx"),
-        "{}",
-        reason(&outcome)
-    );
+    assert!(reason(&outcome).contains("statusCode 502, expected 2xx"), "{}", reason(&outcome));
 }
 
 #[tokio::test]
@@ -668,22 +411,14 @@ async fn missing_invoke_permission_is_named() {
     let world = World::new().await;
     world.aws.deny("Invoke");
     let outcome = pre_traffic(&world, json!({})).await;
-    assert!(
-        reason(&outcome).contains("grant the hook's role lambda:InvokeFunction"),
-        "{}",
-        reason(&outcome)
-    );
+    assert!(reason(&outcome).contains("grant the hook's role lambda:InvokeFunction"), "{}", reason(&outcome));
 }
 
 #[tokio::test]
 async fn invoking_the_target_from_an_ecs_hook_explains_itself() {
     let world = World::new().await;
     let outcome = smoke(&world, json!({"checks": [{"name": "x", "invoke": {}}]})).await;
-    assert!(
-        reason(&outcome).contains("is an ECS deployment"),
-        "{}",
-        reason(&outcome)
-    );
+    assert!(reason(&outcome).contains("is an ECS deployment"), "{}", reason(&outcome));
 }
 
 // ---- after-install ------------------------------------------------------------------------------
@@ -691,50 +426,23 @@ async fn invoking_the_target_from_an_ecs_hook_explains_itself() {
 #[tokio::test]
 async fn after_install_waits_for_green_then_checks() {
     let world = World::new().await;
-    world
-        .aws
-        .add_ecs_deployment("d-ECSINSTALL", "AfterInstall", 0);
+    world.aws.add_ecs_deployment("d-ECSINSTALL", "AfterInstall", 0);
     world.aws.green_starts_tasks("d-ECSINSTALL", 1);
     let plan = json!({"wait_for_green_interval_ms": 100, "checks": [{"name": "x", "http": {"url": world.url("/v2/cart/healthy")}}]});
     let gate = world.gate(Hook::AFTER_INSTALL, plan).await;
-    let outcome = gate
-        .run(&event("d-ECSINSTALL", "exec-install"), in_secs(10))
-        .await
-        .expect("reported");
-    assert_eq!(
-        outcome.verdict.status,
-        Status::Succeeded,
-        "{}",
-        reason(&outcome)
-    );
-    let polls = world
-        .aws
-        .calls()
-        .iter()
-        .filter(|c| *c == "GetDeploymentTarget")
-        .count();
+    let outcome = gate.run(&event("d-ECSINSTALL", "exec-install"), in_secs(10)).await.expect("reported");
+    assert_eq!(outcome.verdict.status, Status::Succeeded, "{}", reason(&outcome));
+    let polls = world.aws.calls().iter().filter(|c| *c == "GetDeploymentTarget").count();
     assert_eq!(polls, 3, "0 → 1 → 2 running tasks");
 }
 
 #[tokio::test]
 async fn after_install_fails_when_green_never_starts() {
     let world = World::new().await;
-    world
-        .aws
-        .add_ecs_deployment("d-ECSSTUCK01", "AfterInstall", 1);
+    world.aws.add_ecs_deployment("d-ECSSTUCK01", "AfterInstall", 1);
     let plan = json!({"wait_for_green_interval_ms": 100, "checks": []});
     let gate = world.gate(Hook::AFTER_INSTALL, plan).await;
-    let outcome = gate
-        .run(&event("d-ECSSTUCK01", "exec-stuck"), in_secs(3))
-        .await
-        .expect("reported");
+    let outcome = gate.run(&event("d-ECSSTUCK01", "exec-stuck"), in_secs(3)).await.expect("reported");
     assert_eq!(outcome.verdict.status, Status::Failed);
-    assert!(
-        outcome
-            .verdict
-            .reason
-            .contains("green task set ts-green runs 1/2 tasks"),
-        "{}",
-        outcome.verdict.reason
-    );
+    assert!(outcome.verdict.reason.contains("green task set ts-green runs 1/2 tasks"), "{}", outcome.verdict.reason);
 }

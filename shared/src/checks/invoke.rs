@@ -25,59 +25,29 @@ fn resolve(probe: &InvokeProbe, context: &ProbeContext) -> Result<Resolved, Stri
     };
     let needs_deployment = |what: &str| match context.deployment.as_deref() {
         None => format!("\"{what}\" refers to the deployment, but no deployment was discovered"),
-        Some(d) => format!(
-            "\"{what}\" refers to a Lambda deployment, but {} is an ECS deployment",
-            d.id
-        ),
+        Some(d) => format!("\"{what}\" refers to a Lambda deployment, but {} is an ECS deployment", d.id),
     };
     let function = match &probe.function {
         FunctionRef::Named(name) => name.clone(),
-        FunctionRef::Target => lambda
-            .ok_or_else(|| needs_deployment("target"))?
-            .function_name
-            .clone(),
+        FunctionRef::Target => lambda.ok_or_else(|| needs_deployment("target"))?.function_name.clone(),
     };
     let (qualifier, expected_version) = match &probe.qualifier {
         QualifierRef::Named(name) => (name.clone(), None),
         QualifierRef::Target => {
-            let version = lambda
-                .ok_or_else(|| needs_deployment("target"))?
-                .target_version
-                .clone();
+            let version = lambda.ok_or_else(|| needs_deployment("target"))?.target_version.clone();
             (version.clone(), Some(version))
         }
         QualifierRef::Current => {
-            let version = lambda
-                .ok_or_else(|| needs_deployment("current"))?
-                .current_version
-                .clone();
+            let version = lambda.ok_or_else(|| needs_deployment("current"))?.current_version.clone();
             (version.clone(), Some(version))
         }
-        QualifierRef::Alias => (
-            lambda
-                .ok_or_else(|| needs_deployment("alias"))?
-                .alias
-                .clone(),
-            None,
-        ),
+        QualifierRef::Alias => (lambda.ok_or_else(|| needs_deployment("alias"))?.alias.clone(), None),
     };
-    Ok(Resolved {
-        function,
-        qualifier,
-        expected_version,
-    })
+    Ok(Resolved { function, qualifier, expected_version })
 }
 
-pub(super) async fn measure(
-    probe: &InvokeProbe,
-    expect: &Expect,
-    context: &ProbeContext,
-) -> Result<(), String> {
-    let Resolved {
-        function,
-        qualifier,
-        expected_version,
-    } = resolve(probe, context)?;
+pub(super) async fn measure(probe: &InvokeProbe, expect: &Expect, context: &ProbeContext) -> Result<(), String> {
+    let Resolved { function, qualifier, expected_version } = resolve(probe, context)?;
     let output = context
         .lambda
         .invoke()
@@ -91,20 +61,14 @@ pub(super) async fn measure(
     if let (Some(expected), Some(ran)) = (&expected_version, output.executed_version())
         && ran != expected
     {
-        return Err(format!(
-            "{function}:{qualifier} ran version {ran}, expected {expected}"
-        ));
+        return Err(format!("{function}:{qualifier} ran version {ran}, expected {expected}"));
     }
     let payload = output.payload().map(Blob::as_ref).unwrap_or_default();
     match (output.function_error(), expect.function_error) {
         (Some(kind), false) => {
             let message = serde_json::from_slice::<Value>(payload)
                 .ok()
-                .and_then(|v| {
-                    v.get("errorMessage")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                })
+                .and_then(|v| v.get("errorMessage").and_then(Value::as_str).map(str::to_owned))
                 .unwrap_or_else(|| "no errorMessage".to_owned());
             return Err(format!("function error ({kind}): {message}"));
         }
@@ -114,30 +78,21 @@ pub(super) async fn measure(
     }
 
     let result: Option<Value> = serde_json::from_slice(payload).ok();
-    let api_gateway = result
-        .as_ref()
-        .and_then(|v| v.get("statusCode"))
-        .and_then(Value::as_u64);
+    let api_gateway = result.as_ref().and_then(|v| v.get("statusCode")).and_then(Value::as_u64);
     match api_gateway {
         Some(status) => {
             let status = u16::try_from(status).unwrap_or(u16::MAX);
             if !expect.status_ok(status) {
-                return Err(format!(
-                    "statusCode {status}, expected {}",
-                    expect.status_description()
-                ));
+                return Err(format!("statusCode {status}, expected {}", expect.status_description()));
             }
             if let Some(schema) = &expect.json_schema {
-                let body =
-                    api_gateway_body(result.as_ref().and_then(|v| v.get("body")), result.as_ref())?;
+                let body = api_gateway_body(result.as_ref().and_then(|v| v.get("body")), result.as_ref())?;
                 judge_json_body(schema, &body, "result body")?;
             }
         }
         None => {
             if expect.status.is_some() {
-                return Err(
-                    "expect.status needs an API-Gateway-shaped result with a statusCode".to_owned(),
-                );
+                return Err("expect.status needs an API-Gateway-shaped result with a statusCode".to_owned());
             }
             if let Some(schema) = &expect.json_schema {
                 judge_json_body(schema, payload, "result")?;
@@ -148,14 +103,12 @@ pub(super) async fn measure(
 }
 
 fn api_gateway_body(body: Option<&Value>, result: Option<&Value>) -> Result<Vec<u8>, String> {
-    let encoded = result
-        .and_then(|v| v.get("isBase64Encoded"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let encoded = result.and_then(|v| v.get("isBase64Encoded")).and_then(Value::as_bool).unwrap_or(false);
     match body {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(text)) if encoded => aws_smithy_types::base64::decode(text)
-            .map_err(|err| format!("result body is not valid base64: {err}")),
+        Some(Value::String(text)) if encoded => {
+            aws_smithy_types::base64::decode(text).map_err(|err| format!("result body is not valid base64: {err}"))
+        }
         Some(Value::String(text)) => Ok(text.clone().into_bytes()),
         // Some handlers return the body as an object; judge it as it is.
         Some(other) => Ok(other.to_string().into_bytes()),
@@ -167,17 +120,11 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let code = err
-        .as_service_error()
-        .and_then(|e| e.code())
-        .unwrap_or_default();
+    let code = err.as_service_error().and_then(|e| e.code()).unwrap_or_default();
     if code.starts_with("AccessDenied") {
         return format!(
             "access denied calling lambda:InvokeFunction on {function}:{qualifier}: grant the hook's role lambda:InvokeFunction on it"
         );
     }
-    format!(
-        "invoking {function}:{qualifier} failed: {}",
-        DisplayErrorContext(&err)
-    )
+    format!("invoking {function}:{qualifier} failed: {}", DisplayErrorContext(&err))
 }

@@ -36,30 +36,19 @@ const VIOLATIONS_SHOWN: usize = 3;
 
 /// Judges a body that must be JSON valid under `schema`. Values from the body are masked in the
 /// reason (bodies can carry personal data); the JSON pointer says where the contract broke.
-pub(crate) fn judge_json_body(
-    schema: &jsonschema::Validator,
-    body: &[u8],
-    what: &str,
-) -> Result<(), String> {
+pub(crate) fn judge_json_body(schema: &jsonschema::Validator, body: &[u8], what: &str) -> Result<(), String> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(format!(
-            "{what} is empty; expected JSON matching the schema"
-        ));
+        return Err(format!("{what} is empty; expected JSON matching the schema"));
     }
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|err| {
-        let preview =
-            String::from_utf8_lossy(&body[..body.len().min(60)]).replace(char::is_control, " ");
+        let preview = String::from_utf8_lossy(&body[..body.len().min(60)]).replace(char::is_control, " ");
         format!("{what} is not JSON ({err}); it starts {preview:?}")
     })?;
     let violations: Vec<String> = schema
         .iter_errors(&value)
         .map(|error| {
             let pointer = crate::plan::error_pointer(&error);
-            let pointer = if pointer.is_empty() {
-                "/".to_owned()
-            } else {
-                pointer
-            };
+            let pointer = if pointer.is_empty() { "/".to_owned() } else { pointer };
             match error.kind() {
                 jsonschema::error::ValidationErrorKind::Required { .. } => {
                     format!("{pointer} is missing")
@@ -74,10 +63,8 @@ pub(crate) fn judge_json_body(
     if violations.is_empty() {
         return Ok(());
     }
-    let mut reason = format!(
-        "{what} breaks the schema: {}",
-        violations[..violations.len().min(VIOLATIONS_SHOWN)].join("; ")
-    );
+    let mut reason =
+        format!("{what} breaks the schema: {}", violations[..violations.len().min(VIOLATIONS_SHOWN)].join("; "));
     if violations.len() > VIOLATIONS_SHOWN {
         reason.push_str(&format!(" (+{} more)", violations.len() - VIOLATIONS_SHOWN));
     }
@@ -115,20 +102,15 @@ mod tests {
 
     #[test]
     fn a_missing_field_is_named_by_pointer() {
-        let err =
-            judge_json_body(&checkout_contract(), br#"{"total_cents": 1299}"#, "body").unwrap_err();
+        let err = judge_json_body(&checkout_contract(), br#"{"total_cents": 1299}"#, "body").unwrap_err();
         assert!(err.contains("/total_minor_units is missing"), "{err}");
         assert!(err.contains("/total_cents must not be present"), "{err}");
     }
 
     #[test]
     fn a_wrong_type_is_named_by_pointer_with_the_value_masked() {
-        let err = judge_json_body(
-            &checkout_contract(),
-            br#"{"total_minor_units": "12.99 secret"}"#,
-            "body",
-        )
-        .unwrap_err();
+        let err =
+            judge_json_body(&checkout_contract(), br#"{"total_minor_units": "12.99 secret"}"#, "body").unwrap_err();
         assert!(err.contains("/total_minor_units:"), "{err}");
         assert!(!err.contains("secret"), "{err}");
     }
@@ -136,16 +118,8 @@ mod tests {
     #[test]
     fn empty_and_non_json_bodies_fail_with_their_reason() {
         let schema = jsonschema::validator_for(&json!({})).unwrap();
-        assert!(
-            judge_json_body(&schema, b"", "body")
-                .unwrap_err()
-                .contains("empty")
-        );
-        assert!(
-            judge_json_body(&schema, b"<html>", "body")
-                .unwrap_err()
-                .contains("not JSON")
-        );
+        assert!(judge_json_body(&schema, b"", "body").unwrap_err().contains("empty"));
+        assert!(judge_json_body(&schema, b"<html>", "body").unwrap_err().contains("not JSON"));
         assert!(judge_json_body(&schema, b"{}", "body").is_ok());
     }
 }
