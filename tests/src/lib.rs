@@ -482,6 +482,141 @@ fn futures_stream(
     tokio_stream::wrappers::ReceiverStream::new(receiver)
 }
 
+// ---- Lambda Runtime API ------------------------------------------------------------------------
+
+/// What a function posted back for one invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuntimeResult {
+    /// `POST /runtime/invocation/{id}/response`.
+    Response(Value),
+    /// `POST /runtime/invocation/{id}/error`.
+    Error(Value),
+}
+
+#[derive(Debug, Default)]
+struct RuntimeState {
+    queue: VecDeque<(String, Vec<u8>, u64)>,
+    results: HashMap<String, RuntimeResult>,
+    init_errors: Vec<Value>,
+    next_id: u32,
+}
+
+/// A minimal Lambda Runtime API (`next`, `response`, `error`, `init/error`), enough to run a hook
+/// binary in Lambda mode through `lambda_runtime`: events are queued with a deadline, results
+/// recorded per request id.
+#[derive(Debug, Clone)]
+pub struct RuntimeApi {
+    /// `127.0.0.1:PORT`, the value of `AWS_LAMBDA_RUNTIME_API`.
+    pub address: String,
+    state: Arc<Mutex<RuntimeState>>,
+    queued: Arc<tokio::sync::Notify>,
+}
+
+impl RuntimeApi {
+    /// Starts the endpoint.
+    pub async fn start() -> Self {
+        let state = Arc::new(Mutex::new(RuntimeState::default()));
+        let queued = Arc::new(tokio::sync::Notify::new());
+        let router = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(runtime_next))
+            .route("/2018-06-01/runtime/invocation/{id}/response", post(runtime_response))
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(runtime_error))
+            .route("/2018-06-01/runtime/init/error", post(runtime_init_error))
+            .with_state((state.clone(), queued.clone()));
+        let addr = serve(router).await;
+        Self { address: addr.to_string(), state, queued }
+    }
+
+    /// Queues an invocation of `payload` (raw bytes) with `timeout` left; returns its request id.
+    pub fn invoke(&self, payload: impl Into<Vec<u8>>, timeout: Duration) -> String {
+        let deadline = std::time::SystemTime::now() + timeout;
+        let deadline_ms = deadline.duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64;
+        let id = {
+            let mut s = self.state.lock().expect("runtime lock");
+            s.next_id += 1;
+            let id = format!("req-{}", s.next_id);
+            s.queue.push_back((id.clone(), payload.into(), deadline_ms));
+            id
+        };
+        self.queued.notify_one();
+        id
+    }
+
+    /// Waits up to `limit` for the result of `request_id`.
+    pub async fn result(&self, request_id: &str, limit: Duration) -> Option<RuntimeResult> {
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(result) = self.state.lock().expect("runtime lock").results.get(request_id).cloned() {
+                return Some(result);
+            }
+            if tokio::time::Instant::now() >= until {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Init errors posted so far.
+    pub fn init_errors(&self) -> Vec<Value> {
+        self.state.lock().expect("runtime lock").init_errors.clone()
+    }
+
+    /// The environment Lambda gives a function, pointing at this Runtime API.
+    pub fn lambda_environment(&self, function_name: &str) -> Vec<(String, String)> {
+        [
+            ("AWS_LAMBDA_RUNTIME_API", self.address.as_str()),
+            ("AWS_LAMBDA_FUNCTION_NAME", function_name),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/greenlight-test"),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/23/[$LATEST]test"),
+            ("LAMBDA_TASK_ROOT", "/nonexistent-task-root"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+}
+
+type RuntimeShared = (Arc<Mutex<RuntimeState>>, Arc<tokio::sync::Notify>);
+
+async fn runtime_next(State((state, queued)): State<RuntimeShared>) -> Response {
+    loop {
+        let next = state.lock().expect("runtime lock").queue.pop_front();
+        if let Some((id, payload, deadline_ms)) = next {
+            return Response::builder()
+                .header("lambda-runtime-aws-request-id", id)
+                .header("lambda-runtime-deadline-ms", deadline_ms.to_string())
+                .header(
+                    "lambda-runtime-invoked-function-arn",
+                    "arn:aws:lambda:us-east-1:123456789012:function:greenlight-test",
+                )
+                .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000")
+                .body(Body::from(payload))
+                .expect("next response");
+        }
+        queued.notified().await;
+    }
+}
+
+async fn runtime_response(State((state, _)): State<RuntimeShared>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    state.lock().expect("runtime lock").results.insert(id, RuntimeResult::Response(value));
+    StatusCode::ACCEPTED
+}
+
+async fn runtime_error(State((state, _)): State<RuntimeShared>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    state.lock().expect("runtime lock").results.insert(id, RuntimeResult::Error(value));
+    StatusCode::ACCEPTED
+}
+
+async fn runtime_init_error(State((state, _)): State<RuntimeShared>, body: Bytes) -> StatusCode {
+    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    state.lock().expect("runtime lock").init_errors.push(value);
+    StatusCode::ACCEPTED
+}
+
 // ---- hook binaries ------------------------------------------------------------------------------
 
 /// The workspace root.
