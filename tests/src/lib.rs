@@ -482,6 +482,42 @@ fn futures_stream(
     tokio_stream::wrappers::ReceiverStream::new(receiver)
 }
 
+/// An HTTPS service (the healthy cart at `/v2/cart/healthy`) whose certificate is signed by a
+/// throwaway test CA, so TLS verification can be exercised with and without that CA trusted.
+#[derive(Debug, Clone)]
+pub struct TlsTarget {
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// The test CA, PEM.
+    pub ca_pem: String,
+}
+
+impl TlsTarget {
+    /// Generates a CA and a leaf for 127.0.0.1/localhost, and starts the service.
+    pub async fn start() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "greenlight test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf_key = KeyPair::generate().expect("leaf key");
+        let leaf_params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).expect("leaf params");
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer).expect("leaf cert");
+
+        let config = axum_server::tls_rustls::RustlsConfig::from_pem(leaf.pem().into_bytes(), leaf_key.serialize_pem().into_bytes())
+            .await
+            .expect("TLS config");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let router = Router::new().route("/v2/cart/healthy", get(|| async { axum::Json(healthy_cart()) }));
+        let server = axum_server::from_tcp_rustls(listener, config).expect("TLS server");
+        tokio::spawn(async move { server.serve(router.into_make_service()).await.expect("serve TLS") });
+        Self { url: format!("https://{addr}"), ca_pem: ca_cert.pem() }
+    }
+}
+
 // ---- Lambda Runtime API ------------------------------------------------------------------------
 
 /// What a function posted back for one invocation.
