@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 port=8081 # examples/plans/checkout-contract.json points at 127.0.0.1:8081
 echo "==> building the hook and the sample checkout service"
 cargo build --quiet -p after-allow-test-traffic -p greenlight-tests --bin checkout-sample
-bin=target/debug
+bin="${CARGO_TARGET_DIR:-target}/debug"
 
 server=""
 cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null || true; }

@@ -40,8 +40,9 @@ struct Args {
     #[arg(long, value_name = "MS", default_value_t = 900_000)]
     timeout_ms: u64,
     /// Do not ask CodeDeploy about the deployment: no lifecycle-event check, no wait for green;
-    /// checks that refer to the deployment fail. For rehearsing checks against a service.
-    #[arg(long)]
+    /// checks that refer to the deployment fail. For rehearsing checks against a service, so it
+    /// needs --dry-run: a verdict reached without the lifecycle-event check is never reported.
+    #[arg(long, requires = "dry_run")]
     skip_discovery: bool,
 }
 

@@ -106,12 +106,22 @@ impl Deployment {
                 "{hook} serves {} but {} is in {event}; check the appspec Hooks wiring",
                 hook.event, self.id
             )),
-            None => Some(format!(
-                "{hook} serves {} but no lifecycle event of {} is InProgress (events: {})",
-                hook.event,
-                self.id,
-                self.lifecycle_events.iter().map(|(n, s)| format!("{n}={s}")).collect::<Vec<_>>().join(", ")
-            )),
+            None => {
+                let own = self.lifecycle_events.iter().find(|(name, _)| name == hook.event.as_str());
+                Some(match own {
+                    // CodeDeploy or Lambda delivered the event again after it completed.
+                    Some((name, status)) if status == "Succeeded" || status == "Failed" => format!(
+                        "{hook} serves {name}, which already completed ({status}) for {}; likely a duplicate delivery",
+                        self.id
+                    ),
+                    _ => format!(
+                        "{hook} serves {} but no lifecycle event of {} is InProgress (events: {})",
+                        hook.event,
+                        self.id,
+                        self.lifecycle_events.iter().map(|(n, s)| format!("{n}={s}")).collect::<Vec<_>>().join(", ")
+                    ),
+                })
+            }
         }
     }
 }
@@ -170,7 +180,7 @@ where
     R: std::fmt::Debug,
 {
     let code = err.as_service_error().and_then(|e| e.code()).unwrap_or_default();
-    if code.starts_with("AccessDenied") || code == "UnauthorizedOperation" || code == "UnrecognizedClientException" {
+    if code.starts_with("AccessDenied") || code == "UnauthorizedOperation" {
         let message = err.as_service_error().and_then(|e| e.message()).unwrap_or(code).to_owned();
         return DiscoveryError::AccessDenied { operation, message };
     }
@@ -354,7 +364,14 @@ mod tests {
 
     #[test]
     fn nothing_in_progress_fails_closed() {
-        let d = lambda(&[("BeforeAllowTraffic", "Succeeded")]);
+        let d = lambda(&[("BeforeAllowTraffic", "Pending")]);
         assert!(d.mismatch(Hook::PRE_TRAFFIC).unwrap().contains("no lifecycle event"));
+    }
+
+    #[test]
+    fn a_completed_own_event_reads_as_a_duplicate_delivery() {
+        let d = lambda(&[("BeforeAllowTraffic", "Succeeded"), ("AllowTraffic", "Pending")]);
+        let why = d.mismatch(Hook::PRE_TRAFFIC).unwrap();
+        assert!(why.contains("already completed (Succeeded)") && why.contains("duplicate delivery"), "{why}");
     }
 }

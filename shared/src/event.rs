@@ -10,7 +10,7 @@ use serde_json::Value;
 pub const RAW_INPUT_LOG_LIMIT: usize = 1024;
 
 /// The two ids CodeDeploy sends, validated to be present and non-empty.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookEvent {
     /// The deployment being judged, e.g. `d-ABCDEF123`.
     pub deployment_id: String,
@@ -79,14 +79,10 @@ pub(crate) fn json_type_name(value: &Value) -> &'static str {
 
 /// Truncates raw input for a log line, on a character boundary, marking the cut.
 pub fn truncate_for_log(raw: &str) -> String {
-    if raw.len() <= RAW_INPUT_LOG_LIMIT {
-        return raw.to_owned();
+    match crate::clip(raw, RAW_INPUT_LOG_LIMIT) {
+        clipped if clipped.len() < raw.len() => format!("{clipped}… ({} bytes in all)", raw.len()),
+        _ => raw.to_owned(),
     }
-    let mut end = RAW_INPUT_LOG_LIMIT;
-    while !raw.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes in all)", &raw[..end], raw.len())
 }
 
 #[cfg(test)]

@@ -13,14 +13,16 @@ use crate::checks::ProbeContext;
 use crate::discover::{self, Deployment};
 use crate::event::HookEvent;
 use crate::hook::{Hook, LifecycleEvent};
-use crate::plan::{Plan, PlanError};
+use crate::plan::{DEFAULT_REPORT_RESERVE, Plan, PlanError};
 use crate::report::{self, ReportError, ReportOutcome};
 use crate::runner::{self, ProbeFn};
 use crate::telemetry;
 use crate::verdict::Verdict;
 
-/// Kept back when the plan cannot say (an invalid plan still has to be reported).
-const DEFAULT_REPORT_RESERVE: Duration = Duration::from_secs(5);
+/// The least time kept for reporting, whatever the plan says: the SDK's first retry backoff and
+/// the return margin must fit. With less time than this left, checks are skipped and `Failed` is
+/// reported at once.
+pub const MIN_REPORT_RESERVE: Duration = Duration::from_secs(1);
 /// Kept back from the Lambda deadline so the function returns before it is cut off.
 const RETURN_MARGIN: Duration = Duration::from_millis(200);
 
@@ -48,9 +50,9 @@ impl AwsClients {
 /// A hook ready to judge deployments: its identity, its plan (or why it has none), and its clients.
 pub struct Gate {
     hook: Hook,
-    plan: Result<Plan, String>,
+    /// The plan and the HTTP client built for it, or why the gate cannot judge.
+    ready: Result<(Plan, reqwest::Client), String>,
     aws: AwsClients,
-    http: reqwest::Client,
     probe: ProbeFn,
     dry_run: bool,
     discovery: bool,
@@ -58,7 +60,7 @@ pub struct Gate {
 
 impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gate").field("hook", &self.hook).field("plan", &self.plan).finish_non_exhaustive()
+        f.debug_struct("Gate").field("hook", &self.hook).field("ready", &self.ready).finish_non_exhaustive()
     }
 }
 
@@ -85,16 +87,11 @@ impl Gate {
     /// once: TLS verification on, the plan's extra CAs added, no redirects followed (a smoke test
     /// should see a 301, not what it points at).
     pub fn new(hook: Hook, plan: Result<Plan, PlanError>, aws: AwsClients) -> Self {
-        let mut plan = plan.map_err(|err| err.to_string());
-        let roots = plan.as_ref().map(|p| p.extra_roots.clone()).unwrap_or_default();
-        let http = match http_client(roots) {
-            Ok(client) => client,
-            Err(err) => {
-                plan = Err(format!("cannot build the HTTP client: {}", crate::checks::error_chain(&err)));
-                reqwest::Client::new()
-            }
-        };
-        Self { hook, plan, aws, http, probe: runner::live_probe(), dry_run: false, discovery: true }
+        let ready = plan.map_err(|err| err.to_string()).and_then(|plan| match http_client(plan.extra_roots.clone()) {
+            Ok(http) => Ok((plan, http)),
+            Err(err) => Err(format!("cannot build the HTTP client: {}", crate::checks::error_chain(&err))),
+        });
+        Self { hook, ready, aws, probe: runner::live_probe(), dry_run: false, discovery: true }
     }
 
     /// Logs verdicts without reporting them.
@@ -103,15 +100,16 @@ impl Gate {
         self
     }
 
-    /// Skips discovery (CLI only: rehearsing checks without a deployment). The lifecycle-event
-    /// check is skipped too, and checks that refer to the deployment fail.
+    /// Skips discovery (CLI rehearsals, always with dry run: without discovery the lifecycle-event
+    /// check cannot run, so such a verdict must not be reported). Checks that refer to the
+    /// deployment fail.
     pub fn discovery(mut self, discovery: bool) -> Self {
         self.discovery = discovery;
         self
     }
 
-    /// Replaces how one measurement is taken. For tests that need a check to panic; production
-    /// code never calls this.
+    /// Replaces how one measurement is taken. For tests that need a check to panic, which no real
+    /// target can cause; production code never calls this.
     pub fn with_probe(mut self, probe: ProbeFn) -> Self {
         self.probe = probe;
         self
@@ -136,9 +134,8 @@ impl Gate {
     /// the verdict either way (CLI mode).
     pub async fn judge_and_report(self: &Arc<Self>, event: &HookEvent, deadline: Instant) -> RunOutcome {
         let started = Instant::now();
-        let reserve = self.plan.as_ref().map_or(DEFAULT_REPORT_RESERVE, |p| p.report_reserve);
-        let reserve = reserve.min(deadline.saturating_duration_since(started) / 3);
-        let judge_by = deadline - reserve;
+        let judge_by = self.judge_by(started, deadline);
+        let reserve = deadline.saturating_duration_since(judge_by);
 
         let evaluation = tokio::spawn({
             let gate = Arc::clone(self);
@@ -157,7 +154,7 @@ impl Gate {
             }
         };
 
-        let dry_run = self.dry_run || self.plan.as_ref().is_ok_and(|p| p.dry_run);
+        let dry_run = self.dry_run || self.ready.as_ref().is_ok_and(|(plan, _)| plan.dry_run);
         let report = if dry_run {
             Ok(ReportOutcome::Skipped)
         } else {
@@ -182,31 +179,46 @@ impl Gate {
         outcome
     }
 
+    /// When judging must stop: the deadline minus the report reserve. The reserve is the plan's
+    /// (default 5 s), at most a third of the time left, but never under [`MIN_REPORT_RESERVE`], so
+    /// a short deadline leaves the report its time and the checks none.
+    fn judge_by(&self, now: Instant, deadline: Instant) -> Instant {
+        let planned = self.ready.as_ref().map_or(DEFAULT_REPORT_RESERVE, |(plan, _)| plan.report_reserve);
+        let reserve = planned.min(deadline.saturating_duration_since(now) / 3).max(MIN_REPORT_RESERVE);
+        deadline.checked_sub(reserve).unwrap_or(now).max(now)
+    }
+
     async fn evaluate(&self, event: &HookEvent, judge_by: Instant) -> Verdict {
-        let plan = match &self.plan {
-            Ok(plan) => plan,
+        let (plan, http) = match &self.ready {
+            Ok(ready) => ready,
             Err(reason) => return Verdict::cannot_judge(reason.clone(), None),
         };
-        let deployment = if self.discovery {
+        let (deployment, green_ready) = if self.discovery {
             match self.discover(plan, event, judge_by).await {
-                Ok(deployment) => Some(Arc::new(deployment)),
+                Ok((deployment, green_ready)) => (Some(Arc::new(deployment)), green_ready),
                 Err(verdict) => return *verdict,
             }
         } else {
-            None
+            (None, false)
         };
         let context = Arc::new(ProbeContext {
-            http: self.http.clone(),
+            http: http.clone(),
             lambda: self.aws.lambda.clone(),
             deployment: deployment.clone(),
             redactor: plan.redactor.clone(),
         });
         let results = runner::run_checks(&plan.checks, context, self.probe.clone(), judge_by).await;
-        Verdict::from_checks(results, deployment.map(|d| (*d).clone()))
+        Verdict::from_checks(results, green_ready, deployment.map(|d| (*d).clone()))
     }
 
-    /// Discovery, the identity check and (for after-install) the wait for green.
-    async fn discover(&self, plan: &Plan, event: &HookEvent, judge_by: Instant) -> Result<Deployment, Box<Verdict>> {
+    /// Discovery, the identity check and (for after-install) the wait for green. Says whether the
+    /// green task set was seen running its desired count.
+    async fn discover(
+        &self,
+        plan: &Plan,
+        event: &HookEvent,
+        judge_by: Instant,
+    ) -> Result<(Deployment, bool), Box<Verdict>> {
         let client = &self.aws.codedeploy;
         let found = tokio::time::timeout_at(judge_by, discover::discover(client, &event.deployment_id)).await;
         let deployment = match found {
@@ -227,11 +239,12 @@ impl Gate {
             return Err(Box::new(Verdict::cannot_judge(reason, Some(deployment))));
         }
         if wait_for_green {
-            return discover::wait_for_green(client, &deployment, plan.wait_for_green_interval, judge_by)
-                .await
-                .map_err(|err| Box::new(Verdict::cannot_judge(format!("waiting for green: {err}"), Some(deployment))));
+            return match discover::wait_for_green(client, &deployment, plan.wait_for_green_interval, judge_by).await {
+                Ok(ready) => Ok((ready, true)),
+                Err(err) => Err(Box::new(Verdict::cannot_judge(format!("waiting for green: {err}"), Some(deployment)))),
+            };
         }
-        Ok(deployment)
+        Ok((deployment, false))
     }
 }
 

@@ -26,6 +26,18 @@ pub use hook::Hook;
 
 use std::process::ExitCode;
 
+/// The longest prefix of `text` that fits in `limit` bytes and ends on a character boundary.
+pub(crate) fn clip(text: &str, limit: usize) -> &str {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// The whole of a hook binary's `main`: Lambda mode when the Lambda Runtime API is there
 /// (`AWS_LAMBDA_RUNTIME_API`), CLI mode otherwise.
 pub fn main(hook: Hook) -> ExitCode {

@@ -24,7 +24,8 @@ pub const PLAN_ENV: &str = "GREENLIGHT_PLAN";
 /// Path to a plan file, relative paths resolved against the function's package directory.
 pub const PLAN_FILE_ENV: &str = "GREENLIGHT_PLAN_FILE";
 
-const DEFAULT_REPORT_RESERVE: Duration = Duration::from_secs(5);
+/// Time kept back from the Lambda deadline for reporting, unless the plan says otherwise.
+pub const DEFAULT_REPORT_RESERVE: Duration = Duration::from_secs(5);
 const DEFAULT_WAIT_FOR_GREEN_INTERVAL: Duration = Duration::from_secs(2);
 const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -195,8 +196,8 @@ pub struct HttpProbe {
 pub struct InvokeProbe {
     /// Which function.
     pub function: FunctionRef,
-    /// Which version or alias.
-    pub qualifier: QualifierRef,
+    /// Which version or alias; `None` invokes the function unqualified (`$LATEST`).
+    pub qualifier: Option<QualifierRef>,
     /// The payload, serialized.
     pub payload: Vec<u8>,
 }
@@ -444,14 +445,10 @@ fn plan_error_message(error: &jsonschema::ValidationError<'_>, pointer: &str) ->
 }
 
 fn shorten(text: &str, limit: usize) -> String {
-    if text.len() <= limit {
-        return text.to_owned();
+    match crate::clip(text, limit) {
+        clipped if clipped.len() < text.len() => format!("{clipped}…"),
+        _ => text.to_owned(),
     }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }
 
 fn compile(doc: PlanDoc, base_dir: &Path) -> Result<Plan, PlanError> {
@@ -551,8 +548,11 @@ fn compile_check(
             }
             Some(Probe::Invoke(compile_invoke(invoke)))
         }
-        // The schema's oneOf already rejected these.
-        _ => None,
+        // The schema's oneOf rejects these first; record it anyway so a check is never dropped silently.
+        _ => {
+            issues.push(PlanIssue::new(at, "a check needs exactly one of \"http\" or \"invoke\""));
+            None
+        }
     }?;
     let expect = compile_expect(doc.expect, &format!("{at}/expect"), base_dir, issues)?;
     Some(Check { name: doc.name, probe, expect, measurement, dry_run: doc.dry_run })
@@ -560,7 +560,10 @@ fn compile_check(
 
 fn compile_http(doc: HttpDoc, at: &str, redactor: &Redactor, issues: &mut Vec<PlanIssue>) -> Option<HttpProbe> {
     let method = doc.method.as_deref().unwrap_or("GET");
-    let method = reqwest::Method::from_bytes(method.as_bytes()).ok()?;
+    let Ok(method) = reqwest::Method::from_bytes(method.as_bytes()) else {
+        issues.push(PlanIssue::new(format!("{at}/method"), format!("not an HTTP method: {method:?}")));
+        return None;
+    };
     let url = match reqwest::Url::parse(&doc.url) {
         Ok(url) => url,
         Err(err) => {
@@ -595,11 +598,15 @@ fn compile_invoke(doc: InvokeDoc) -> InvokeProbe {
         None | Some("target") => FunctionRef::Target,
         Some(name) => FunctionRef::Named(name.to_owned()),
     };
+    // Without a qualifier, the deployed function means its target version; any other function is
+    // invoked as named, since the deployment's versions are not its versions.
     let qualifier = match doc.qualifier.as_deref() {
-        None | Some("target") => QualifierRef::Target,
-        Some("current") => QualifierRef::Current,
-        Some("alias") => QualifierRef::Alias,
-        Some(other) => QualifierRef::Named(other.to_owned()),
+        None if function == FunctionRef::Target => Some(QualifierRef::Target),
+        None => None,
+        Some("target") => Some(QualifierRef::Target),
+        Some("current") => Some(QualifierRef::Current),
+        Some("alias") => Some(QualifierRef::Alias),
+        Some(other) => Some(QualifierRef::Named(other.to_owned())),
     };
     let payload = doc.payload.unwrap_or_else(|| Value::Object(Default::default())).to_string().into_bytes();
     InvokeProbe { function, qualifier, payload }

@@ -1,6 +1,7 @@
 //! Telling CodeDeploy the verdict with `PutLifecycleEventHookExecutionStatus`.
 
 use aws_sdk_codedeploy::Client;
+use aws_sdk_codedeploy::error::ProvideErrorMetadata;
 use aws_sdk_codedeploy::operation::put_lifecycle_event_hook_execution_status::PutLifecycleEventHookExecutionStatusError as PutError;
 use aws_sdk_codedeploy::types::LifecycleEventStatus;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -76,10 +77,17 @@ pub async fn report(client: &Client, event: &HookEvent, status: Status) -> Resul
         Err(err) if matches!(err.as_service_error(), Some(PutError::LifecycleEventAlreadyCompletedException(_))) => {
             Ok(ReportOutcome::AlreadyReported)
         }
-        Err(err) => Err(ReportError::Call {
-            deployment_id: event.deployment_id.clone(),
-            status,
-            message: DisplayErrorContext(&err).to_string(),
-        }),
+        Err(err) => {
+            let denied = err.as_service_error().and_then(|e| e.code()).is_some_and(|c| c.starts_with("AccessDenied"));
+            let detail = DisplayErrorContext(&err).to_string();
+            let message = if denied {
+                format!(
+                    "access denied: grant the hook's role codedeploy:PutLifecycleEventHookExecutionStatus on the deployment group ({detail})"
+                )
+            } else {
+                detail
+            };
+            Err(ReportError::Call { deployment_id: event.deployment_id.clone(), status, message })
+        }
     }
 }

@@ -51,11 +51,22 @@ impl Verdict {
         Self { status: Status::Failed, reason: reason.into(), checks: Vec::new(), deployment }
     }
 
-    /// The verdict of a completed run of checks.
-    pub fn from_checks(checks: Vec<CheckResult>, deployment: Option<Deployment>) -> Self {
+    /// The verdict of a completed run of checks. `green_ready` says the hook waited for the green
+    /// task set and saw it running: that alone is a judgement. Without it, a run in which no check
+    /// counted judged nothing and fails closed.
+    pub fn from_checks(checks: Vec<CheckResult>, green_ready: bool, deployment: Option<Deployment>) -> Self {
         let failed: Vec<&str> = checks.iter().filter(|c| c.counts_as_failure()).map(|c| c.name.as_str()).collect();
         let counted = checks.iter().filter(|c| !c.dry_run).count();
-        let (status, reason) = if failed.is_empty() {
+        let (status, reason) = if counted == 0 && green_ready {
+            (Status::Succeeded, "the green task set runs its desired count; no checks counted".to_owned())
+        } else if counted == 0 {
+            let reason = if checks.is_empty() {
+                "nothing was judged: the plan has no checks (add one, or wait_for_green at after-install)".to_owned()
+            } else {
+                format!("nothing was judged: all {} check(s) are dry runs", checks.len())
+            };
+            (Status::Failed, reason)
+        } else if failed.is_empty() {
             let dry = checks.len() - counted;
             let mut reason = format!("{counted} of {counted} checks passed");
             if dry > 0 {
@@ -79,15 +90,28 @@ mod tests {
 
     #[test]
     fn every_counted_check_must_pass() {
-        let v = Verdict::from_checks(vec![result("a", true, false), result("b", false, false)], None);
+        let v = Verdict::from_checks(vec![result("a", true, false), result("b", false, false)], false, None);
         assert_eq!(v.status, Status::Failed);
         assert_eq!(v.reason, "1 of 2 checks failed: b");
     }
 
     #[test]
     fn dry_run_failures_do_not_decide() {
-        let v = Verdict::from_checks(vec![result("a", true, false), result("b", false, true)], None);
+        let v = Verdict::from_checks(vec![result("a", true, false), result("b", false, true)], false, None);
         assert_eq!(v.status, Status::Succeeded);
         assert_eq!(v.reason, "1 of 1 checks passed (1 dry-run check(s) not counted)");
+    }
+
+    #[test]
+    fn judging_nothing_fails_closed() {
+        let v = Verdict::from_checks(vec![], false, None);
+        assert_eq!(v.status, Status::Failed);
+        let v = Verdict::from_checks(vec![result("a", true, true)], false, None);
+        assert_eq!((v.status, v.reason.as_str()), (Status::Failed, "nothing was judged: all 1 check(s) are dry runs"));
+    }
+
+    #[test]
+    fn a_green_wait_alone_is_a_judgement() {
+        assert_eq!(Verdict::from_checks(vec![], true, None).status, Status::Succeeded);
     }
 }

@@ -60,7 +60,7 @@ pub struct FunctionAnswer {
     pub payload: Value,
     /// `X-Amz-Function-Error`, if set.
     pub function_error: Option<String>,
-    /// `X-Amz-Executed-Version`.
+    /// `X-Amz-Executed-Version`; empty leaves the header out.
     pub executed_version: String,
 }
 
@@ -345,7 +345,11 @@ async fn invoke(
     };
     let mut response = (StatusCode::OK, answer.payload.to_string()).into_response();
     let headers = response.headers_mut();
-    headers.insert("x-amz-executed-version", HeaderValue::from_str(&answer.executed_version).expect("version header"));
+    // An empty version stands for a response without the header.
+    if !answer.executed_version.is_empty() {
+        headers
+            .insert("x-amz-executed-version", HeaderValue::from_str(&answer.executed_version).expect("version header"));
+    }
     if let Some(kind) = &answer.function_error {
         headers.insert("x-amz-function-error", HeaderValue::from_str(kind).expect("error header"));
     }
@@ -372,11 +376,12 @@ pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
 /// `/v2/cart/healthy` (the v2 contract), `/v2/cart/renamed-back` (carries `total_cents`, lacks
 /// `total_minor_units`), `/v2/cart/string-total` (wrong type), `/status/{code}`, `/not-json`,
 /// `/empty`, `/hang`, `/slow/{ms}`, `/huge` (64 MiB, streamed), `/flaky` (500 twice, then healthy),
-/// `/versioned` (header `x-app-version: 47`), `/echo-auth` (always 200).
+/// `/versioned` (headers `x-app-version: 47` and a secret-looking `x-session-token`).
 #[derive(Debug, Clone)]
 pub struct Target {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    huge_bytes_sent: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The healthy v2 cart.
@@ -388,6 +393,8 @@ impl Target {
     /// Starts the service.
     pub async fn start() -> Self {
         let flaky = Arc::new(Mutex::new(0u32));
+        let huge_bytes_sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let huge_counter = huge_bytes_sent.clone();
         let router =
             Router::new()
                 .route("/v2/cart/healthy", get(|| async { axum::Json(healthy_cart()) }))
@@ -424,7 +431,7 @@ impl Target {
                         axum::Json(healthy_cart())
                     }),
                 )
-                .route("/huge", get(huge))
+                .route("/huge", get(move || huge(huge_counter.clone())))
                 .route(
                     "/flaky",
                     get(move || {
@@ -447,16 +454,21 @@ impl Target {
                     }),
                 );
         let addr = serve(router).await;
-        Self { url: format!("http://{addr}") }
+        Self { url: format!("http://{addr}"), huge_bytes_sent }
+    }
+
+    /// How many bytes of `/huge` the server has handed to the connection so far.
+    pub fn huge_bytes_sent(&self) -> usize {
+        self.huge_bytes_sent.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
 /// 64 MiB of JSON-looking bytes, streamed without a content length, so only a reader that caps
 /// what it reads finishes quickly.
-async fn huge() -> Response {
+async fn huge(sent: Arc<std::sync::atomic::AtomicUsize>) -> Response {
     let chunk = Bytes::from(vec![b' '; 64 * 1024]);
     let first = Bytes::from_static(b"{\"pad\": \"");
-    let stream = futures_stream(first, chunk, 1024);
+    let stream = futures_stream(first, chunk, 1024, sent);
     Response::builder()
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from_stream(stream))
@@ -467,6 +479,7 @@ fn futures_stream(
     first: Bytes,
     chunk: Bytes,
     count: usize,
+    sent: Arc<std::sync::atomic::AtomicUsize>,
 ) -> impl futures_core::Stream<Item = Result<Bytes, std::io::Error>> {
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
@@ -477,6 +490,7 @@ fn futures_stream(
             if sender.send(Ok(chunk.clone())).await.is_err() {
                 return;
             }
+            sent.fetch_add(chunk.len(), std::sync::atomic::Ordering::SeqCst);
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(receiver)

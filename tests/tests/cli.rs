@@ -85,16 +85,13 @@ async fn every_hook_binary_judges_and_reports_its_sample_event() {
 async fn a_failing_gate_exits_1_and_reports_failed() {
     let target = Target::start().await;
     let aws = deployment_for(Hook::AFTER_ALLOW_TEST_TRAFFIC).await;
-    let output = command("after-allow-test-traffic", &aws, None)
+    let plan = json!({"checks": [{"name": "down", "http": {"url": format!("{}/status/503", target.url)}}]});
+    let output = command("after-allow-test-traffic", &aws, Some(&plan))
         .arg("--event")
         .arg(event_file("after-allow-test-traffic"))
-        .arg("--plan")
-        .arg("examples/plans/checkout-contract.json")
-        .env("GREENLIGHT_TEST_UNUSED", &target.url)
         .output()
         .await
         .unwrap();
-    // The example plan points at 127.0.0.1:8081, where nothing listens in tests.
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     assert!(String::from_utf8_lossy(&output.stdout).contains("FAIL"), "{}", text(&output));
     assert_eq!(aws.accepted()[0].status, "Failed");
@@ -195,6 +192,15 @@ async fn usage_errors_exit_2() {
     let aws = LocalAws::start().await;
     let output = command("post-traffic", &aws, None).arg("--format").arg("yaml").output().await.unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let output = command("post-traffic", &aws, None)
+        .args(["--skip-discovery", "--event"])
+        .arg(event_file("post-traffic"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "--skip-discovery needs --dry-run: {}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--dry-run"), "{}", text(&output));
+    assert_eq!(aws.report_calls(), 0);
     let output = command("post-traffic", &aws, None).arg("--help").output().await.unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert!(String::from_utf8_lossy(&output.stdout).contains("Lambda AfterAllowTraffic"), "{}", text(&output));

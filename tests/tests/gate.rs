@@ -86,6 +86,31 @@ async fn a_hanging_target_fails_at_the_deadline_and_the_report_still_arrives() {
 }
 
 #[tokio::test]
+async fn a_deadline_shorter_than_the_report_reserve_skips_the_checks_and_still_reports() {
+    let world = World::new().await;
+    let plan = json!({"checks": [{"name": "hangs", "http": {"url": world.url("/hang")}}]});
+    let gate = world.gate(Hook::AFTER_ALLOW_TEST_TRAFFIC, plan).await;
+    let deadline = Instant::now() + Duration::from_millis(700);
+    let outcome = gate.run(&event(ECS, "exec-short"), deadline).await.expect("reported");
+    assert!(Instant::now() < deadline, "returned after the Lambda deadline");
+    assert_eq!(outcome.verdict.status, Status::Failed);
+    assert!(reason(&outcome).contains("deadline"), "{}", reason(&outcome));
+    assert_eq!(world.aws.accepted()[0].status, "Failed");
+}
+
+#[tokio::test]
+async fn a_plan_that_judges_nothing_fails_closed() {
+    let world = World::new().await;
+    let outcome = smoke(&world, json!({"checks": []})).await;
+    assert_eq!(outcome.verdict.status, Status::Failed);
+    assert!(outcome.verdict.reason.starts_with("nothing was judged"), "{}", outcome.verdict.reason);
+    let plan = json!({"checks": [{"name": "trial", "http": {"url": world.url("/v2/cart/healthy")}, "dry_run": true}]});
+    let world = World::new().await;
+    let outcome = smoke(&world, plan).await;
+    assert_eq!(outcome.verdict.reason, "nothing was judged: all 1 check(s) are dry runs");
+}
+
+#[tokio::test]
 async fn a_500_fails() {
     let world = World::new().await;
     let outcome = smoke(&world, world.http_plan("/status/500", json!({}))).await;
@@ -146,6 +171,9 @@ async fn a_huge_body_is_capped_not_read() {
     let outcome = smoke(&world, plan).await;
     assert_eq!(outcome.verdict.status, Status::Failed);
     assert!(reason(&outcome).contains("exceeds max_body_bytes (65536 bytes)"), "{}", reason(&outcome));
+    // The server streams 64 MiB; a capped reader stops after a few chunks (plus socket buffers).
+    let sent = world.target.huge_bytes_sent();
+    assert!(sent < 8 * 1024 * 1024, "the hook read on: {sent} bytes were sent");
 }
 
 #[tokio::test]
@@ -235,8 +263,8 @@ async fn slow_checks_run_concurrently() {
     let outcome = smoke(&world, json!({"checks": checks})).await;
     let elapsed = started.elapsed();
     assert_eq!(outcome.verdict.status, Status::Succeeded, "{}", reason(&outcome));
-    // One at a time would take 20 × 300 ms = 6 s.
-    assert!(elapsed < Duration::from_secs(3), "20 checks of 300 ms took {elapsed:?}");
+    // One at a time would take 20 × 300 ms = 6 s; all at once, about 300 ms plus discovery and report.
+    assert!(elapsed < Duration::from_millis(1500), "20 checks of 300 ms took {elapsed:?}");
 }
 
 #[tokio::test]
@@ -276,9 +304,17 @@ async fn missing_permission_is_named() {
 async fn an_unknown_deployment_fails_closed() {
     let world = World::new().await;
     let gate = world.gate(Hook::AFTER_ALLOW_TEST_TRAFFIC, world.http_plan("/v2/cart/healthy", json!({}))).await;
-    // The report is refused too (the deployment does not exist), so the run ends in an error.
-    let err = gate.run(&event("d-NOSUCH001", "exec-x"), in_secs(10)).await.expect_err("cannot report");
-    assert!(err.to_string().contains("DeploymentDoesNotExist"), "{err}");
+    let outcome = gate.judge_and_report(&event("d-NOSUCH001", "exec-x"), in_secs(10)).await;
+    assert_eq!(outcome.verdict.status, Status::Failed);
+    assert!(
+        outcome.verdict.reason.starts_with("discovery: codedeploy:ListDeploymentTargets failed"),
+        "{}",
+        outcome.verdict.reason
+    );
+    assert!(outcome.verdict.reason.contains("DeploymentDoesNotExist"), "{}", outcome.verdict.reason);
+    // CodeDeploy refuses the report too (the deployment does not exist): an error, for Lambda to retry.
+    assert_eq!(outcome.report, ReportOutcome::NotDelivered);
+    assert!(outcome.report_error.is_some());
 }
 
 #[tokio::test]
@@ -404,6 +440,43 @@ async fn an_api_gateway_error_status_fails() {
     world.aws.add_function("checkout", "5", answer(api_gateway(502, json!({"message": "bad gateway"})), "5"));
     let outcome = pre_traffic(&world, json!({})).await;
     assert!(reason(&outcome).contains("statusCode 502, expected 2xx"), "{}", reason(&outcome));
+}
+
+#[tokio::test]
+async fn a_string_status_code_is_still_judged() {
+    let world = World::new().await;
+    let result = json!({"statusCode": "500", "body": "{\"message\": \"boom\"}"});
+    world.aws.add_function("checkout", "5", answer(result, "5"));
+    let outcome = pre_traffic(&world, json!({})).await;
+    assert!(reason(&outcome).contains("statusCode 500, expected 2xx"), "{}", reason(&outcome));
+}
+
+#[tokio::test]
+async fn a_result_without_its_executed_version_fails() {
+    let world = World::new().await;
+    world.aws.add_function("checkout", "5", answer(json!({"ok": true}), ""));
+    let outcome = pre_traffic(&world, json!({})).await;
+    assert!(reason(&outcome).contains("did not say which version ran"), "{}", reason(&outcome));
+}
+
+#[tokio::test]
+async fn a_named_function_is_invoked_unqualified_unless_told() {
+    let world = World::new().await;
+    world.aws.add_function("smoke-runner", "$LATEST", answer(json!({"ok": true}), "$LATEST"));
+    world.aws.add_function("checkout", "live", answer(json!({"ok": true}), "5"));
+    let plan = json!({"checks": [
+        {"name": "runner", "invoke": {"function": "smoke-runner"}},
+        {"name": "alias", "invoke": {"qualifier": "alias"}}
+    ]});
+    let gate = world.gate(Hook::PRE_TRAFFIC, plan).await;
+    let outcome = gate.run(&event(LAMBDA, "exec-named"), in_secs(10)).await.expect("reported");
+    assert_eq!(outcome.verdict.status, Status::Succeeded, "{}", reason(&outcome));
+    let mut invoked: Vec<(String, String)> = world.aws.invocations().into_iter().map(|(f, q, _)| (f, q)).collect();
+    invoked.sort();
+    assert_eq!(
+        invoked,
+        [("checkout".to_owned(), "live".to_owned()), ("smoke-runner".to_owned(), "$LATEST".to_owned())]
+    );
 }
 
 #[tokio::test]

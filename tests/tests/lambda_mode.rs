@@ -73,7 +73,7 @@ async fn a_malformed_event_is_an_invocation_error_and_reports_nothing() {
     let Some(RuntimeResult::Error(error)) = result else { panic!("expected an error: {result:?}\n{logs}") };
     assert_eq!(error["errorType"], "greenlight.MalformedEvent", "{error}");
     assert!(error["errorMessage"].as_str().unwrap().contains("DeploymentId"), "{error}");
-    assert!(logs.contains("deploymentId"), "the raw input is logged: {logs}");
+    assert!(logs.contains("raw=") && logs.contains("d-ECS0000042"), "the raw input is logged: {logs}");
     assert_eq!(aws.report_calls(), 0);
 }
 
@@ -94,6 +94,26 @@ async fn a_report_that_fails_is_an_error_and_lambdas_retry_delivers_it() {
     assert!(matches!(retry, Some(RuntimeResult::Response(_))), "{retry:?}\n{logs}");
     assert_eq!(aws.accepted().len(), 1);
     assert_eq!(aws.accepted()[0].status, "Succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_report_throttled_twice_lands_before_the_deadline_with_the_sdks_real_backoff() {
+    let (runtime, aws, target) = world().await;
+    aws.fail_reports(&[ReportFault::Throttle, ReportFault::Throttle]);
+    // The default SDK retry: up to 1 s and then 2 s of jittered backoff fit in a 4 s reserve.
+    let plan = json!({"report_reserve_ms": 4000,
+        "checks": [{"name": "hangs", "http": {"url": format!("{}/hang", target.url)}, "timeout_ms": 600000}]});
+    let child = start_function(&runtime, &aws, &plan, &[]);
+    let started = std::time::Instant::now();
+    let request = runtime.invoke(event("exec-throttled"), Duration::from_secs(8));
+    let result = runtime.result(&request, Duration::from_secs(15)).await;
+    let elapsed = started.elapsed();
+    let logs = stop(child).await;
+    assert!(matches!(result, Some(RuntimeResult::Response(_))), "{result:?}\n{logs}");
+    assert!(elapsed < Duration::from_secs(8), "answered after the deadline: {elapsed:?}");
+    assert_eq!(aws.report_calls(), 3);
+    assert_eq!(aws.accepted().len(), 1);
+    assert_eq!(aws.accepted()[0].status, "Failed");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,7 +10,10 @@ pub(super) async fn measure(probe: &HttpProbe, expect: &Expect, context: &ProbeC
     if let Some(body) = &probe.body {
         request = request.body(body.clone());
     }
-    let mut response = request.send().await.map_err(|err| format!("request failed: {}", error_chain(&err)))?;
+    // Reasons are logged: leave out the URL, whose query or userinfo may carry a secret; the check's
+    // name says which request this was.
+    let mut response =
+        request.send().await.map_err(|err| format!("request failed: {}", error_chain(&err.without_url())))?;
 
     let status = response.status().as_u16();
     if !expect.status_ok(status) {
@@ -53,7 +56,7 @@ async fn read_capped(response: &mut Response, cap: usize) -> Result<Vec<u8>, Str
     }
     let mut body = Vec::new();
     while let Some(chunk) =
-        response.chunk().await.map_err(|err| format!("reading body failed: {}", error_chain(&err)))?
+        response.chunk().await.map_err(|err| format!("reading body failed: {}", error_chain(&err.without_url())))?
     {
         if body.len() + chunk.len() > cap {
             return Err(too_big());

@@ -13,7 +13,7 @@ use crate::plan::{Expect, FunctionRef, InvokeProbe, QualifierRef};
 /// A function and qualifier resolved against the deployment.
 struct Resolved {
     function: String,
-    qualifier: String,
+    qualifier: Option<String>,
     /// The version that must run, when the qualifier names one from the deployment.
     expected_version: Option<String>,
 }
@@ -24,44 +24,57 @@ fn resolve(probe: &InvokeProbe, context: &ProbeContext) -> Result<Resolved, Stri
         _ => None,
     };
     let needs_deployment = |what: &str| match context.deployment.as_deref() {
-        None => format!("\"{what}\" refers to the deployment, but no deployment was discovered"),
-        Some(d) => format!("\"{what}\" refers to a Lambda deployment, but {} is an ECS deployment", d.id),
+        None => format!("{what} refers to the deployment, but no deployment was discovered"),
+        Some(d) => format!(
+            "{what} refers to a Lambda deployment, but {} is an ECS deployment; name the function (and qualifier)",
+            d.id
+        ),
     };
     let function = match &probe.function {
         FunctionRef::Named(name) => name.clone(),
-        FunctionRef::Target => lambda.ok_or_else(|| needs_deployment("target"))?.function_name.clone(),
+        FunctionRef::Target => lambda.ok_or_else(|| needs_deployment("function \"target\""))?.function_name.clone(),
     };
     let (qualifier, expected_version) = match &probe.qualifier {
-        QualifierRef::Named(name) => (name.clone(), None),
-        QualifierRef::Target => {
-            let version = lambda.ok_or_else(|| needs_deployment("target"))?.target_version.clone();
-            (version.clone(), Some(version))
+        None => (None, None),
+        Some(QualifierRef::Named(name)) => (Some(name.clone()), None),
+        Some(QualifierRef::Target) => {
+            let version = lambda.ok_or_else(|| needs_deployment("qualifier \"target\""))?.target_version.clone();
+            (Some(version.clone()), Some(version))
         }
-        QualifierRef::Current => {
-            let version = lambda.ok_or_else(|| needs_deployment("current"))?.current_version.clone();
-            (version.clone(), Some(version))
+        Some(QualifierRef::Current) => {
+            let version = lambda.ok_or_else(|| needs_deployment("qualifier \"current\""))?.current_version.clone();
+            (Some(version.clone()), Some(version))
         }
-        QualifierRef::Alias => (lambda.ok_or_else(|| needs_deployment("alias"))?.alias.clone(), None),
+        Some(QualifierRef::Alias) => {
+            (Some(lambda.ok_or_else(|| needs_deployment("qualifier \"alias\""))?.alias.clone()), None)
+        }
     };
     Ok(Resolved { function, qualifier, expected_version })
 }
 
 pub(super) async fn measure(probe: &InvokeProbe, expect: &Expect, context: &ProbeContext) -> Result<(), String> {
     let Resolved { function, qualifier, expected_version } = resolve(probe, context)?;
+    let shown = match &qualifier {
+        Some(qualifier) => format!("{function}:{qualifier}"),
+        None => function.clone(),
+    };
     let output = context
         .lambda
         .invoke()
         .function_name(&function)
-        .qualifier(&qualifier)
+        .set_qualifier(qualifier)
         .payload(Blob::new(probe.payload.clone()))
         .send()
         .await
-        .map_err(|err| invoke_error(&function, &qualifier, err))?;
+        .map_err(|err| invoke_error(&shown, err))?;
 
-    if let (Some(expected), Some(ran)) = (&expected_version, output.executed_version())
-        && ran != expected
-    {
-        return Err(format!("{function}:{qualifier} ran version {ran}, expected {expected}"));
+    // The hook exists to judge one version; a result from another version judges nothing.
+    if let Some(expected) = &expected_version {
+        match output.executed_version() {
+            Some(ran) if ran == expected => {}
+            Some(ran) => return Err(format!("{shown} ran version {ran}, expected {expected}")),
+            None => return Err(format!("{shown} did not say which version ran (no X-Amz-Executed-Version)")),
+        }
     }
     let payload = output.payload().map(Blob::as_ref).unwrap_or_default();
     match (output.function_error(), expect.function_error) {
@@ -78,7 +91,11 @@ pub(super) async fn measure(probe: &InvokeProbe, expect: &Expect, context: &Prob
     }
 
     let result: Option<Value> = serde_json::from_slice(payload).ok();
-    let api_gateway = result.as_ref().and_then(|v| v.get("statusCode")).and_then(Value::as_u64);
+    // API Gateway accepts a statusCode given as a number or a numeric string; so do we.
+    let api_gateway = result.as_ref().and_then(|v| v.get("statusCode")).and_then(|code| match code {
+        Value::String(text) => text.trim().parse::<u64>().ok(),
+        other => other.as_u64(),
+    });
     match api_gateway {
         Some(status) => {
             let status = u16::try_from(status).unwrap_or(u16::MAX);
@@ -115,7 +132,7 @@ fn api_gateway_body(body: Option<&Value>, result: Option<&Value>) -> Result<Vec<
     }
 }
 
-fn invoke_error<E, R>(function: &str, qualifier: &str, err: SdkError<E, R>) -> String
+fn invoke_error<E, R>(shown: &str, err: SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -123,8 +140,8 @@ where
     let code = err.as_service_error().and_then(|e| e.code()).unwrap_or_default();
     if code.starts_with("AccessDenied") {
         return format!(
-            "access denied calling lambda:InvokeFunction on {function}:{qualifier}: grant the hook's role lambda:InvokeFunction on it"
+            "access denied calling lambda:InvokeFunction on {shown}: grant the hook's role lambda:InvokeFunction on it"
         );
     }
-    format!("invoking {function}:{qualifier} failed: {}", DisplayErrorContext(&err))
+    format!("invoking {shown} failed: {}", DisplayErrorContext(&err))
 }
