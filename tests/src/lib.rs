@@ -76,6 +76,7 @@ struct AwsState {
     report_calls: usize,
     faults: VecDeque<ReportFault>,
     denied: HashSet<String>,
+    hanging: HashSet<String>,
     /// ECS green task set: running count added per GetDeploymentTarget call.
     green_step: HashMap<String, i64>,
     functions: HashMap<(String, String), FunctionAnswer>,
@@ -176,6 +177,11 @@ impl LocalAws {
         self.with(|s| s.faults.extend(faults.iter().copied()));
     }
 
+    /// Never answers `operation`, as an overloaded or unreachable service would.
+    pub fn hang(&self, operation: &str) {
+        self.with(|s| s.hanging.insert(operation.to_owned()));
+    }
+
     /// Answers `operation` with AccessDeniedException.
     pub fn deny(&self, operation: &str) {
         self.with(|s| s.denied.insert(operation.to_owned()));
@@ -253,8 +259,15 @@ async fn codedeploy(State(state): State<Arc<Mutex<AwsState>>>, headers: HeaderMa
     let Ok(input) = serde_json::from_slice::<Value>(&body) else {
         return aws_error(StatusCode::BAD_REQUEST, "SerializationException", "body is not JSON");
     };
+    let hangs = {
+        let mut s = state.lock().expect("state lock");
+        s.calls.push(operation.to_owned());
+        s.hanging.contains(operation)
+    };
+    if hangs {
+        std::future::pending::<()>().await;
+    }
     let mut s = state.lock().expect("state lock");
-    s.calls.push(operation.to_owned());
     if s.denied.contains(operation) {
         return aws_error(
             StatusCode::BAD_REQUEST,

@@ -301,6 +301,18 @@ async fn missing_permission_is_named() {
 }
 
 #[tokio::test]
+async fn a_hanging_codedeploy_fails_discovery_at_the_deadline_and_the_report_still_arrives() {
+    let world = World::new().await;
+    world.aws.hang("GetDeploymentTarget");
+    let gate = world.gate(Hook::AFTER_ALLOW_TEST_TRAFFIC, world.http_plan("/v2/cart/healthy", json!({}))).await;
+    let deadline = in_secs(3);
+    let outcome = gate.run(&event(ECS, "exec-cd-hang"), deadline).await.expect("reported");
+    assert!(Instant::now() < deadline, "returned after the Lambda deadline");
+    assert_eq!(outcome.verdict.reason, "deadline: discovery did not finish in time");
+    assert_eq!(world.aws.accepted()[0].status, "Failed");
+}
+
+#[tokio::test]
 async fn an_unknown_deployment_fails_closed() {
     let world = World::new().await;
     let gate = world.gate(Hook::AFTER_ALLOW_TEST_TRAFFIC, world.http_plan("/v2/cart/healthy", json!({}))).await;
