@@ -57,6 +57,18 @@ async fn deployment_for(hook: Hook) -> LocalAws {
     aws
 }
 
+/// Runs the smoke hook (`after-allow-test-traffic`) on its sample event with `args` and `envs`.
+async fn smoke_run(aws: &LocalAws, plan: Option<&Value>, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    command("after-allow-test-traffic", aws, plan)
+        .args(args)
+        .envs(envs.iter().copied())
+        .arg("--event")
+        .arg(event_file("after-allow-test-traffic"))
+        .output()
+        .await
+        .expect("run the smoke hook")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_hook_binary_judges_and_reports_its_sample_event() {
     let target = Target::start().await;
@@ -86,12 +98,7 @@ async fn a_failing_gate_exits_1_and_reports_failed() {
     let target = Target::start().await;
     let aws = deployment_for(Hook::AFTER_ALLOW_TEST_TRAFFIC).await;
     let plan = json!({"checks": [{"name": "down", "http": {"url": format!("{}/status/503", target.url)}}]});
-    let output = command("after-allow-test-traffic", &aws, Some(&plan))
-        .arg("--event")
-        .arg(event_file("after-allow-test-traffic"))
-        .output()
-        .await
-        .unwrap();
+    let output = smoke_run(&aws, Some(&plan), &[], &[]).await;
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     assert!(String::from_utf8_lossy(&output.stdout).contains("FAIL"), "{}", text(&output));
     assert_eq!(aws.accepted()[0].status, "Failed");
@@ -103,12 +110,7 @@ async fn json_output_carries_the_verdict_and_each_check() {
     let aws = deployment_for(Hook::AFTER_ALLOW_TEST_TRAFFIC).await;
     let plan = json!({"checks": [{"name": "renamed", "http": {"url": format!("{}/v2/cart/renamed-back", target.url)},
         "expect": {"json_schema_file": "examples/plans/schemas/checkout-cart.json"}}]});
-    let output = command("after-allow-test-traffic", &aws, Some(&plan))
-        .args(["--format", "json", "--event"])
-        .arg(event_file("after-allow-test-traffic"))
-        .output()
-        .await
-        .unwrap();
+    let output = smoke_run(&aws, Some(&plan), &["--format", "json"], &[]).await;
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let json: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&output)));
     assert_eq!(json["verdict"]["status"], "Failed");
@@ -142,12 +144,7 @@ async fn malformed_events_are_usage_errors_and_report_nothing() {
 async fn an_invalid_plan_reports_failed_then_exits_2() {
     let aws = deployment_for(Hook::AFTER_ALLOW_TEST_TRAFFIC).await;
     let plan = json!({"checks": [{"name": "x", "http": {"url": "http://127.0.0.1:1"}, "attempts": 0}]});
-    let output = command("after-allow-test-traffic", &aws, Some(&plan))
-        .arg("--event")
-        .arg(event_file("after-allow-test-traffic"))
-        .output()
-        .await
-        .unwrap();
+    let output = smoke_run(&aws, Some(&plan), &[], &[]).await;
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("at /checks/0/attempts"), "{}", text(&output));
     assert_eq!(aws.accepted()[0].status, "Failed");
@@ -156,12 +153,7 @@ async fn an_invalid_plan_reports_failed_then_exits_2() {
 #[tokio::test(flavor = "multi_thread")]
 async fn no_plan_at_all_is_a_clear_error_and_fails_closed() {
     let aws = deployment_for(Hook::AFTER_ALLOW_TEST_TRAFFIC).await;
-    let output = command("after-allow-test-traffic", &aws, None)
-        .arg("--event")
-        .arg(event_file("after-allow-test-traffic"))
-        .output()
-        .await
-        .unwrap();
+    let output = smoke_run(&aws, None, &[], &[]).await;
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("set GREENLIGHT_PLAN"), "{}", text(&output));
     assert_eq!(aws.accepted()[0].status, "Failed");
@@ -212,14 +204,13 @@ async fn a_report_that_cannot_land_still_prints_the_verdict_and_exits_1() {
     let aws = deployment_for(Hook::AFTER_ALLOW_TEST_TRAFFIC).await;
     aws.fail_reports(&[greenlight_tests::ReportFault::ServerError; 3]);
     let plan = json!({"checks": [{"name": "cart", "http": {"url": format!("{}/v2/cart/healthy", target.url)}}]});
-    let output = command("after-allow-test-traffic", &aws, Some(&plan))
-        .env("AWS_RETRY_MODE", "standard")
-        .env("AWS_MAX_ATTEMPTS", "3")
-        .args(["--format", "json", "--event"])
-        .arg(event_file("after-allow-test-traffic"))
-        .output()
-        .await
-        .unwrap();
+    let output = smoke_run(
+        &aws,
+        Some(&plan),
+        &["--format", "json"],
+        &[("AWS_RETRY_MODE", "standard"), ("AWS_MAX_ATTEMPTS", "3")],
+    )
+    .await;
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let json: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&output)));
     assert_eq!(json["verdict"]["status"], "Succeeded");
