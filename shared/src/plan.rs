@@ -395,16 +395,23 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Plan, PlanError> {
     compile(doc, base_dir)
 }
 
-fn plan_validator() -> &'static jsonschema::Validator {
-    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
-    VALIDATOR.get_or_init(|| {
-        let schema: Value = serde_json::from_str(PLAN_SCHEMA).expect("the embedded plan schema is JSON (unit-tested)");
-        jsonschema::validator_for(&schema).expect("the embedded plan schema compiles (unit-tested)")
-    })
+/// The compiled plan schema. A broken embedded schema (unit tests rule it out) becomes a plan
+/// error rather than a panic at start-up, so even then the hook reports.
+fn plan_validator() -> Result<&'static jsonschema::Validator, &'static str> {
+    static VALIDATOR: std::sync::OnceLock<Result<jsonschema::Validator, String>> = std::sync::OnceLock::new();
+    let compiled = VALIDATOR.get_or_init(|| {
+        let schema: Value = serde_json::from_str(PLAN_SCHEMA).map_err(|e| format!("embedded plan schema: {e}"))?;
+        jsonschema::validator_for(&schema).map_err(|e| format!("embedded plan schema: {e}"))
+    });
+    compiled.as_ref().map_err(String::as_str)
 }
 
 fn schema_issues(document: &Value) -> Vec<PlanIssue> {
-    let mut issues: Vec<PlanIssue> = plan_validator()
+    let validator = match plan_validator() {
+        Ok(validator) => validator,
+        Err(broken) => return vec![PlanIssue::new("", broken)],
+    };
+    let mut issues: Vec<PlanIssue> = validator
         .iter_errors(document)
         .map(|error| {
             let pointer = error_pointer(&error);
@@ -692,7 +699,7 @@ mod tests {
 
     #[test]
     fn embedded_schema_compiles() {
-        let _ = plan_validator();
+        assert!(plan_validator().is_ok(), "{:?}", plan_validator().err());
     }
 
     #[test]
