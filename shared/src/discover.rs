@@ -289,37 +289,34 @@ fn from_target(deployment_id: &str, target_id: &str, target: &DeploymentTarget) 
 }
 
 /// Polls until the green task set runs its desired count, or `deadline` passes.
+/// Only an ECS deployment has a green task set; any other is an error, never a pass.
 pub async fn wait_for_green(
     client: &Client,
-    deployment: &Deployment,
+    mut deployment: Deployment,
     interval: Duration,
     deadline: Instant,
 ) -> Result<Deployment, DiscoveryError> {
-    let DeploymentKind::Ecs(ecs) = &deployment.target else {
-        return Ok(deployment.clone());
-    };
-    let mut current = deployment.clone();
-    let mut current_ecs = ecs.clone();
     loop {
-        let (id, running, desired) = match &current_ecs.green {
+        let DeploymentKind::Ecs(ecs) = &deployment.target else {
+            return Err(DiscoveryError::Unexpected(format!(
+                "{} is not an ECS deployment: no green task set",
+                deployment.id
+            )));
+        };
+        let (id, running, desired) = match &ecs.green {
             Some(green) => (green.id.clone(), green.running_count, green.desired_count),
             None => ("(none yet)".to_owned(), 0, 0),
         };
         if desired > 0 && running >= desired {
-            return Ok(current);
+            return Ok(deployment);
         }
         if Instant::now() + interval >= deadline {
             return Err(DiscoveryError::GreenNotReady { id, running, desired });
         }
         tokio::time::sleep(interval).await;
-        let fresh = tokio::time::timeout_at(deadline, get_target(client, &deployment.id, &ecs.target_id))
+        deployment = tokio::time::timeout_at(deadline, get_target(client, &deployment.id, &ecs.target_id))
             .await
             .map_err(|_| DiscoveryError::GreenNotReady { id, running, desired })??;
-        let DeploymentKind::Ecs(fresh_ecs) = &fresh.target else {
-            return Err(DiscoveryError::Unexpected("the deployment target stopped being ECS".to_owned()));
-        };
-        current_ecs = fresh_ecs.clone();
-        current = fresh;
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::checks::ProbeContext;
 use crate::discover::{self, Deployment};
 use crate::event::HookEvent;
-use crate::hook::{Hook, LifecycleEvent};
+use crate::hook::{Hook, LifecycleEvent, Platform};
 use crate::plan::{DEFAULT_REPORT_RESERVE, Plan, PlanError};
 use crate::report::{self, ReportError, ReportOutcome};
 use crate::runner::{self, ProbeFn};
@@ -238,10 +238,13 @@ impl Gate {
             let reason = "wait_for_green cannot work at BeforeInstall: the green task set does not exist yet";
             return Err(Box::new(Verdict::cannot_judge(reason, Some(deployment))));
         }
-        if wait_for_green {
-            return match discover::wait_for_green(client, &deployment, plan.wait_for_green_interval, judge_by).await {
+        // Lambda deployments have no green task set: the option has no effect there, and in
+        // particular no wait happened that could stand in for a check.
+        if wait_for_green && deployment.platform() == Platform::Ecs {
+            let snapshot = deployment.clone();
+            return match discover::wait_for_green(client, deployment, plan.wait_for_green_interval, judge_by).await {
                 Ok(ready) => Ok((ready, true)),
-                Err(err) => Err(Box::new(Verdict::cannot_judge(format!("waiting for green: {err}"), Some(deployment)))),
+                Err(err) => Err(Box::new(Verdict::cannot_judge(format!("waiting for green: {err}"), Some(snapshot)))),
             };
         }
         Ok((deployment, false))

@@ -111,6 +111,15 @@ async fn a_plan_that_judges_nothing_fails_closed() {
 }
 
 #[tokio::test]
+async fn wait_for_green_on_a_lambda_deployment_does_not_count_as_a_judgement() {
+    let world = World::new().await;
+    let gate = world.gate(Hook::PRE_TRAFFIC, json!({"wait_for_green": true, "checks": []})).await;
+    let outcome = gate.run(&event(LAMBDA, "exec-lambda-green"), in_secs(10)).await.expect("reported");
+    assert_eq!(outcome.verdict.status, Status::Failed);
+    assert!(outcome.verdict.reason.starts_with("nothing was judged"), "{}", outcome.verdict.reason);
+}
+
+#[tokio::test]
 async fn a_500_fails() {
     let world = World::new().await;
     let outcome = smoke(&world, world.http_plan("/status/500", json!({}))).await;
