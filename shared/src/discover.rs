@@ -179,9 +179,9 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let code = err.as_service_error().and_then(|e| e.code()).unwrap_or_default();
-    if code.starts_with("AccessDenied") || code == "UnauthorizedOperation" {
-        let message = err.as_service_error().and_then(|e| e.message()).unwrap_or(code).to_owned();
+    let code = err.as_service_error().and_then(|e| e.code());
+    if crate::is_access_denied(code) {
+        let message = err.as_service_error().and_then(|e| e.message()).or(code).unwrap_or_default().to_owned();
         return DiscoveryError::AccessDenied { operation, message };
     }
     DiscoveryError::Call { operation, message: DisplayErrorContext(&err).to_string() }

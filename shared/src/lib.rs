@@ -26,6 +26,12 @@ pub use hook::Hook;
 
 use std::process::ExitCode;
 
+/// Whether an AWS error code means the caller lacks an IAM permission; such errors are reported
+/// with the action to grant.
+pub(crate) fn is_access_denied(code: Option<&str>) -> bool {
+    code.is_some_and(|code| code.starts_with("AccessDenied") || code == "UnauthorizedOperation")
+}
+
 /// The longest prefix of `text` that fits in `limit` bytes and ends on a character boundary.
 pub(crate) fn clip(text: &str, limit: usize) -> &str {
     if text.len() <= limit {

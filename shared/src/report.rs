@@ -78,7 +78,7 @@ pub async fn report(client: &Client, event: &HookEvent, status: Status) -> Resul
             Ok(ReportOutcome::AlreadyReported)
         }
         Err(err) => {
-            let denied = err.as_service_error().and_then(|e| e.code()).is_some_and(|c| c.starts_with("AccessDenied"));
+            let denied = crate::is_access_denied(err.as_service_error().and_then(|e| e.code()));
             let detail = DisplayErrorContext(&err).to_string();
             let message = if denied {
                 format!(

@@ -103,7 +103,7 @@ pub(super) async fn measure(probe: &InvokeProbe, expect: &Expect, context: &Prob
                 return Err(format!("statusCode {status}, expected {}", expect.status_description()));
             }
             if let Some(schema) = &expect.json_schema {
-                let body = api_gateway_body(result.as_ref().and_then(|v| v.get("body")), result.as_ref())?;
+                let body = api_gateway_body(result.as_ref())?;
                 judge_json_body(schema, &body, "result body")?;
             }
         }
@@ -119,9 +119,9 @@ pub(super) async fn measure(probe: &InvokeProbe, expect: &Expect, context: &Prob
     Ok(())
 }
 
-fn api_gateway_body(body: Option<&Value>, result: Option<&Value>) -> Result<Vec<u8>, String> {
+fn api_gateway_body(result: Option<&Value>) -> Result<Vec<u8>, String> {
     let encoded = result.and_then(|v| v.get("isBase64Encoded")).and_then(Value::as_bool).unwrap_or(false);
-    match body {
+    match result.and_then(|v| v.get("body")) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::String(text)) if encoded => {
             aws_smithy_types::base64::decode(text).map_err(|err| format!("result body is not valid base64: {err}"))
@@ -137,8 +137,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let code = err.as_service_error().and_then(|e| e.code()).unwrap_or_default();
-    if code.starts_with("AccessDenied") {
+    if crate::is_access_denied(err.as_service_error().and_then(|e| e.code())) {
         return format!(
             "access denied calling lambda:InvokeFunction on {shown}: grant the hook's role lambda:InvokeFunction on it"
         );
