@@ -1,0 +1,677 @@
+//! The CodeDeploy API (awsJson1_1): the operations a deployment's life needs, with the checks
+//! and exceptions real CodeDeploy applies.
+
+use std::time::SystemTime;
+
+use serde_json::{Map, Value, json};
+
+use crate::appspec::{AppSpec, Resource};
+use crate::deployment_config::DeploymentConfig;
+use crate::emulator::{
+    Application, ComputePlatform, Deployment, DeploymentGroup, Emulator, Happening, LifecycleEventState, State,
+    TargetState, TaskSetState, new_id,
+};
+use crate::wire::{ApiError, epoch_seconds};
+
+/// Every operation served, as named in `X-Amz-Target: CodeDeploy_20141006.<Operation>`.
+pub const OPERATIONS: &[&str] = &[
+    "CreateApplication",
+    "CreateDeploymentGroup",
+    "GetDeploymentGroup",
+    "CreateDeployment",
+    "GetDeployment",
+    "ListDeploymentTargets",
+    "GetDeploymentTarget",
+    "BatchGetDeploymentTargets",
+    "PutLifecycleEventHookExecutionStatus",
+    "StopDeployment",
+];
+
+/// The `X-Amz-Target` prefix of CodeDeploy operations.
+pub const TARGET_PREFIX: &str = "CodeDeploy_20141006.";
+
+impl Emulator {
+    /// Serves one CodeDeploy operation.
+    pub fn codedeploy(&self, operation: &str, input: &Value) -> Result<Value, ApiError> {
+        let input =
+            input.as_object().ok_or_else(|| ApiError::client("SerializationException", "expected a JSON object"))?;
+        match operation {
+            "CreateApplication" => self.create_application(input),
+            "CreateDeploymentGroup" => self.create_deployment_group(input),
+            "GetDeploymentGroup" => self.get_deployment_group(input),
+            "CreateDeployment" => self.create_deployment(input),
+            "GetDeployment" => self.get_deployment(input),
+            "ListDeploymentTargets" => self.list_deployment_targets(input),
+            "GetDeploymentTarget" => self.get_deployment_target(input),
+            "BatchGetDeploymentTargets" => self.batch_get_deployment_targets(input),
+            "PutLifecycleEventHookExecutionStatus" => self.put_lifecycle_event_hook_execution_status(input),
+            "StopDeployment" => self.stop_deployment(input),
+            other => Err(ApiError::client("UnknownOperationException", format!("{other} is not served locally"))),
+        }
+    }
+
+    fn create_application(&self, input: &Map<String, Value>) -> Result<Value, ApiError> {
+        let name = application_name(input)?;
+        let platform = match input.get("computePlatform").and_then(Value::as_str) {
+            Some("Lambda") => ComputePlatform::Lambda,
+            Some("ECS") => ComputePlatform::Ecs,
+            Some(other) => {
+                return Err(ApiError::client(
+                    "InvalidComputePlatformException",
+                    format!("computePlatform {other}: only Lambda and ECS are served locally"),
+                ));
+            }
+            None => {
+                return Err(ApiError::client(
+                    "InvalidComputePlatformException",
+                    "computePlatform defaults to Server, which is not served locally; use Lambda or ECS",
+                ));
+            }
+        };
+        let mut state = self.state();
+        if state.applications.contains_key(&name) {
+            return Err(ApiError::client("ApplicationAlreadyExistsException", format!("{name} already exists")));
+        }
+        let id = uuid_like(&mut state);
+        state.applications.insert(name, Application { id: id.clone(), platform, created: SystemTime::now() });
+        Ok(json!({"applicationId": id}))
+    }
+
+    fn create_deployment_group(&self, input: &Map<String, Value>) -> Result<Value, ApiError> {
+        let application = application_name(input)?;
+        let group = group_name(input)?;
+        let role = input.get("serviceRoleArn").and_then(Value::as_str).unwrap_or_default();
+        if role.is_empty() {
+            return Err(ApiError::client("RoleRequiredException", "serviceRoleArn is required"));
+        }
+        if !role.starts_with("arn:") {
+            return Err(ApiError::client("InvalidRoleException", format!("{role} is not a role ARN")));
+        }
+        let mut state = self.state();
+        let platform = state
+            .applications
+            .get(&application)
+            .ok_or_else(|| {
+                ApiError::client("ApplicationDoesNotExistException", format!("No application {application}"))
+            })?
+            .platform;
+        if let Some(name) = input.get("deploymentConfigName").and_then(Value::as_str) {
+            config_for(name, platform)?;
+        }
+        if state.groups.contains_key(&(application.clone(), group.clone())) {
+            return Err(ApiError::client("DeploymentGroupAlreadyExistsException", format!("{group} already exists")));
+        }
+        if platform == ComputePlatform::Ecs {
+            let services = input.get("ecsServices").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            let [service] = services else {
+                return Err(ApiError::client(
+                    "InvalidECSServiceException",
+                    "an ECS group needs exactly one ecsServices entry",
+                ));
+            };
+            let key = ecs_service_key(service)?;
+            let ecs = self.inner.ecs.try_lock().map(|ecs| ecs.contains_key(&key)).unwrap_or(true);
+            if !ecs {
+                return Err(ApiError::client("InvalidECSServiceException", format!("ECS service {key} is not hosted")));
+            }
+        }
+        let alarm_config = input.get("alarmConfiguration");
+        let alarms = alarm_config
+            .and_then(|c| c.get("alarms"))
+            .and_then(Value::as_array)
+            .map(|list| list.iter().filter_map(|a| a.get("name")?.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        let alarms_enabled = alarm_config.and_then(|c| c.get("enabled")).and_then(Value::as_bool).unwrap_or(false);
+        let id = uuid_like(&mut state);
+        state.groups.insert(
+            (application, group),
+            DeploymentGroup {
+                id: id.clone(),
+                request: input.clone(),
+                alarms,
+                alarms_enabled,
+                auto_rollback_events: auto_rollback_events(input.get("autoRollbackConfiguration")),
+                last_attempted: None,
+                last_successful: None,
+            },
+        );
+        Ok(json!({"deploymentGroupId": id}))
+    }
+
+    fn get_deployment_group(&self, input: &Map<String, Value>) -> Result<Value, ApiError> {
+        let application = application_name(input)?;
+        let group_name = group_name(input)?;
+        let state = self.state();
+        let platform = state
+            .applications
+            .get(&application)
+            .ok_or_else(|| {
+                ApiError::client("ApplicationDoesNotExistException", format!("No application {application}"))
+            })?
+            .platform;
+        let group = state.groups.get(&(application.clone(), group_name.clone())).ok_or_else(|| {
+            ApiError::client("DeploymentGroupDoesNotExistException", format!("No deployment group {group_name}"))
+        })?;
+        let mut info = group.request.clone();
+        info.insert("deploymentGroupId".into(), json!(group.id));
+        info.insert("computePlatform".into(), json!(platform.as_str()));
+        info.entry("deploymentConfigName").or_insert_with(|| json!(DeploymentConfig::default_for(platform).name));
+        let summary = |id: &Option<String>| {
+            id.as_ref().and_then(|id| state.deployments.get(id)).map(|d| {
+                json!({"deploymentId": d.id, "status": d.status, "createTime": epoch_seconds(d.created),
+                       "endTime": d.completed.map(epoch_seconds)})
+            })
+        };
+        if let Some(last) = summary(&group.last_attempted) {
+            info.insert("lastAttemptedDeployment".into(), last);
+        }
+        if let Some(last) = summary(&group.last_successful) {
+            info.insert("lastSuccessfulDeployment".into(), last);
+        }
+        Ok(json!({"deploymentGroupInfo": info}))
+    }
+
+    fn create_deployment(&self, input: &Map<String, Value>) -> Result<Value, ApiError> {
+        let application = application_name(input)?;
+        let group_name = match input.get("deploymentGroupName").and_then(Value::as_str) {
+            Some(name) => checked_name(name, "InvalidDeploymentGroupNameException")?,
+            None => {
+                return Err(ApiError::client(
+                    "DeploymentGroupNameRequiredException",
+                    "Lambda and ECS deployments need a deploymentGroupName",
+                ));
+            }
+        };
+        if input.get("description").and_then(Value::as_str).is_some_and(|d| d.len() > 512) {
+            return Err(ApiError::client("DescriptionTooLongException", "description is longer than 512 characters"));
+        }
+        let revision = input
+            .get("revision")
+            .ok_or_else(|| ApiError::client("RevisionRequiredException", "revision is required"))?;
+        let content = match revision.get("revisionType").and_then(Value::as_str) {
+            Some("AppSpecContent") => revision
+                .get("appSpecContent")
+                .and_then(|c| c.get("content"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::client("InvalidRevisionException", "appSpecContent.content is required"))?,
+            Some(other) => {
+                return Err(ApiError::client(
+                    "InvalidRevisionException",
+                    format!("revisionType {other}: only AppSpecContent revisions are served locally"),
+                ));
+            }
+            None => return Err(ApiError::client("InvalidRevisionException", "revision.revisionType is required")),
+        };
+        let appspec = AppSpec::parse(content).map_err(|e| ApiError::client("InvalidRevisionException", e))?;
+
+        let mut state = self.state();
+        let platform = state
+            .applications
+            .get(&application)
+            .ok_or_else(|| {
+                ApiError::client("ApplicationDoesNotExistException", format!("No application {application}"))
+            })?
+            .platform;
+        let group = state.groups.get(&(application.clone(), group_name.clone())).ok_or_else(|| {
+            ApiError::client("DeploymentGroupDoesNotExistException", format!("No deployment group {group_name}"))
+        })?;
+        if appspec.platform() != platform {
+            return Err(ApiError::client(
+                "InvalidRevisionException",
+                format!(
+                    "the AppSpec deploys a {} resource but {application} is a {} application",
+                    appspec.platform().as_str(),
+                    platform.as_str()
+                ),
+            ));
+        }
+        let config_name = input
+            .get("deploymentConfigName")
+            .or_else(|| group.request.get("deploymentConfigName"))
+            .and_then(Value::as_str);
+        let config = match config_name {
+            Some(name) => config_for(name, platform)?,
+            None => DeploymentConfig::default_for(platform),
+        };
+        if let Some(active) = group.last_attempted.as_ref().and_then(|id| state.deployments.get(id))
+            && !active.is_complete()
+        {
+            return Err(ApiError::client(
+                "DeploymentLimitExceededException",
+                format!("{} is already in progress for {group_name}", active.id),
+            ));
+        }
+        let auto_rollback_events = match input.get("autoRollbackConfiguration") {
+            Some(config) => auto_rollback_events(Some(config)),
+            None => group.auto_rollback_events.clone(),
+        };
+        let target = target_for(&state, &appspec, group)?;
+        let id = new_id(&mut state, "d-");
+        let events = platform
+            .lifecycle()
+            .iter()
+            .map(|(name, is_hook)| LifecycleEventState {
+                name,
+                status: "Pending",
+                started: None,
+                ended: None,
+                hook: is_hook.then(|| appspec.hook_for(name).map(str::to_owned)).flatten(),
+                execution_id: None,
+                diagnostics: None,
+            })
+            .collect();
+        let deployment = Deployment {
+            id: id.clone(),
+            application: application.clone(),
+            group: group_name.clone(),
+            config,
+            platform,
+            status: "Created",
+            error: None,
+            rollback_message: None,
+            created: SystemTime::now(),
+            started: None,
+            completed: None,
+            revision: revision.clone(),
+            appspec,
+            description: input.get("description").and_then(Value::as_str).map(str::to_owned),
+            auto_rollback_events,
+            events,
+            target,
+            stop_requested: None,
+        };
+        state.deployments.insert(id.clone(), deployment);
+        if let Some(group) = state.groups.get_mut(&(application, group_name)) {
+            group.last_attempted = Some(id.clone());
+        }
+        drop(state);
+        self.record(Some(&id), Happening::DeploymentStatus { status: "Created", error_code: None, message: None });
+        let emulator = self.clone();
+        let deployment_id = id.clone();
+        tokio::spawn(async move { emulator.run_deployment(&deployment_id).await });
+        Ok(json!({"deploymentId": id}))
+    }
+
+    fn get_deployment(&self, input: &Map<String, Value>) -> Result<Value, ApiError> {
+        let state = self.state();
+        let deployment = deployment(&state, input)?;
+        Ok(json!({"deploymentInfo": deployment_info(deployment)}))
+    }
+
+    fn list_deployment_targets(&self, input: &Map<String, Value>) -> Result<Value, ApiError> {
+        let state = self.state();
+        let deployment = started_deployment(&state, input)?;
+        if input.get("nextToken").and_then(Value::as_str).is_some_and(|t| !t.is_empty()) {
+            return Err(ApiError::client("InvalidNextTokenException", "this listing has a single page"));
+        }
+        Ok(json!({"targetIds": [deployment.target.target_id()]}))
+    }
+
+    fn get_deployment_target(&self, input: &Map<String, Value>) -> Result<Value, ApiError> {
+        let state = self.state();
+        let deployment = started_deployment(&state, input)?;
+        let target_id = match input.get("targetId").and_then(Value::as_str) {
+            Some(id) if !id.is_empty() => id,
+            _ => return Err(ApiError::client("DeploymentTargetIdRequiredException", "targetId is required")),
+        };
+        Ok(json!({"deploymentTarget": deployment_target(deployment, target_id)?}))
+    }
+
+    fn batch_get_deployment_targets(&self, input: &Map<String, Value>) -> Result<Value, ApiError> {
+        let state = self.state();
+        let deployment = started_deployment(&state, input)?;
+        let ids = input.get("targetIds").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        if ids.is_empty() {
+            return Err(ApiError::client("DeploymentTargetIdRequiredException", "targetIds is required"));
+        }
+        if ids.len() != 1 {
+            return Err(ApiError::client(
+                "DeploymentTargetListSizeExceededException",
+                "the target list of Lambda and ECS deployments must have exactly one item",
+            ));
+        }
+        let id = ids[0]
+            .as_str()
+            .ok_or_else(|| ApiError::client("InvalidDeploymentTargetIdException", "target ids are strings"))?;
+        Ok(json!({"deploymentTargets": [deployment_target(deployment, id)?]}))
+    }
+
+    fn put_lifecycle_event_hook_execution_status(&self, input: &Map<String, Value>) -> Result<Value, ApiError> {
+        let execution_id = input.get("lifecycleEventHookExecutionId").and_then(Value::as_str).unwrap_or_default();
+        let status = input.get("status").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let outcome = self.accept_report(input, execution_id, &status);
+        let (deployment_id, event) = match &outcome {
+            Ok((deployment_id, event)) => (Some(deployment_id.clone()), event.to_string()),
+            Err(_) => (input.get("deploymentId").and_then(Value::as_str).map(str::to_owned), String::new()),
+        };
+        if deployment_id.is_some() {
+            let result = match &outcome {
+                Ok(_) => "accepted".to_owned(),
+                Err(err) => err.code.to_owned(),
+            };
+            self.record(
+                deployment_id.as_deref(),
+                Happening::Report { event, execution_id: execution_id.to_owned(), status, result },
+            );
+        }
+        outcome.map(|_| json!({"lifecycleEventHookExecutionId": execution_id}))
+    }
+
+    /// Checks a report in the order CodeDeploy does and, when it is accepted, completes the event.
+    fn accept_report(
+        &self,
+        input: &Map<String, Value>,
+        execution_id: &str,
+        status: &str,
+    ) -> Result<(String, &'static str), ApiError> {
+        let mut state = self.state();
+        let deployment_id = deployment(&state, input)?.id.clone();
+        let Some((owner, index)) = state.executions.get(execution_id).cloned() else {
+            return Err(ApiError::client(
+                "InvalidLifecycleEventHookExecutionIdException",
+                format!("{execution_id:?} is not a lifecycle event hook execution of {deployment_id}"),
+            ));
+        };
+        if owner != deployment_id {
+            return Err(ApiError::client(
+                "InvalidLifecycleEventHookExecutionIdException",
+                format!("{execution_id} belongs to another deployment, not {deployment_id}"),
+            ));
+        }
+        if !matches!(status, "Succeeded" | "Failed") {
+            return Err(ApiError::client(
+                "InvalidLifecycleEventHookExecutionStatusException",
+                format!("status {status:?}: a hook may report only Succeeded or Failed"),
+            ));
+        }
+        let deployment = state.deployments.get_mut(&deployment_id).expect("execution ids point at live deployments");
+        let complete = deployment.is_complete();
+        let event = &mut deployment.events[index];
+        if event.status != "InProgress" || complete {
+            return Err(ApiError::client(
+                "LifecycleEventAlreadyCompletedException",
+                format!("{} of {deployment_id} has already completed ({})", event.name, event.status),
+            ));
+        }
+        event.status = if status == "Succeeded" { "Succeeded" } else { "Failed" };
+        event.ended = Some(SystemTime::now());
+        if status == "Failed" {
+            event.diagnostics = Some(format!("the hook {} reported Failed", event.hook.as_deref().unwrap_or("?")));
+        }
+        Ok((deployment_id, event.name))
+    }
+
+    fn stop_deployment(&self, input: &Map<String, Value>) -> Result<Value, ApiError> {
+        let mut state = self.state();
+        let id = deployment(&state, input)?.id.clone();
+        let deployment = state.deployments.get_mut(&id).expect("just found");
+        if deployment.is_complete() {
+            return Err(ApiError::client(
+                "DeploymentAlreadyCompletedException",
+                format!("{id} has already completed ({})", deployment.status),
+            ));
+        }
+        let auto_rollback = input.get("autoRollbackEnabled").and_then(Value::as_bool).unwrap_or(true);
+        deployment.stop_requested = Some(auto_rollback);
+        Ok(
+            json!({"status": "Pending", "statusMessage": "Stopping the deployment; no further lifecycle events will start"}),
+        )
+    }
+}
+
+fn uuid_like(state: &mut State) -> String {
+    let a = new_id(state, "");
+    let b = new_id(state, "");
+    format!("{}-{}-{}", a.to_ascii_lowercase(), &b[..4].to_ascii_lowercase(), &b[4..].to_ascii_lowercase())
+}
+
+/// A name as CodeDeploy constrains it: 1..100 of `[A-Za-z0-9+=,.@_-]`.
+fn checked_name(name: &str, invalid: &'static str) -> Result<String, ApiError> {
+    let valid =
+        (1..=100).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    if valid { Ok(name.to_owned()) } else { Err(ApiError::client(invalid, format!("{name:?} is not a valid name"))) }
+}
+
+fn application_name(input: &Map<String, Value>) -> Result<String, ApiError> {
+    match input.get("applicationName").and_then(Value::as_str) {
+        Some(name) => checked_name(name, "InvalidApplicationNameException"),
+        None => Err(ApiError::client("ApplicationNameRequiredException", "applicationName is required")),
+    }
+}
+
+fn group_name(input: &Map<String, Value>) -> Result<String, ApiError> {
+    match input.get("deploymentGroupName").and_then(Value::as_str) {
+        Some(name) => checked_name(name, "InvalidDeploymentGroupNameException"),
+        None => Err(ApiError::client("DeploymentGroupNameRequiredException", "deploymentGroupName is required")),
+    }
+}
+
+fn config_for(name: &str, platform: ComputePlatform) -> Result<DeploymentConfig, ApiError> {
+    let config = DeploymentConfig::predefined(name).ok_or_else(|| {
+        ApiError::client("DeploymentConfigDoesNotExistException", format!("No deployment configuration {name}"))
+    })?;
+    if config.platform != platform {
+        return Err(ApiError::client(
+            "InvalidDeploymentConfigNameException",
+            format!("{name} is not for {} deployments", platform.as_str()),
+        ));
+    }
+    Ok(config)
+}
+
+fn ecs_service_key(service: &Value) -> Result<String, ApiError> {
+    let field = |key: &str| service.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
+    match (field("clusterName"), field("serviceName")) {
+        (Some(cluster), Some(service)) => Ok(format!("{cluster}:{service}")),
+        _ => {
+            Err(ApiError::client("InvalidECSServiceException", "ecsServices entries need clusterName and serviceName"))
+        }
+    }
+}
+
+fn auto_rollback_events(config: Option<&Value>) -> Option<Vec<String>> {
+    let config = config?;
+    if !config.get("enabled").and_then(Value::as_bool).unwrap_or(false) {
+        return None;
+    }
+    let events = config.get("events").and_then(Value::as_array)?;
+    Some(events.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+}
+
+/// The target a new deployment moves, checked against what the emulator hosts.
+fn target_for(state: &State, appspec: &AppSpec, group: &DeploymentGroup) -> Result<TargetState, ApiError> {
+    match &appspec.resource {
+        Resource::Lambda { name, alias, current_version, target_version } => {
+            let function = state.functions.get(name).ok_or_else(|| {
+                ApiError::client(
+                    "InvalidRevisionException",
+                    format!("the AppSpec names function {name}, which is not hosted"),
+                )
+            })?;
+            for version in [current_version, target_version] {
+                if !function.versions.contains_key(version) {
+                    return Err(ApiError::client(
+                        "InvalidRevisionException",
+                        format!("function {name} has no version {version}"),
+                    ));
+                }
+            }
+            let Some(alias_config) = function.aliases.get(alias) else {
+                return Err(ApiError::client(
+                    "InvalidRevisionException",
+                    format!("function {name} has no alias {alias}"),
+                ));
+            };
+            if &alias_config.version != current_version {
+                return Err(ApiError::client(
+                    "InvalidRevisionException",
+                    format!(
+                        "CurrentVersion {current_version} does not match alias {alias}, which points at {}",
+                        alias_config.version
+                    ),
+                ));
+            }
+            Ok(TargetState::Lambda {
+                function: name.clone(),
+                alias: alias.clone(),
+                current: current_version.clone(),
+                target: target_version.clone(),
+                weight: 0.0,
+            })
+        }
+        Resource::Ecs { task_definition, .. } => {
+            if !state.task_definitions.contains_key(task_definition) {
+                return Err(ApiError::client(
+                    "InvalidRevisionException",
+                    format!("the AppSpec names task definition {task_definition}, which is not hosted"),
+                ));
+            }
+            let services = group.request.get("ecsServices").and_then(Value::as_array);
+            let service = services.and_then(|s| s.first()).ok_or_else(|| {
+                ApiError::client("InvalidECSServiceException", "the deployment group names no ECS service")
+            })?;
+            Ok(TargetState::Ecs {
+                service: ecs_service_key(service)?,
+                green_task_definition: task_definition.clone(),
+                task_sets: Vec::new(),
+            })
+        }
+    }
+}
+
+/// The deployment an input's `deploymentId` names, checked as CodeDeploy checks it.
+fn deployment<'a>(state: &'a State, input: &Map<String, Value>) -> Result<&'a Deployment, ApiError> {
+    let id = match input.get("deploymentId").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() => id,
+        _ => return Err(ApiError::client("DeploymentIdRequiredException", "deploymentId is required")),
+    };
+    let well_formed =
+        id.len() == 11 && id.starts_with("d-") && id[2..].chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if !well_formed {
+        return Err(ApiError::client("InvalidDeploymentIdException", format!("{id:?} is not a deployment id")));
+    }
+    state
+        .deployments
+        .get(id)
+        .ok_or_else(|| ApiError::client("DeploymentDoesNotExistException", format!("Deployment {id} does not exist")))
+}
+
+fn started_deployment<'a>(state: &'a State, input: &Map<String, Value>) -> Result<&'a Deployment, ApiError> {
+    let deployment = deployment(state, input)?;
+    if deployment.started.is_none() {
+        return Err(ApiError::client("DeploymentNotStartedException", format!("{} has not started", deployment.id)));
+    }
+    Ok(deployment)
+}
+
+fn deployment_info(d: &Deployment) -> Value {
+    let count = |status: &str| d.events.iter().filter(|e| e.status == status).count();
+    let mut info = json!({
+        "applicationName": d.application,
+        "deploymentGroupName": d.group,
+        "deploymentConfigName": d.config.name,
+        "deploymentId": d.id,
+        "status": d.status,
+        "createTime": epoch_seconds(d.created),
+        "creator": "user",
+        "computePlatform": d.platform.as_str(),
+        "deploymentStyle": {"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+        "ignoreApplicationStopFailures": false,
+        "updateOutdatedInstancesOnly": false,
+        "deploymentOverview": {
+            "Pending": count("Pending"), "InProgress": count("InProgress"), "Succeeded": count("Succeeded"),
+            "Failed": count("Failed"), "Skipped": count("Skipped"), "Ready": 0,
+        },
+    });
+    let mut revision = d.revision.clone();
+    // GetDeployment never returns the AppSpec content (the API reference says it is always null).
+    if let Some(content) = revision.get_mut("appSpecContent").and_then(Value::as_object_mut) {
+        content.remove("content");
+    }
+    info["revision"] = revision;
+    if let Some(description) = &d.description {
+        info["description"] = json!(description);
+    }
+    if let Some(started) = d.started {
+        info["startTime"] = json!(epoch_seconds(started));
+    }
+    if let Some(completed) = d.completed {
+        info["completeTime"] = json!(epoch_seconds(completed));
+    }
+    if let Some((code, message)) = &d.error {
+        info["errorInformation"] = json!({"code": code, "message": message});
+    }
+    match &d.auto_rollback_events {
+        Some(events) => info["autoRollbackConfiguration"] = json!({"enabled": true, "events": events}),
+        None => info["autoRollbackConfiguration"] = json!({"enabled": false}),
+    }
+    if let Some(message) = &d.rollback_message {
+        info["rollbackInfo"] = json!({"rollbackMessage": message});
+    }
+    info
+}
+
+fn deployment_target(d: &Deployment, target_id: &str) -> Result<Value, ApiError> {
+    if target_id != d.target.target_id() {
+        return Err(ApiError::client(
+            "DeploymentTargetDoesNotExistException",
+            format!("target {target_id} does not belong to {}", d.id),
+        ));
+    }
+    let target_status = match d.status {
+        "Succeeded" => "Succeeded",
+        "Failed" | "Stopped" => "Failed",
+        _ => "InProgress",
+    };
+    let events: Vec<Value> = d
+        .events
+        .iter()
+        .map(|e| {
+            let mut event = json!({"lifecycleEventName": e.name, "status": e.status});
+            if let Some(started) = e.started {
+                event["startTime"] = json!(epoch_seconds(started));
+            }
+            if let Some(ended) = e.ended {
+                event["endTime"] = json!(epoch_seconds(ended));
+            }
+            if let Some(message) = &e.diagnostics {
+                event["diagnostics"] = json!({"errorCode": "ScriptFailed", "message": message});
+            }
+            event
+        })
+        .collect();
+    let updated = epoch_seconds(d.completed.unwrap_or_else(SystemTime::now));
+    let arn_base = "arn:aws:lambda:us-east-1:123456789012";
+    Ok(match &d.target {
+        TargetState::Lambda { function, alias, current, target, weight } => json!({
+            "deploymentTargetType": "LambdaTarget",
+            "lambdaTarget": {
+                "deploymentId": d.id, "targetId": target_id, "targetArn": format!("{arn_base}:function:{function}:{alias}"),
+                "status": target_status, "lastUpdatedAt": updated, "lifecycleEvents": events,
+                "lambdaFunctionInfo": {"functionName": function, "functionAlias": alias, "currentVersion": current,
+                    "targetVersion": target, "targetVersionWeight": weight},
+            }
+        }),
+        TargetState::Ecs { service, task_sets, .. } => {
+            let (cluster, name) = service.split_once(':').unwrap_or(("default", service));
+            json!({
+                "deploymentTargetType": "ECSTarget",
+                "ecsTarget": {
+                    "deploymentId": d.id, "targetId": target_id,
+                    "targetArn": format!("arn:aws:ecs:us-east-1:123456789012:service/{cluster}/{name}"),
+                    "status": target_status, "lastUpdatedAt": updated, "lifecycleEvents": events,
+                    "taskSetsInfo": task_sets.iter().map(task_set_info).collect::<Vec<_>>(),
+                }
+            })
+        }
+    })
+}
+
+fn task_set_info(set: &TaskSetState) -> Value {
+    // `identifer` is the model's spelling.
+    json!({
+        "identifer": set.id, "desiredCount": set.desired, "pendingCount": set.desired - set.running,
+        "runningCount": set.running, "status": set.status, "trafficWeight": set.weight,
+        "targetGroup": {"name": format!("tg-{}", set.label.to_ascii_lowercase())}, "taskSetLabel": set.label,
+    })
+}

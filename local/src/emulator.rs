@@ -1,0 +1,469 @@
+//! The emulator's state: CodeDeploy applications, groups and deployments, the hosted Lambda
+//! functions and ECS services, raised alarms, and the record of everything that happened.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use crate::appspec::AppSpec;
+use crate::config::{FunctionConfig, LocalConfig, ProcessConfig};
+use crate::deployment_config::DeploymentConfig;
+use crate::ecs::EcsService;
+use crate::runtime::RuntimeHost;
+
+/// How much faster than AWS the emulator's clock runs for the waits CodeDeploy and Lambda
+/// impose: traffic-shifting intervals, the one-hour hook limit, async retry delays. A scale of 60
+/// turns minutes into seconds. Function timeouts are not scaled: hooks are real processes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeScale(pub f64);
+
+impl TimeScale {
+    /// AWS's own pace.
+    pub const REAL: Self = Self(1.0);
+
+    /// How long `aws` takes here.
+    pub fn apply(self, aws: Duration) -> Duration {
+        aws.div_f64(self.0.max(f64::MIN_POSITIVE))
+    }
+}
+
+/// The one-hour limit CodeDeploy gives a hook to report.
+pub const HOOK_REPORT_LIMIT: Duration = Duration::from_secs(3600);
+
+/// What a deployment targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ComputePlatform {
+    /// Lambda alias traffic shifting.
+    Lambda,
+    /// ECS blue/green.
+    #[serde(rename = "ECS")]
+    Ecs,
+}
+
+impl ComputePlatform {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lambda => "Lambda",
+            Self::Ecs => "ECS",
+        }
+    }
+
+    /// The lifecycle events of a deployment on this platform, in order, and whether each is a
+    /// hook event (the others are CodeDeploy's own work).
+    pub fn lifecycle(self) -> &'static [(&'static str, bool)] {
+        match self {
+            Self::Lambda => &[("BeforeAllowTraffic", true), ("AllowTraffic", false), ("AfterAllowTraffic", true)],
+            Self::Ecs => &[
+                ("BeforeInstall", true),
+                ("Install", false),
+                ("AfterInstall", true),
+                ("AllowTestTraffic", false),
+                ("AfterAllowTestTraffic", true),
+                ("BeforeAllowTraffic", true),
+                ("AllowTraffic", false),
+                ("AfterAllowTraffic", true),
+            ],
+        }
+    }
+}
+
+/// A CodeDeploy application.
+#[derive(Debug, Clone)]
+pub struct Application {
+    /// Its generated id.
+    pub id: String,
+    /// Lambda or ECS.
+    pub platform: ComputePlatform,
+    /// When it was created.
+    pub created: SystemTime,
+}
+
+/// A deployment group, kept as the request described it.
+#[derive(Debug, Clone)]
+pub struct DeploymentGroup {
+    /// Its generated id.
+    pub id: String,
+    /// The request's members, returned by GetDeploymentGroup.
+    pub request: serde_json::Map<String, Value>,
+    /// Alarms that stop its deployments.
+    pub alarms: Vec<String>,
+    /// Whether alarm polling is on.
+    pub alarms_enabled: bool,
+    /// Which events roll a deployment back (`DEPLOYMENT_FAILURE`, `DEPLOYMENT_STOP_ON_ALARM`,
+    /// `DEPLOYMENT_STOP_ON_REQUEST`), when auto rollback is enabled.
+    pub auto_rollback_events: Option<Vec<String>>,
+    /// The last deployment started for the group.
+    pub last_attempted: Option<String>,
+    /// The last deployment that succeeded.
+    pub last_successful: Option<String>,
+}
+
+/// A lifecycle event of one deployment.
+#[derive(Debug, Clone, Serialize)]
+pub struct LifecycleEventState {
+    /// `BeforeAllowTraffic`, `Install`, ...
+    pub name: &'static str,
+    /// `Pending`, `InProgress`, `Succeeded`, `Failed`, `Skipped`.
+    pub status: &'static str,
+    /// When it started.
+    #[serde(skip)]
+    pub started: Option<SystemTime>,
+    /// When it ended.
+    #[serde(skip)]
+    pub ended: Option<SystemTime>,
+    /// The hook function the appspec names for it.
+    pub hook: Option<String>,
+    /// The execution id handed to the hook, when one was invoked.
+    pub execution_id: Option<String>,
+    /// Why it failed.
+    pub diagnostics: Option<String>,
+}
+
+/// One ECS task set as CodeDeploy reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskSetState {
+    /// Its identifier.
+    pub id: String,
+    /// `Blue` or `Green`.
+    pub label: &'static str,
+    /// The task definition it runs.
+    pub task_definition: String,
+    /// Tasks desired.
+    pub desired: i64,
+    /// Tasks running.
+    pub running: i64,
+    /// `PRIMARY`, `ACTIVE` or `DRAINING`.
+    pub status: &'static str,
+    /// Production traffic share, percent.
+    pub weight: f64,
+}
+
+/// The one target of a Lambda or ECS deployment.
+#[derive(Debug, Clone, Serialize)]
+pub enum TargetState {
+    /// A Lambda alias moving from one version to another.
+    Lambda {
+        /// Function name.
+        function: String,
+        /// Alias being shifted.
+        alias: String,
+        /// Version before the deployment.
+        current: String,
+        /// Version being deployed.
+        target: String,
+        /// Share of the alias's traffic on the target version, percent.
+        weight: f64,
+    },
+    /// An ECS service moving from the blue task set to a green one.
+    Ecs {
+        /// `cluster:service`.
+        service: String,
+        /// Task definition the green task set runs.
+        green_task_definition: String,
+        /// Blue first, then green once installed.
+        task_sets: Vec<TaskSetState>,
+    },
+}
+
+impl TargetState {
+    /// The target id CodeDeploy gives this target.
+    pub fn target_id(&self) -> String {
+        match self {
+            Self::Lambda { function, alias, .. } => format!("{function}:{alias}"),
+            Self::Ecs { service, .. } => service.clone(),
+        }
+    }
+}
+
+/// A deployment and what has happened to it.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// `d-` and nine characters.
+    pub id: String,
+    /// Its application.
+    pub application: String,
+    /// Its deployment group.
+    pub group: String,
+    /// How traffic moves.
+    pub config: DeploymentConfig,
+    /// Lambda or ECS.
+    pub platform: ComputePlatform,
+    /// `Created`, `InProgress`, `Succeeded`, `Failed`, `Stopped`.
+    pub status: &'static str,
+    /// The error code and message of a deployment that did not succeed.
+    pub error: Option<(&'static str, String)>,
+    /// The rollback message, when traffic was put back.
+    pub rollback_message: Option<String>,
+    /// When it was created.
+    pub created: SystemTime,
+    /// When it started.
+    pub started: Option<SystemTime>,
+    /// When it ended.
+    pub completed: Option<SystemTime>,
+    /// The revision as the request gave it.
+    pub revision: Value,
+    /// The parsed appspec.
+    pub appspec: AppSpec,
+    /// The request's description.
+    pub description: Option<String>,
+    /// The request's (or the group's) auto rollback events.
+    pub auto_rollback_events: Option<Vec<String>>,
+    /// Lifecycle events in order.
+    pub events: Vec<LifecycleEventState>,
+    /// What it moves.
+    pub target: TargetState,
+    /// A StopDeployment request, with its autoRollbackEnabled.
+    pub stop_requested: Option<bool>,
+}
+
+impl Deployment {
+    /// Whether it has finished.
+    pub fn is_complete(&self) -> bool {
+        matches!(self.status, "Succeeded" | "Failed" | "Stopped")
+    }
+}
+
+/// One thing that happened, in the order it happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordEntry {
+    /// Milliseconds since the emulator started.
+    pub at_ms: u64,
+    /// The deployment it belongs to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+    /// What happened.
+    #[serde(flatten)]
+    pub what: Happening,
+}
+
+/// The kinds of things the record keeps.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Happening {
+    /// The deployment's status changed.
+    DeploymentStatus {
+        /// The new status.
+        status: &'static str,
+        /// The error code, when it did not succeed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error_code: Option<&'static str>,
+        /// Detail.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// A lifecycle event's status changed.
+    EventStatus {
+        /// The event.
+        event: &'static str,
+        /// The new status.
+        status: &'static str,
+    },
+    /// A function was invoked.
+    Invocation {
+        /// Function name.
+        function: String,
+        /// The version that ran.
+        version: String,
+        /// `RequestResponse` or `Event`.
+        invocation_type: &'static str,
+        /// 1 for the first delivery, 2 and 3 for Lambda's async retries.
+        attempt: u32,
+        /// `response`, `function_error`, `timeout`, `crashed`, `init_error`.
+        outcome: &'static str,
+        /// How long it ran, in milliseconds.
+        duration_ms: u64,
+    },
+    /// A hook reported.
+    Report {
+        /// The lifecycle event.
+        event: String,
+        /// The execution id.
+        execution_id: String,
+        /// The reported status.
+        status: String,
+        /// Whether it was accepted, or the exception it got.
+        result: String,
+    },
+    /// Traffic weights changed.
+    Weights {
+        /// Percent on the old version (current / blue).
+        old: f64,
+        /// Percent on the new version (target / green).
+        new: f64,
+        /// Which route: `alias`, `production` or `test`.
+        route: &'static str,
+    },
+    /// An alarm changed state.
+    Alarm {
+        /// Alarm name.
+        name: String,
+        /// `ALARM` or `OK`.
+        state: &'static str,
+    },
+    /// Traffic was put back on the old version.
+    Rollback {
+        /// Why.
+        message: String,
+    },
+}
+
+/// Everything behind the emulator's lock.
+#[derive(Debug, Default)]
+pub struct State {
+    /// Applications by name.
+    pub applications: BTreeMap<String, Application>,
+    /// Deployment groups by (application, group).
+    pub groups: BTreeMap<(String, String), DeploymentGroup>,
+    /// Deployments by id.
+    pub deployments: BTreeMap<String, Deployment>,
+    /// Hook execution id → (deployment id, event index).
+    pub executions: HashMap<String, (String, usize)>,
+    /// Lambda functions (aliases move during deployments).
+    pub functions: BTreeMap<String, FunctionConfig>,
+    /// ECS task definitions.
+    pub task_definitions: BTreeMap<String, ProcessConfig>,
+    /// Alarms in the ALARM state.
+    pub alarms_raised: BTreeSet<String>,
+    /// Everything that happened.
+    pub record: Vec<RecordEntry>,
+    /// Counter behind generated ids.
+    pub next_id: u64,
+}
+
+/// A running emulator: cheap to clone, shared by the API server, the lifecycle tasks and the drill.
+#[derive(Debug, Clone)]
+pub struct Emulator {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) state: Mutex<State>,
+    pub(crate) runtime: RuntimeHost,
+    pub(crate) ecs: tokio::sync::Mutex<BTreeMap<String, EcsService>>,
+    pub(crate) scale: TimeScale,
+    pub(crate) epoch: Instant,
+    pub(crate) record_tx: broadcast::Sender<RecordEntry>,
+    /// Alias routing state for weighted invocations: alias key → invocations so far per version.
+    pub(crate) alias_rotation: Mutex<HashMap<String, BTreeMap<String, f64>>>,
+    pub(crate) faults: Mutex<crate::lifecycle::Faults>,
+}
+
+impl Emulator {
+    /// An emulator hosting `config`'s functions and services. ECS services start their blue
+    /// task set and listeners here.
+    pub async fn start(config: LocalConfig, runtime: RuntimeHost, scale: TimeScale) -> Result<Self, String> {
+        config.validate().map_err(|e| e.to_string())?;
+        let (record_tx, _) = broadcast::channel(1024);
+        let state = State {
+            functions: config.functions.clone(),
+            task_definitions: config.task_definitions.clone(),
+            ..State::default()
+        };
+        let emulator = Self {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                runtime,
+                ecs: tokio::sync::Mutex::new(BTreeMap::new()),
+                scale,
+                epoch: Instant::now(),
+                record_tx,
+                alias_rotation: Mutex::new(HashMap::new()),
+                faults: Mutex::new(crate::lifecycle::Faults::default()),
+            }),
+        };
+        for (name, service) in &config.ecs_services {
+            let blue = config.task_definitions[&service.task_definition].clone();
+            let started =
+                EcsService::start(name, service, &blue).await.map_err(|e| format!("ECS service {name}: {e}"))?;
+            emulator.inner.ecs.lock().await.insert(name.clone(), started);
+        }
+        Ok(emulator)
+    }
+
+    /// The state, locked. Poisoning is ignored: every writer leaves the state consistent
+    /// between statements, and an emulator that stops answering helps nobody.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The time scale.
+    pub fn scale(&self) -> TimeScale {
+        self.inner.scale
+    }
+
+    /// The runtime host running the functions.
+    pub fn runtime(&self) -> &RuntimeHost {
+        &self.inner.runtime
+    }
+
+    /// Milliseconds since the emulator started.
+    pub fn now_ms(&self) -> u64 {
+        self.inner.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Follows the record as it grows.
+    pub fn subscribe(&self) -> broadcast::Receiver<RecordEntry> {
+        self.inner.record_tx.subscribe()
+    }
+
+    /// Appends to the record (the lock must not be held by the caller).
+    pub fn record(&self, deployment_id: Option<&str>, what: Happening) {
+        let entry = RecordEntry { at_ms: self.now_ms(), deployment_id: deployment_id.map(str::to_owned), what };
+        self.state().record.push(entry.clone());
+        // Nobody listening is fine.
+        let _ = self.inner.record_tx.send(entry);
+    }
+
+    /// The record of one deployment.
+    pub fn record_of(&self, deployment_id: &str) -> Vec<RecordEntry> {
+        self.state().record.iter().filter(|e| e.deployment_id.as_deref() == Some(deployment_id)).cloned().collect()
+    }
+
+    /// Raises (`true`) or clears an alarm, as CloudWatch would move it to ALARM or OK.
+    pub fn set_alarm(&self, name: &str, raised: bool) {
+        {
+            let mut state = self.state();
+            if raised {
+                state.alarms_raised.insert(name.to_owned());
+            } else {
+                state.alarms_raised.remove(name);
+            }
+        }
+        self.record(None, Happening::Alarm { name: name.to_owned(), state: if raised { "ALARM" } else { "OK" } });
+    }
+
+    /// The production and test listener addresses of an ECS service.
+    pub async fn listeners(&self, service: &str) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
+        self.inner.ecs.lock().await.get(service).map(EcsService::listener_addrs)
+    }
+
+    /// Stops every process the emulator started.
+    pub async fn shutdown(&self) {
+        for service in self.inner.ecs.lock().await.values_mut() {
+            service.shutdown().await;
+        }
+        self.inner.runtime.shutdown().await;
+    }
+}
+
+/// A fresh id: `prefix` and nine characters of [A-Z0-9], as CodeDeploy's deployment ids look.
+/// The last four count up, so ids never repeat within one emulator.
+pub(crate) fn new_id(state: &mut State, prefix: &str) -> String {
+    state.next_id += 1;
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let mut n = u64::from(nanos) % 36u64.pow(5) * 36u64.pow(4) + state.next_id % 36u64.pow(4);
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut digits = [0u8; 9];
+    for digit in digits.iter_mut().rev() {
+        *digit = alphabet[(n % 36) as usize];
+        n /= 36;
+    }
+    format!("{prefix}{}", String::from_utf8_lossy(&digits))
+}

@@ -1,0 +1,25 @@
+//! codedeploy-local: a local CodeDeploy (awsJson1_1) and Lambda (restJson1) that run whole
+//! deployments against real processes, for end-to-end tests of lifecycle hooks and for the drill.
+//!
+//! It is a second, independent reading of the AWS contract: it shares no code with the hooks.
+//!
+//! - [`server`] serves both APIs and a small control API on one loopback port;
+//! - [`codedeploy`] and [`lambda`] are the operations, over the state in [`emulator`];
+//! - [`lifecycle`] runs each deployment; [`runtime`] runs functions as processes; [`ecs`] and
+//!   [`traffic`] run task sets behind listeners;
+//! - [`drill`] rehearses releases end to end and draws them with [`chart`].
+
+pub mod appspec;
+pub mod chart;
+pub mod codedeploy;
+pub mod config;
+pub mod deployment_config;
+pub mod drill;
+pub mod ecs;
+pub mod emulator;
+pub mod lambda;
+pub mod lifecycle;
+pub mod runtime;
+pub mod server;
+pub mod traffic;
+pub mod wire;

@@ -1,0 +1,424 @@
+//! Running a deployment: lifecycle events in order, hooks invoked asynchronously and awaited up
+//! to the (scaled) one-hour limit, traffic shifted by the deployment configuration, and traffic
+//! put back when a later event fails, the deployment is stopped, or an alarm goes off.
+//!
+//! Rules, as AWS documents them: a BeforeInstall failure fails the deployment without a rollback
+//! (nothing has moved yet); any later failure, a stop or an alarm puts traffic back on the
+//! current version (Lambda) or blue (ECS).
+
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::emulator::{Emulator, HOOK_REPORT_LIMIT, Happening, TargetState, TaskSetState, new_id};
+
+/// How often waits look at reports, stops and alarms.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Faults the emulator can inject, for tests and rehearsals of unhappy paths.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    /// Errors returned, in order, to the next PutLifecycleEventHookExecutionStatus calls.
+    #[serde(default)]
+    pub report_failures: VecDeque<ReportFault>,
+    /// How many times each hook event is delivered (Lambda may deliver an event more than once).
+    #[serde(default)]
+    pub deliveries: Option<u32>,
+    /// Also deliver an event without ids before the real one.
+    #[serde(default)]
+    pub malformed_delivery: bool,
+}
+
+/// An error injected on a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportFault {
+    /// HTTP 400 `ThrottlingException`, which SDKs retry with backoff.
+    Throttle,
+    /// HTTP 500 `InternalFailure`, which SDKs retry.
+    ServerError,
+}
+
+/// Why a deployment ended early.
+#[derive(Debug)]
+enum Interruption {
+    /// A lifecycle event failed.
+    Failed { code: &'static str, message: String },
+    /// StopDeployment was called.
+    Stopped { auto_rollback: bool },
+    /// An alarm of the group went off.
+    Alarm(String),
+}
+
+impl Emulator {
+    /// Replaces the injected faults.
+    pub fn set_faults(&self, faults: Faults) {
+        *self.inner.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+    }
+
+    /// Takes the next injected report error, if any.
+    pub fn next_report_fault(&self) -> Option<ReportFault> {
+        self.inner.faults.lock().unwrap_or_else(|p| p.into_inner()).report_failures.pop_front()
+    }
+
+    fn faults(&self) -> Faults {
+        self.inner.faults.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Runs deployment `id` to its end.
+    pub(crate) async fn run_deployment(&self, id: &str) {
+        self.update(id, |d| {
+            d.status = "InProgress";
+            d.started = Some(SystemTime::now());
+        });
+        self.record(Some(id), Happening::DeploymentStatus { status: "InProgress", error_code: None, message: None });
+        let event_count = self.read(id, |d| d.events.len());
+        for index in 0..event_count {
+            if let Some(interruption) = self.interruption(id) {
+                return self.end_early(id, index, interruption).await;
+            }
+            let (name, hook, is_hook) = self.read(id, |d| {
+                let event = &d.events[index];
+                let is_hook = d.platform.lifecycle()[index].1;
+                (event.name, event.hook.clone(), is_hook)
+            });
+            if is_hook && hook.is_none() {
+                self.set_event(id, index, "Skipped", None);
+                continue;
+            }
+            self.set_event(id, index, "InProgress", None);
+            let result = match hook {
+                Some(function) => self.run_hook(id, index, &function).await,
+                None => self.system_event(id, name).await,
+            };
+            if let Err(interruption) = result {
+                return self.end_early(id, index, interruption).await;
+            }
+        }
+        self.succeed(id).await;
+    }
+
+    /// Invokes the hook asynchronously and waits for its report.
+    async fn run_hook(&self, id: &str, index: usize, function: &str) -> Result<(), Interruption> {
+        let execution_id = {
+            let mut state = self.state();
+            let execution_id = format!("{}-{}", new_id(&mut state, ""), new_id(&mut state, "")).to_ascii_lowercase();
+            state.executions.insert(execution_id.clone(), (id.to_owned(), index));
+            if let Some(d) = state.deployments.get_mut(id) {
+                d.events[index].execution_id = Some(execution_id.clone());
+            }
+            execution_id
+        };
+        let faults = self.faults();
+        let event = json!({"DeploymentId": id, "LifecycleEventHookExecutionId": execution_id});
+        let mut payloads = Vec::new();
+        if faults.malformed_delivery {
+            payloads.push(json!({"DeploymentId": id}));
+        }
+        payloads.extend(std::iter::repeat_n(event, faults.deliveries.unwrap_or(1).max(1) as usize));
+        for payload in payloads {
+            if let Err(err) = self.invoke_async(function, None, Bytes::from(payload.to_string())) {
+                return Err(Interruption::Failed {
+                    code: "INVALID_LAMBDA_FUNCTION",
+                    message: format!("the hook {function} could not be invoked: {}", err.message),
+                });
+            }
+        }
+        let limit = Instant::now() + self.scale().apply(HOOK_REPORT_LIMIT);
+        loop {
+            let status = self.read(id, |d| d.events[index].status);
+            match status {
+                "Succeeded" => {
+                    self.record(Some(id), Happening::EventStatus { event: self.event_name(id, index), status });
+                    return Ok(());
+                }
+                "Failed" => {
+                    return Err(Interruption::Failed {
+                        code: "HOOK_EXECUTION_FAILURE",
+                        message: format!("the {} hook {function} reported Failed", self.event_name(id, index)),
+                    });
+                }
+                _ => {}
+            }
+            if let Some(interruption) = self.interruption(id) {
+                return Err(interruption);
+            }
+            if Instant::now() >= limit {
+                return Err(Interruption::Failed {
+                    code: "TIMEOUT",
+                    message: format!(
+                        "the {} hook {function} did not report within the one-hour limit",
+                        self.event_name(id, index)
+                    ),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// CodeDeploy's own events: Install, AllowTestTraffic, AllowTraffic.
+    async fn system_event(&self, id: &str, name: &'static str) -> Result<(), Interruption> {
+        let target = self.read(id, |d| d.target.clone());
+        let failed = |message: String| Interruption::Failed { code: "INTERNAL_ERROR", message };
+        match (name, &target) {
+            ("Install", TargetState::Ecs { service, green_task_definition, .. }) => {
+                let process = self.state().task_definitions.get(green_task_definition).cloned();
+                let process = process.ok_or_else(|| failed(format!("no task definition {green_task_definition}")))?;
+                let mut ecs = self.inner.ecs.lock().await;
+                let ecs = ecs.get_mut(service).ok_or_else(|| failed(format!("no ECS service {service}")))?;
+                ecs.install_green(green_task_definition, &process).await.map_err(failed)?;
+                let desired = ecs.desired_count;
+                let blue = ecs.blue.as_ref().map(|b| b.task_definition.clone()).unwrap_or_default();
+                self.update(id, |d| {
+                    if let TargetState::Ecs { task_sets, green_task_definition, .. } = &mut d.target {
+                        *task_sets = vec![
+                            task_set("ecs-svc/blue", "Blue", &blue, desired, "PRIMARY", 100.0),
+                            task_set("ecs-svc/green", "Green", green_task_definition, desired, "ACTIVE", 0.0),
+                        ];
+                    }
+                });
+            }
+            ("AllowTestTraffic", TargetState::Ecs { service, .. }) => {
+                let ecs = self.inner.ecs.lock().await;
+                let ecs = ecs.get(service).ok_or_else(|| failed(format!("no ECS service {service}")))?;
+                ecs.allow_test_traffic().map_err(failed)?;
+                self.record(Some(id), Happening::Weights { old: 0.0, new: 100.0, route: "test" });
+            }
+            ("AllowTraffic", _) => {
+                let steps = self.read(id, |d| d.config.steps());
+                for (percent, wait) in steps {
+                    self.shift(id, percent).await.map_err(failed)?;
+                    let until = Instant::now() + self.scale().apply(wait);
+                    while Instant::now() < until {
+                        if let Some(interruption) = self.interruption(id) {
+                            return Err(interruption);
+                        }
+                        tokio::time::sleep(POLL.min(until - Instant::now())).await;
+                    }
+                }
+            }
+            (other, _) => return Err(failed(format!("{other} is not a step of this deployment"))),
+        }
+        self.set_event(id, self.event_index(id, name), "Succeeded", None);
+        Ok(())
+    }
+
+    /// Moves `percent` of production traffic to the new version.
+    async fn shift(&self, id: &str, percent: f64) -> Result<(), String> {
+        let target = self.read(id, |d| d.target.clone());
+        match &target {
+            TargetState::Lambda { function, alias, current, target, .. } => {
+                let input = if percent >= 100.0 {
+                    json!({"FunctionVersion": target, "RoutingConfig": {"AdditionalVersionWeights": {}}})
+                } else {
+                    json!({"FunctionVersion": current, "RoutingConfig": {"AdditionalVersionWeights": {target: percent / 100.0}}})
+                };
+                self.update_alias(function, alias, &input).map_err(|e| e.to_string())?;
+            }
+            TargetState::Ecs { service, .. } => {
+                let ecs = self.inner.ecs.lock().await;
+                let ecs = ecs.get(service).ok_or_else(|| format!("no ECS service {service}"))?;
+                ecs.shift_production(percent)?;
+            }
+        }
+        self.set_weight(id, percent);
+        self.record(Some(id), Happening::Weights { old: 100.0 - percent, new: percent, route: route_of(&target) });
+        Ok(())
+    }
+
+    fn set_weight(&self, id: &str, percent: f64) {
+        self.update(id, |d| match &mut d.target {
+            TargetState::Lambda { weight, .. } => *weight = percent,
+            TargetState::Ecs { task_sets, .. } => {
+                for set in task_sets.iter_mut() {
+                    set.weight = if set.label == "Green" { percent } else { 100.0 - percent };
+                }
+            }
+        });
+    }
+
+    /// A stop or an alarm, if one should end the deployment now.
+    fn interruption(&self, id: &str) -> Option<Interruption> {
+        let state = self.state();
+        let deployment = state.deployments.get(id)?;
+        if let Some(auto_rollback) = deployment.stop_requested {
+            return Some(Interruption::Stopped { auto_rollback });
+        }
+        let group = state.groups.get(&(deployment.application.clone(), deployment.group.clone()))?;
+        if !group.alarms_enabled {
+            return None;
+        }
+        group.alarms.iter().find(|a| state.alarms_raised.contains(*a)).map(|a| Interruption::Alarm(a.clone()))
+    }
+
+    async fn end_early(&self, id: &str, index: usize, interruption: Interruption) {
+        let event = self.event_name(id, index);
+        let (status, code, message, rollback_event) = match interruption {
+            Interruption::Failed { code, message } => ("Failed", code, message, "DEPLOYMENT_FAILURE"),
+            Interruption::Stopped { auto_rollback } => {
+                let message = "the deployment was stopped (StopDeployment)".to_owned();
+                let event = if auto_rollback { "DEPLOYMENT_STOP_ON_REQUEST" } else { "" };
+                ("Stopped", "MANUAL_STOP", message, event)
+            }
+            Interruption::Alarm(alarm) => (
+                "Stopped",
+                "ALARM_ACTIVE",
+                format!("alarm {alarm} went off during {event}"),
+                "DEPLOYMENT_STOP_ON_ALARM",
+            ),
+        };
+        self.update(id, |d| {
+            for e in d.events.iter_mut().skip(index) {
+                e.status = match e.status {
+                    "InProgress" => "Failed",
+                    "Pending" => "Skipped",
+                    other => other,
+                };
+            }
+            if d.events[index].status == "Failed" && d.events[index].diagnostics.is_none() {
+                d.events[index].diagnostics = Some(message.clone());
+            }
+        });
+        if self.read(id, |d| d.events[index].status) == "Failed" {
+            self.record(Some(id), Happening::EventStatus { event, status: "Failed" });
+        }
+        // Nothing has moved at BeforeInstall, and a stop without auto rollback leaves traffic
+        // where it is; everything else puts traffic back.
+        let nothing_moved = event == "BeforeInstall";
+        let keep_traffic = rollback_event.is_empty();
+        if !nothing_moved && !keep_traffic {
+            let rollback = self.put_traffic_back(id).await;
+            let auto = self
+                .read(id, |d| d.auto_rollback_events.as_ref().is_some_and(|e| e.iter().any(|e| e == rollback_event)));
+            let message = match rollback {
+                Ok(old) => format!(
+                    "traffic was put back on {old} ({}): {message}",
+                    if auto { "automatic rollback" } else { "the deployment did not complete" }
+                ),
+                Err(err) => format!("traffic could not be put back: {err}"),
+            };
+            self.update(id, |d| d.rollback_message = Some(message.clone()));
+            self.record(Some(id), Happening::Rollback { message });
+        }
+        self.complete(id, status, Some((code, message)));
+    }
+
+    /// Restores the old version's traffic; names it.
+    async fn put_traffic_back(&self, id: &str) -> Result<String, String> {
+        let target = self.read(id, |d| d.target.clone());
+        match &target {
+            TargetState::Lambda { function, alias, current, .. } => {
+                let input = json!({"FunctionVersion": current, "RoutingConfig": {"AdditionalVersionWeights": {}}});
+                self.update_alias(function, alias, &input).map_err(|e| e.to_string())?;
+                self.set_weight(id, 0.0);
+                self.record(Some(id), Happening::Weights { old: 100.0, new: 0.0, route: "alias" });
+                Ok(format!("version {current}"))
+            }
+            TargetState::Ecs { service, .. } => {
+                let mut ecs = self.inner.ecs.lock().await;
+                let ecs = ecs.get_mut(service).ok_or_else(|| format!("no ECS service {service}"))?;
+                ecs.roll_back().await?;
+                self.set_weight(id, 0.0);
+                self.record(Some(id), Happening::Weights { old: 100.0, new: 0.0, route: "production" });
+                self.record(Some(id), Happening::Weights { old: 100.0, new: 0.0, route: "test" });
+                Ok("the blue task set".to_owned())
+            }
+        }
+    }
+
+    async fn succeed(&self, id: &str) {
+        let target = self.read(id, |d| d.target.clone());
+        if let TargetState::Ecs { service, .. } = &target {
+            let promoted = match self.inner.ecs.lock().await.get_mut(service) {
+                Some(ecs) => ecs.promote_green().await,
+                None => Err(format!("no ECS service {service}")),
+            };
+            if let Err(err) = promoted {
+                self.complete(id, "Failed", Some(("INTERNAL_ERROR", err)));
+                return;
+            }
+        }
+        let (application, group) = self.read(id, |d| (d.application.clone(), d.group.clone()));
+        if let Some(group) = self.state().groups.get_mut(&(application, group)) {
+            group.last_successful = Some(id.to_owned());
+        }
+        self.complete(id, "Succeeded", None);
+    }
+
+    fn complete(&self, id: &str, status: &'static str, error: Option<(&'static str, String)>) {
+        self.update(id, |d| {
+            d.status = status;
+            d.completed = Some(SystemTime::now());
+            d.error = error.clone();
+        });
+        let (error_code, message) = error.map_or((None, None), |(code, message)| (Some(code), Some(message)));
+        self.record(Some(id), Happening::DeploymentStatus { status, error_code, message });
+    }
+
+    fn set_event(&self, id: &str, index: usize, status: &'static str, diagnostics: Option<String>) {
+        let name = self.update(id, |d| {
+            let event = &mut d.events[index];
+            event.status = status;
+            let now = Some(SystemTime::now());
+            if status == "InProgress" {
+                event.started = now;
+            } else {
+                event.ended = now;
+                event.started.get_or_insert(SystemTime::now());
+            }
+            if diagnostics.is_some() {
+                event.diagnostics = diagnostics.clone();
+            }
+            event.name
+        });
+        if let Some(event) = name {
+            self.record(Some(id), Happening::EventStatus { event, status });
+        }
+    }
+
+    fn event_name(&self, id: &str, index: usize) -> &'static str {
+        self.read(id, |d| d.events[index].name)
+    }
+
+    fn event_index(&self, id: &str, name: &str) -> usize {
+        self.read(id, |d| d.events.iter().position(|e| e.name == name).unwrap_or(0))
+    }
+
+    fn read<T>(&self, id: &str, f: impl FnOnce(&crate::emulator::Deployment) -> T) -> T {
+        f(self.state().deployments.get(id).expect("deployments are never removed"))
+    }
+
+    fn update<T>(&self, id: &str, f: impl FnOnce(&mut crate::emulator::Deployment) -> T) -> Option<T> {
+        self.state().deployments.get_mut(id).map(f)
+    }
+}
+
+fn route_of(target: &TargetState) -> &'static str {
+    match target {
+        TargetState::Lambda { .. } => "alias",
+        TargetState::Ecs { .. } => "production",
+    }
+}
+
+fn task_set(
+    id: &str,
+    label: &'static str,
+    task_definition: &str,
+    desired: i64,
+    status: &'static str,
+    weight: f64,
+) -> TaskSetState {
+    TaskSetState {
+        id: id.to_owned(),
+        label,
+        task_definition: task_definition.to_owned(),
+        desired,
+        running: desired,
+        status,
+        weight,
+    }
+}
