@@ -47,12 +47,23 @@ pub fn env_flag(name: &str) -> bool {
 /// one lifecycle event.
 pub async fn run(hook: Hook) -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init_lambda();
+    serve(gate_from_env(hook).await).await
+}
+
+/// The gate a Lambda function runs: the plan from the environment (or why it is unusable, which
+/// makes every invocation report `Failed`), clients from the environment, dry run if asked.
+pub async fn gate_from_env(hook: Hook) -> Gate {
     let package_dir = plan::package_dir();
     let plan = PlanSource::from_env(&package_dir).and_then(|source| plan::load(&source, &package_dir));
     if let Err(err) = &plan {
         error!(hook = hook.name, error = %err, "plan unusable: every invocation will report Failed");
     }
-    let gate = Gate::new(hook, plan, AwsClients::from_env().await).dry_run(env_flag(DRY_RUN_ENV));
+    Gate::new(hook, plan, AwsClients::from_env().await).dry_run(env_flag(DRY_RUN_ENV))
+}
+
+/// Serves `gate` behind the Lambda Runtime API until the runtime stops. Tracing must already be
+/// set up.
+pub async fn serve(gate: Gate) -> Result<(), lambda_runtime::Error> {
     let gate = Arc::new(gate);
     lambda_runtime::run(service_fn(move |invocation: LambdaEvent<Value>| {
         let gate = Arc::clone(&gate);
