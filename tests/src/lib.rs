@@ -23,6 +23,8 @@ use axum::routing::{any, get, post};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+pub mod python;
+
 /// Starts `router` on an ephemeral loopback port; the server lives as long as the runtime.
 pub async fn serve(router: Router) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
@@ -691,24 +693,30 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
-/// Path to a hook binary, building every hook once per test process (cargo builds only the test
-/// package's own binaries for its tests).
+/// Path to a hook binary or a sample app, building them once per test process (cargo builds only
+/// the test package's own binaries for its tests).
 pub fn hook_binary(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+/// The directory of the built hooks and sample apps (`target/<profile>`), building them once.
+pub fn bin_dir() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let mut command = std::process::Command::new(cargo);
-        command.current_dir(workspace_root()).args(["build", "--quiet"]);
-        for hook in greenlight::Hook::ALL {
-            command.args(["-p", hook.name]);
-        }
-        let status = command.status().expect("run cargo build");
-        assert!(status.success(), "building the hook binaries failed");
-        // target/<profile>/deps/<test binary> → target/<profile>
-        let exe = std::env::current_exe().expect("current exe");
-        exe.parent().and_then(|deps| deps.parent()).expect("target profile dir").to_path_buf()
-    });
-    dir.join(name)
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let mut command = std::process::Command::new(cargo);
+            command.current_dir(workspace_root()).args(["build", "--quiet", "-p", "checkout-examples"]);
+            for hook in greenlight::Hook::ALL {
+                command.args(["-p", hook.name]);
+            }
+            let status = command.status().expect("run cargo build");
+            assert!(status.success(), "building the hook binaries and sample apps failed");
+            // target/<profile>/deps/<test binary> → target/<profile>
+            let exe = std::env::current_exe().expect("current exe");
+            exe.parent().and_then(|deps| deps.parent()).expect("target profile dir").to_path_buf()
+        })
+        .clone()
 }
 
 /// The sample event for a hook.

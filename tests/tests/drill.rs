@@ -1,0 +1,122 @@
+//! End to end through the local CodeDeploy and its runtime host: every drill scenario, with the
+//! real hook binaries behind the Lambda Runtime API, the sample checkout apps as real processes,
+//! and production traffic through the emulator's alias routing or ECS listeners.
+
+use codedeploy_local::drill::{DrillSetup, ScenarioName, ScenarioOutcome, run_scenario};
+use codedeploy_local::emulator::TimeScale;
+use greenlight_tests::{bin_dir, workspace_root};
+
+async fn drill(scenario: ScenarioName) -> ScenarioOutcome {
+    let setup = DrillSetup {
+        bin_dir: bin_dir(),
+        drill_dir: workspace_root().join("examples/drill"),
+        out_dir: std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("drill"),
+        scale: TimeScale(120.0),
+        live: false,
+    };
+    let outcome = run_scenario(&setup, scenario).await.expect("the scenario ran");
+    assert!(outcome.picture.exists(), "no picture at {}", outcome.picture.display());
+    outcome
+}
+
+fn events(outcome: &ScenarioOutcome) -> Vec<(&str, &str)> {
+    outcome.events.iter().map(|(name, status)| (name.as_str(), status.as_str())).collect()
+}
+
+fn weights(outcome: &ScenarioOutcome, route: &str) -> Vec<f64> {
+    outcome.weights.iter().filter(|(r, _)| r == route).map(|(_, w)| *w).collect()
+}
+
+fn accepted(outcome: &ScenarioOutcome) -> Vec<&str> {
+    outcome.reports.iter().filter(|(_, result)| result == "accepted").map(|(status, _)| status.as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lambda_canary_of_a_healthy_version_succeeds() {
+    let outcome = drill(ScenarioName::LambdaCanary).await;
+    assert_eq!(outcome.status, "Succeeded", "{outcome:#?}");
+    assert_eq!(
+        events(&outcome),
+        [("BeforeAllowTraffic", "Succeeded"), ("AllowTraffic", "Succeeded"), ("AfterAllowTraffic", "Succeeded")]
+    );
+    assert_eq!(weights(&outcome, "alias"), [10.0, 100.0]);
+    assert_eq!(accepted(&outcome), ["Succeeded", "Succeeded"]);
+    let hooks: Vec<_> =
+        outcome.hook_invocations.iter().map(|(f, attempt, o)| (f.as_str(), *attempt, o.as_str())).collect();
+    assert_eq!(hooks, [("CodeDeployHook_pre-traffic", 1, "response"), ("CodeDeployHook_post-traffic", 1, "response")]);
+    let blast = outcome.blast_radius;
+    assert!(blast.new_ok > 0 && blast.old_ok > 0, "{blast:?}");
+    assert_eq!((blast.old_errors, blast.new_errors), (0, 0));
+    assert!(outcome.surprises.is_empty(), "{:?}", outcome.surprises);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_lambda_version_is_caught_before_the_alias_moves() {
+    let outcome = drill(ScenarioName::LambdaBrokenVersion).await;
+    assert_eq!((outcome.status.as_str(), outcome.error_code.as_deref()), ("Failed", Some("HOOK_EXECUTION_FAILURE")));
+    assert_eq!(
+        events(&outcome),
+        [("BeforeAllowTraffic", "Failed"), ("AllowTraffic", "Skipped"), ("AfterAllowTraffic", "Skipped")]
+    );
+    assert!(weights(&outcome, "alias").iter().all(|w| *w == 0.0), "the alias moved: {:?}", outcome.weights);
+    assert_eq!(accepted(&outcome), ["Failed"]);
+    assert_eq!(outcome.blast_radius.new_ok + outcome.blast_radius.new_errors, 0, "{:?}", outcome.blast_radius);
+    assert_eq!(outcome.blast_radius.old_errors, 0);
+    assert!(outcome.surprises.is_empty(), "{:?}", outcome.surprises);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_checkout_contract_break_never_reaches_production() {
+    let outcome = drill(ScenarioName::EcsContractBreak).await;
+    assert_eq!((outcome.status.as_str(), outcome.error_code.as_deref()), ("Failed", Some("HOOK_EXECUTION_FAILURE")));
+    assert_eq!(
+        events(&outcome),
+        [
+            ("BeforeInstall", "Succeeded"),
+            ("Install", "Succeeded"),
+            ("AfterInstall", "Succeeded"),
+            ("AllowTestTraffic", "Succeeded"),
+            ("AfterAllowTestTraffic", "Failed"),
+            ("BeforeAllowTraffic", "Skipped"),
+            ("AllowTraffic", "Skipped"),
+            ("AfterAllowTraffic", "Skipped"),
+        ]
+    );
+    assert_eq!(weights(&outcome, "test"), [100.0, 0.0], "test traffic went to green, then back");
+    assert!(weights(&outcome, "production").iter().all(|w| *w == 0.0), "{:?}", outcome.weights);
+    assert_eq!(accepted(&outcome), ["Succeeded", "Succeeded", "Failed"]);
+    let blast = outcome.blast_radius;
+    assert_eq!(blast.new_ok + blast.new_errors, 0, "green served production: {blast:?}");
+    assert!(blast.old_ok > 0 && blast.old_errors == 0, "{blast:?}");
+    assert!(outcome.rollback.is_some());
+    assert!(outcome.surprises.is_empty(), "{:?}", outcome.surprises);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ecs_canary_of_a_compatible_green_succeeds() {
+    let outcome = drill(ScenarioName::EcsCanary).await;
+    assert_eq!(outcome.status, "Succeeded", "{outcome:#?}");
+    assert!(outcome.events.iter().all(|(_, status)| status == "Succeeded"), "{:?}", outcome.events);
+    assert_eq!(outcome.events.len(), 8);
+    assert_eq!(weights(&outcome, "production"), [10.0, 100.0]);
+    assert_eq!(weights(&outcome, "test"), [100.0]);
+    assert_eq!(accepted(&outcome), ["Succeeded"; 5]);
+    let blast = outcome.blast_radius;
+    assert!(blast.new_ok > 0 && blast.old_ok > 0, "{blast:?}");
+    assert_eq!((blast.old_errors, blast.new_errors), (0, 0));
+    assert!(outcome.surprises.is_empty(), "{:?}", outcome.surprises);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alarm_during_the_canary_rolls_production_back_to_blue() {
+    let outcome = drill(ScenarioName::EcsAlarmRollback).await;
+    assert_eq!((outcome.status.as_str(), outcome.error_code.as_deref()), ("Stopped", Some("ALARM_ACTIVE")));
+    let statuses = events(&outcome);
+    assert_eq!(statuses[6], ("AllowTraffic", "Failed"));
+    assert_eq!(statuses[7], ("AfterAllowTraffic", "Skipped"));
+    assert_eq!(weights(&outcome, "production"), [10.0, 0.0]);
+    assert!(outcome.rollback.as_deref().is_some_and(|m| m.contains("automatic rollback")), "{:?}", outcome.rollback);
+    let blast = outcome.blast_radius;
+    assert!(blast.new_ok > 0, "the canary got some traffic before the alarm: {blast:?}");
+    assert!(outcome.surprises.is_empty(), "{:?}", outcome.surprises);
+}
