@@ -110,8 +110,7 @@ impl Emulator {
                 ));
             };
             let key = ecs_service_key(service)?;
-            let ecs = self.inner.ecs.try_lock().map(|ecs| ecs.contains_key(&key)).unwrap_or(true);
-            if !ecs {
+            if !state.ecs_services.contains(&key) {
                 return Err(ApiError::client("InvalidECSServiceException", format!("ECS service {key} is not hosted")));
             }
         }

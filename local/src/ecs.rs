@@ -35,7 +35,7 @@ impl TaskSet {
             .envs(&process.environment)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot start {program}: {e}"))?;

@@ -328,6 +328,8 @@ pub struct State {
     pub functions: BTreeMap<String, FunctionConfig>,
     /// ECS task definitions.
     pub task_definitions: BTreeMap<String, ProcessConfig>,
+    /// Hosted ECS services (`cluster:service`).
+    pub ecs_services: BTreeSet<String>,
     /// Alarms in the ALARM state.
     pub alarms_raised: BTreeSet<String>,
     /// Everything that happened.
@@ -364,6 +366,7 @@ impl Emulator {
         let state = State {
             functions: config.functions.clone(),
             task_definitions: config.task_definitions.clone(),
+            ecs_services: config.ecs_services.keys().cloned().collect(),
             ..State::default()
         };
         let emulator = Self {
