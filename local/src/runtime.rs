@@ -44,10 +44,11 @@ const LOG_TAIL_BYTES: usize = 4096;
 const LOG_LINE_BYTES: u64 = 16 * 1024;
 /// The largest synchronous response Lambda accepts from a function.
 const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
-/// Output reaches the host through pipes, apart from the answer on the Runtime API; after an answer
-/// the log counts as complete once the pipes have been quiet this long...
+/// Output comes through pipes and the answer over HTTP, so a line printed just before answering
+/// can arrive just after the answer. An answered invocation's log counts as complete once the pipes
+/// have been quiet this long.
 const LOG_QUIET: Duration = Duration::from_millis(10);
-/// ...or this much time has passed, so a process that keeps printing cannot hold its caller.
+/// Bounds the wait for quiet pipes, so a process that keeps printing cannot hold its caller.
 const LOG_SETTLE_LIMIT: Duration = Duration::from_millis(100);
 /// How long to wait for the last output of a process that has exited. Processes it started can
 /// hold its pipes open indefinitely.
@@ -241,7 +242,7 @@ impl Host {
             None => match self.start(function, request_id).await {
                 Ok(sandbox) => sandbox,
                 Err((failure, log)) => {
-                    log.line(&format!("START RequestId: {request_id} Version: {}", function.version));
+                    log.line(&start_line(request_id, &function.version));
                     log.failure(&failure);
                     log.report(request_id, Duration::ZERO, None, function.memory_mb, Some(&failure.error_type));
                     return (InvokeOutcome::InitError, failure.payload, log.take_tail());
@@ -249,8 +250,7 @@ impl Host {
             },
         };
         let run_start = Instant::now();
-        let (end, handed_out) =
-            sandbox.run(request_id, &function.version, payload, function.timeout, &mut shutdown).await;
+        let (end, handed_out) = sandbox.run(request_id, payload, function.timeout, &mut shutdown).await;
         let ended_at = SystemTime::now();
         let ran = handed_out.unwrap_or(run_start).elapsed();
         let first = sandbox.invocations == 0;
@@ -268,6 +268,10 @@ impl Host {
             sandbox.log.settle().await;
         } else {
             sandbox.drain_log().await;
+        }
+        if handed_out.is_none() {
+            // The Runtime API writes START when it hands the event out; Lambda logs one regardless.
+            sandbox.log.line(&start_line(request_id, &function.version));
         }
         let (outcome, payload, error_type) = match end {
             End::Answered(Ok(body)) => (InvokeOutcome::Response, body, None),
@@ -334,6 +338,13 @@ impl Host {
     async fn start(&self, function: &FunctionVersion, request_id: &str) -> Result<Sandbox, (Failure, Arc<ProcessLog>)> {
         let started = Instant::now();
         let log = Arc::new(ProcessLog::open(self.log_dir.as_ref(), &function.function_name));
+        let entrypoint = |message: String| {
+            let message = format!("RequestId: {request_id} Error: {message}");
+            (Failure::new("Runtime.InvalidEntrypoint", message), Arc::clone(&log))
+        };
+        let Some((program, args)) = function.process.command.split_first() else {
+            return Err(entrypoint("the function has an empty command".to_owned()));
+        };
         let unavailable = |what: &str, error: std::io::Error| {
             let message = format!("RequestId: {request_id} Error: {what}: {error}");
             (Failure::new("Runtime.Unavailable", message), Arc::clone(&log))
@@ -350,6 +361,8 @@ impl Host {
                 "arn:aws:lambda:{}:{ACCOUNT_ID}:function:{}:{}",
                 self.region, function.function_name, function.version
             ),
+            version: function.version.clone(),
+            log: Arc::clone(&log),
             timeout: function.timeout,
             events: tokio::sync::Mutex::new(events_rx),
             in_flight: Mutex::new(None),
@@ -361,13 +374,6 @@ impl Host {
             }
         }));
 
-        let entrypoint = |message: String| {
-            let message = format!("RequestId: {request_id} Error: {message}");
-            (Failure::new("Runtime.InvalidEntrypoint", message), Arc::clone(&log))
-        };
-        let Some((program, args)) = function.process.command.split_first() else {
-            return Err(entrypoint("the function has an empty command".to_owned()));
-        };
         let mut child = Command::new(program)
             .args(args)
             .env_clear()
@@ -455,7 +461,6 @@ impl Sandbox {
     async fn run(
         &mut self,
         request_id: &str,
-        version: &str,
         payload: Bytes,
         timeout: Duration,
         shutdown: &mut watch::Receiver<bool>,
@@ -485,7 +490,6 @@ impl Sandbox {
             status = self.child.wait() => return (End::Exited(status.ok()), None),
             () = tokio::time::sleep_until((start + timeout).into()) => return (End::TimedOut, None),
         };
-        self.log.line(&format!("START RequestId: {request_id} Version: {version}"));
         // An answer posted just before exiting is the answer.
         let end = tokio::select! {
             biased;
@@ -610,6 +614,10 @@ struct InFlight {
 /// The state behind one process's Runtime API.
 struct RuntimeApi {
     function_arn: String,
+    version: String,
+    /// Where the START line goes: written before the process sees the event, it comes before
+    /// anything the process prints about it.
+    log: Arc<ProcessLog>,
     timeout: Duration,
     events: tokio::sync::Mutex<mpsc::Receiver<Event>>,
     in_flight: Mutex<Option<InFlight>>,
@@ -649,6 +657,7 @@ async fn next_invocation(State(api): State<Arc<RuntimeApi>>) -> Response {
         ("lambda-runtime-invoked-function-arn", api.function_arn.clone()),
         ("lambda-runtime-trace-id", event.trace_id),
     ];
+    api.log.line(&start_line(&event.request_id, &api.version));
     *lock(&api.in_flight) = Some(InFlight { request_id: event.request_id, answer: event.answer });
     // The invoker may have given up already; its process is killed then.
     let _ = event.taken.send(Instant::now());
@@ -799,6 +808,10 @@ impl ProcessLog {
     }
 }
 
+fn start_line(request_id: &str, version: &str) -> String {
+    format!("START RequestId: {request_id} Version: {version}")
+}
+
 /// Copies a process's stdout or stderr into its log, line by line, until the pipe closes.
 async fn forward_lines(stream: impl AsyncRead + Unpin, log: Arc<ProcessLog>) {
     let mut reader = BufReader::new(stream);
@@ -877,7 +890,8 @@ mod tests {
     fn timestamps_are_rfc3339_utc_with_millis() {
         let at = |secs: u64, millis: u64| rfc3339_millis(UNIX_EPOCH + Duration::from_millis(secs * 1000 + millis));
         assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(at(951_782_400, 7), "2000-03-01T00:00:00.007Z");
+        assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.007Z");
+        assert_eq!(at(951_868_800, 0), "2000-03-01T00:00:00.000Z");
         assert_eq!(at(1_709_251_199, 999), "2024-02-29T23:59:59.999Z");
         assert_eq!(at(4_102_444_800, 0), "2100-01-01T00:00:00.000Z");
     }
