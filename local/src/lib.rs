@@ -9,6 +9,8 @@
 //!   [`traffic`] run task sets behind listeners;
 //! - [`drill`] rehearses releases end to end and draws them with [`chart`].
 
+#![deny(missing_docs)]
+
 pub mod appspec;
 pub mod chart;
 pub mod codedeploy;
