@@ -143,7 +143,7 @@ fn counterpart(hook: Hook, platform: Platform) -> String {
 pub enum DiscoveryError {
     /// The hook's role lacks an IAM permission.
     #[error(
-        "access denied calling codedeploy:{operation}: grant the hook's role codedeploy:{operation} on the deployment group ({message})"
+        "access denied calling codedeploy:{operation}: grant the hook's role codedeploy:{operation} on \"*\" (IAM cannot scope it to a deployment group) ({message})"
     )]
     AccessDenied {
         /// The CodeDeploy operation (and IAM action) refused.

@@ -82,7 +82,7 @@ pub async fn report(client: &Client, event: &HookEvent, status: Status) -> Resul
             let detail = DisplayErrorContext(&err).to_string();
             let message = if denied {
                 format!(
-                    "access denied: grant the hook's role codedeploy:PutLifecycleEventHookExecutionStatus on the deployment group ({detail})"
+                    "access denied: grant the hook's role codedeploy:PutLifecycleEventHookExecutionStatus on \"*\" (IAM cannot scope it to a deployment group) ({detail})"
                 )
             } else {
                 detail
