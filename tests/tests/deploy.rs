@@ -1,0 +1,188 @@
+//! The deployment files, checked with the tools users deploy with: template.yaml through cfn-lint,
+//! `sam validate --lint` and the SAM translator (tests/deploy/check_template.py), samconfig.toml's
+//! environments, the appspec examples, and each hook's `[package.metadata.lambda.deploy]` as
+//! cargo-lambda reads it. Every plan the deployment files carry is loaded with the hooks' own plan
+//! loader. The tools come from .venv (scripts/python-env.sh installs them on first use).
+//!
+//! The cross-compiled release build (`sam build`, `cargo lambda build --release --arm64`) is too
+//! slow for every run; the README's Deploy section says how long it takes and how to run it.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use greenlight::Hook;
+use greenlight::plan::{self, PlanSource};
+use greenlight_tests::python::{venv, venv_bin, venv_python};
+use greenlight_tests::workspace_root;
+use serde_json::Value;
+
+/// A command from the virtualenv, run at the workspace root, offline-friendly: a dummy region, no
+/// telemetry, no prompts, and the virtualenv first on PATH (cargo-lambda finds zig through it).
+fn tool(program: impl AsRef<Path>) -> Command {
+    let mut path = OsString::from(venv().join("bin"));
+    if let Some(existing) = std::env::var_os("PATH") {
+        path.push(":");
+        path.push(existing);
+    }
+    let mut command = Command::new(program.as_ref());
+    command
+        .current_dir(workspace_root())
+        .env("PATH", path)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("SAM_CLI_TELEMETRY", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn spawn(command: &mut Command) -> Child {
+    command.spawn().unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"))
+}
+
+fn finish(child: Child) -> Output {
+    child.wait_with_output().expect("wait for the tool")
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+fn assert_success(what: &str, output: &Output) {
+    assert!(output.status.success(), "{what} failed ({}):\n{}", output.status, text(output));
+}
+
+/// A scratch directory of this test binary's own, emptied first.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("deploy").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+fn check_template(template: &Path, plans_out: Option<&Path>) -> Command {
+    let mut command = tool(venv_python());
+    command.arg(workspace_root().join("tests/deploy/check_template.py")).arg("--template").arg(template);
+    if let Some(dir) = plans_out {
+        command.arg("--plans-out").arg(dir);
+    }
+    command
+}
+
+#[test]
+fn cfn_lint_finds_nothing_in_the_template() {
+    let output = finish(spawn(tool(venv_bin("cfn-lint")).arg("template.yaml")));
+    assert_success("cfn-lint template.yaml", &output);
+}
+
+#[test]
+fn sam_validate_lint_passes_in_dev_and_prod() {
+    let dev = spawn(tool(venv_bin("sam")).args(["validate", "--lint"]));
+    let prod = spawn(tool(venv_bin("sam")).args(["validate", "--lint", "--config-env", "prod"]));
+    assert_success("sam validate --lint", &finish(dev));
+    assert_success("sam validate --lint --config-env prod", &finish(prod));
+}
+
+#[test]
+fn template_wires_every_hook_and_scopes_its_iam() {
+    let plans = scratch("template-plans");
+    let output = finish(spawn(&mut check_template(&workspace_root().join("template.yaml"), Some(&plans))));
+    assert_success("tests/deploy/check_template.py", &output);
+
+    // The plans in the template, resolved with the parameter defaults, load as the hooks load them.
+    for hook in Hook::ALL {
+        let file = plans.join(format!("{}.json", hook.name));
+        let json = std::fs::read_to_string(&file)
+            .unwrap_or_else(|err| panic!("no plan for {} in template.yaml ({err})", hook.name));
+        if let Err(err) = plan::load(&PlanSource::Inline(json), &workspace_root()) {
+            panic!("the {} plan in template.yaml does not load: {err}", hook.name);
+        }
+    }
+}
+
+/// The template check must fail for the mistakes it exists to catch, not just pass.
+#[test]
+fn template_check_rejects_the_traps() {
+    let original = std::fs::read_to_string(workspace_root().join("template.yaml")).expect("read template.yaml");
+    let mutations = [
+        (
+            "wildcard-action",
+            "Action: codedeploy:GetDeployment",
+            "Action: codedeploy:*",
+            "wildcard action 'codedeploy:*'",
+        ),
+        (
+            "invoke-anything",
+            "- !GetAtt CheckoutFunction.Arn",
+            "- \"*\"",
+            "lambda:invokefunction on Resource \"*\", but IAM can scope it to function",
+        ),
+        (
+            "hook-without-prefix",
+            "FunctionName: !Sub CodeDeployHook_${AWS::StackName}-post-traffic",
+            "FunctionName: !Sub ${AWS::StackName}-post-traffic",
+            "FunctionName must be !Sub CodeDeployHook_${AWS::StackName}-post-traffic",
+        ),
+        (
+            "post-traffic-swapped",
+            "PostTraffic: !Ref PostTrafficHook",
+            "PostTraffic: !Ref PreTrafficHook",
+            "Hooks PostTraffic must be !Ref PostTrafficHook",
+        ),
+        (
+            "cannot-report",
+            "                  - codedeploy:PutLifecycleEventHookExecutionStatus\n",
+            "",
+            "EcsHookRole: missing codedeploy:putlifecycleeventhookexecutionstatus",
+        ),
+    ];
+    let dir = scratch("mutations");
+    let runs: Vec<_> = mutations
+        .iter()
+        .map(|(name, from, to, expected)| {
+            assert!(original.contains(from), "template.yaml no longer contains {from:?}; update this mutation");
+            let path = dir.join(format!("{name}.yaml"));
+            std::fs::write(&path, original.replacen(from, to, 1)).expect("write mutated template");
+            (name, expected, spawn(&mut check_template(&path, None)))
+        })
+        .collect();
+    for (name, expected, child) in runs {
+        let output = finish(child);
+        let shown = text(&output);
+        assert!(!output.status.success(), "the template check passed the {name} mutation:\n{shown}");
+        assert!(shown.contains(expected), "the {name} mutation should report {expected:?}, got:\n{shown}");
+    }
+}
+
+#[test]
+fn cargo_lambda_deploys_each_hook_with_its_plan() {
+    let runs: Vec<_> = Hook::ALL
+        .iter()
+        .map(|hook| {
+            let mut command = tool(venv_bin("cargo-lambda"));
+            command.args(["lambda", "system", "--output-format", "json", "--package", hook.name]);
+            (hook, spawn(&mut command))
+        })
+        .collect();
+    for (hook, child) in runs {
+        let output = finish(child);
+        assert_success(&format!("cargo lambda system --package {}", hook.name), &output);
+        let info: Value = serde_json::from_slice(&output.stdout).expect("cargo lambda system prints JSON");
+        let deploy = &info["config"]["package"]["deploy"];
+        let name = hook.name;
+        let timeout = if name == "after-install" { 900 } else { 300 };
+        assert_eq!(deploy["memory"], 256, "{name}: memory, as in template.yaml");
+        assert_eq!(deploy["timeout"], timeout, "{name}: timeout, as in template.yaml");
+        assert_eq!(deploy["tracing"], "PassThrough", "{name}: tracing");
+        let env: Vec<&str> = deploy["env_var"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        for var in ["AWS_LAMBDA_LOG_FORMAT=JSON", "GREENLIGHT_PLAN_FILE=plan.json"] {
+            assert!(env.contains(&var), "{name}: env lacks {var}: {env:?}");
+        }
+        let bundled = format!("examples/plans/aws/{name}.json");
+        assert_eq!(deploy["include"], serde_json::json!([format!("plan.json:{bundled}")]), "{name}: include");
+        if let Err(err) = plan::load(&PlanSource::File(workspace_root().join(&bundled)), &workspace_root()) {
+            panic!("{bundled}, bundled with {name}, does not load: {err}");
+        }
+    }
+}
