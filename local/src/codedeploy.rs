@@ -88,13 +88,7 @@ impl Emulator {
             return Err(ApiError::client("InvalidRoleException", format!("{role} is not a role ARN")));
         }
         let mut state = self.state();
-        let platform = state
-            .applications
-            .get(&application)
-            .ok_or_else(|| {
-                ApiError::client("ApplicationDoesNotExistException", format!("No application {application}"))
-            })?
-            .platform;
+        let platform = application_platform(&state, &application)?;
         if let Some(name) = input.get("deploymentConfigName").and_then(Value::as_str) {
             config_for(name, platform)?;
         }
@@ -141,24 +135,23 @@ impl Emulator {
         let application = application_name(input)?;
         let group_name = group_name(input)?;
         let state = self.state();
-        let platform = state
-            .applications
-            .get(&application)
-            .ok_or_else(|| {
-                ApiError::client("ApplicationDoesNotExistException", format!("No application {application}"))
-            })?
-            .platform;
-        let group = state.groups.get(&(application.clone(), group_name.clone())).ok_or_else(|| {
-            ApiError::client("DeploymentGroupDoesNotExistException", format!("No deployment group {group_name}"))
-        })?;
+        let platform = application_platform(&state, &application)?;
+        let group = deployment_group(&state, &application, &group_name)?;
         let mut info = group.request.clone();
+        // Tags belong to the request only: DeploymentGroupInfo has no such member.
+        info.remove("tags");
         info.insert("deploymentGroupId".into(), json!(group.id));
         info.insert("computePlatform".into(), json!(platform.as_str()));
         info.entry("deploymentConfigName").or_insert_with(|| json!(DeploymentConfig::default_for(platform).name));
         let summary = |id: &Option<String>| {
             id.as_ref().and_then(|id| state.deployments.get(id)).map(|d| {
-                json!({"deploymentId": d.id, "status": d.status, "createTime": epoch_seconds(d.created),
-                       "endTime": d.completed.map(epoch_seconds)})
+                let mut summary =
+                    json!({"deploymentId": d.id, "status": d.status, "createTime": epoch_seconds(d.created)});
+                // AWS leaves absent members out rather than sending null.
+                if let Some(completed) = d.completed {
+                    summary["endTime"] = json!(epoch_seconds(completed));
+                }
+                summary
             })
         };
         if let Some(last) = summary(&group.last_attempted) {
@@ -204,16 +197,8 @@ impl Emulator {
         let appspec = AppSpec::parse(content).map_err(|e| ApiError::client("InvalidRevisionException", e))?;
 
         let mut state = self.state();
-        let platform = state
-            .applications
-            .get(&application)
-            .ok_or_else(|| {
-                ApiError::client("ApplicationDoesNotExistException", format!("No application {application}"))
-            })?
-            .platform;
-        let group = state.groups.get(&(application.clone(), group_name.clone())).ok_or_else(|| {
-            ApiError::client("DeploymentGroupDoesNotExistException", format!("No deployment group {group_name}"))
-        })?;
+        let platform = application_platform(&state, &application)?;
+        let group = deployment_group(&state, &application, &group_name)?;
         if appspec.platform() != platform {
             return Err(ApiError::client(
                 "InvalidRevisionException",
@@ -443,6 +428,21 @@ fn group_name(input: &Map<String, Value>) -> Result<String, ApiError> {
         Some(name) => checked_name(name, "InvalidDeploymentGroupNameException"),
         None => Err(ApiError::client("DeploymentGroupNameRequiredException", "deploymentGroupName is required")),
     }
+}
+
+fn application_platform(state: &State, application: &str) -> Result<ComputePlatform, ApiError> {
+    state
+        .applications
+        .get(application)
+        .map(|a| a.platform)
+        .ok_or_else(|| ApiError::client("ApplicationDoesNotExistException", format!("No application {application}")))
+}
+
+fn deployment_group<'a>(state: &'a State, application: &str, group: &str) -> Result<&'a DeploymentGroup, ApiError> {
+    state
+        .groups
+        .get(&(application.to_owned(), group.to_owned()))
+        .ok_or_else(|| ApiError::client("DeploymentGroupDoesNotExistException", format!("No deployment group {group}")))
 }
 
 fn config_for(name: &str, platform: ComputePlatform) -> Result<DeploymentConfig, ApiError> {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -91,7 +91,12 @@ fn function_environment(addr: SocketAddr) -> BTreeMap<String, String> {
 pub fn router(emulator: Emulator) -> Router {
     Router::new()
         .route("/", post(codedeploy))
-        .route("/2015-03-31/functions/{function}/invocations", post(invoke))
+        // axum's default 2 MiB body limit would refuse payloads Lambda accepts; the handler
+        // answers RequestTooLargeException past Lambda's own limit.
+        .route(
+            "/2015-03-31/functions/{function}/invocations",
+            post(invoke).layer(DefaultBodyLimit::max(2 * MAX_PAYLOAD)),
+        )
         .route("/2015-03-31/functions/{function}/aliases/{alias}", get(get_alias).put(update_alias))
         .route("/_local/health", get(|| async { "ok" }))
         .route("/_local/deployments/{id}", get(deployment_record))
@@ -219,7 +224,7 @@ async fn update_alias(
 ) -> Response {
     let input: Value = match serde_json::from_slice(&body) {
         Ok(input) => input,
-        Err(err) => return ApiError::client("InvalidRequestContentException", err.to_string()).into_rest_json(),
+        Err(err) => return ApiError::client("InvalidParameterValueException", err.to_string()).into_rest_json(),
     };
     match emulator.update_alias(&function, &alias, &input) {
         Ok(output) => axum::Json(output).into_response(),

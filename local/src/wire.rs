@@ -38,9 +38,12 @@ impl ApiError {
         error_response(self.status, self.code, "application/x-amz-json-1.1", body)
     }
 
-    /// The restJson1 response.
+    /// The restJson1 response. Lambda's model spells the message member `Message` for
+    /// ResourceNotFoundException and `message` for the others served here; clients tolerate
+    /// either, but the model is the contract.
     pub fn into_rest_json(self) -> Response {
-        let body = json!({"Type": "User", "message": self.message});
+        let key = if self.code == "ResourceNotFoundException" { "Message" } else { "message" };
+        let body = json!({"Type": "User", key: self.message});
         error_response(self.status, self.code, "application/json", body)
     }
 }
