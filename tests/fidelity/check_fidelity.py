@@ -1,0 +1,548 @@
+#!/usr/bin/env python3
+"""Checks codedeploy-local against AWS's own service models, with boto3 as a second client.
+
+botocore's `codedeploy` and `lambda` models are the reference. Every operation the emulator
+serves must exist in them; every response must fit the operation's output shape; every error
+must be one the operation models (or one AWS documents as common to all operations) and carry
+the model's HTTP status. botocore's parser is lenient -- it drops unknown members and accepts
+nulls -- so each raw response is also walked against the shapes here (`conforms`), and then
+compared with what boto3 parsed from it (`agrees`): timestamps must come out as datetimes.
+
+Usage: check_fidelity.py ENDPOINT, with
+  FIDELITY_OPERATIONS  {"codedeploy": [...], "lambda": [...]}: the operations the emulator serves;
+  FIDELITY_RESPONSES   [{"operation", "status", "headers", "body"}]: CodeDeploy error responses the
+                       caller produced in-process, for errors no HTTP client can reach on cue.
+Exits 1 and lists every mismatch; prints a table of what was checked either way.
+"""
+
+import base64
+import datetime
+import json
+import os
+import re
+import sys
+import time
+import traceback
+import urllib.error
+import urllib.request
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import boto3
+import botocore.session
+from botocore.awsrequest import HeadersDict
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import create_parser
+
+ENDPOINT = sys.argv[1].rstrip("/")
+SOURCES = Path(__file__).resolve().parents[2] / "local" / "src"
+ROLE = "arn:aws:iam::123456789012:role/codedeploy"
+HOOK = "CodeDeployHook_echo"
+# Errors any operation may return: AWS's common errors (API reference, "Common Errors") and the
+# awsJson protocol's own, for requests that are no operation's input at all.
+GENERIC = {
+    "json": {"ThrottlingException": 400, "InternalFailure": 500, "SerializationException": 400,
+             "UnknownOperationException": 400},
+    "rest-json": {},
+}
+
+MODELS = {name: botocore.session.get_session().get_service_model(name) for name in ("codedeploy", "lambda")}
+failures = []
+calls = Counter()
+errors = defaultdict(set)
+last_response = {}
+
+
+def fail(message):
+    if message not in failures:
+        failures.append(message)
+        print(f"MISMATCH {message}", flush=True)
+
+
+# ---- shapes -------------------------------------------------------------------------------------
+
+def conforms(shape, value, path):
+    """Problems with `value` as the JSON serialization of `shape`."""
+    if value is None:
+        return [f"{path}: null (AWS leaves absent members out)"]
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, dict):
+            return [f"{path}: {type(value).__name__}, the model has structure {shape.name}"]
+        names = {m.serialization.get("name", n): m for n, m in shape.members.items()
+                 if m.serialization.get("location") is None}
+        problems = [f"{path}.{k}: not a member of {shape.name}" for k in value if k not in names]
+        problems += [f"{path}.{n}: required member of {shape.name} missing" for n in shape.required_members
+                     if n in names and n not in value]
+        for key, item in value.items():
+            if key in names:
+                problems += conforms(names[key], item, f"{path}.{key}")
+        return problems
+    if kind == "list":
+        if not isinstance(value, list):
+            return [f"{path}: {type(value).__name__}, the model has a list"]
+        return [p for i, item in enumerate(value) for p in conforms(shape.member, item, f"{path}[{i}]")]
+    if kind == "map":
+        if not isinstance(value, dict):
+            return [f"{path}: {type(value).__name__}, the model has a map"]
+        return [p for k, v in value.items()
+                for p in conforms(shape.key, k, f"{path} key") + conforms(shape.value, v, f"{path}[{k}]")]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    enum = getattr(shape, "enum", None)
+    ok = {
+        "string": isinstance(value, str) and (not enum or value in enum),
+        "integer": isinstance(value, int) and not isinstance(value, bool),
+        "long": isinstance(value, int) and not isinstance(value, bool),
+        "double": number,
+        "float": number,
+        "boolean": isinstance(value, bool),
+        "blob": isinstance(value, str),
+        # awsJson and restJson bodies carry epoch seconds unless the shape says otherwise.
+        "timestamp": isinstance(value, str) if shape.serialization.get("timestampFormat") == "iso8601" else number,
+    }.get(kind, False)
+    if not ok:
+        return [f"{path}: {value!r:.60} is not a {kind} {shape.name}{f' of {enum}' if enum else ''}"]
+    return []
+
+
+def agrees(shape, raw, parsed, path):
+    """Problems with what boto3 parsed (`parsed`) from the raw JSON (`raw`)."""
+    kind = shape.type_name
+    if kind == "structure":
+        names = {m.serialization.get("name", n): (n, m) for n, m in shape.members.items()}
+        problems = []
+        for key, item in raw.items():
+            if key in names and item is not None:
+                name, member = names[key]
+                if name not in parsed:
+                    problems.append(f"{path}.{key}: boto3 did not parse it")
+                else:
+                    problems += agrees(member, item, parsed[name], f"{path}.{key}")
+        return problems
+    if kind == "list":
+        return [p for i, (r, v) in enumerate(zip(raw, parsed)) for p in agrees(shape.member, r, v, f"{path}[{i}]")]
+    if kind == "map":
+        return [p for k, r in raw.items() for p in agrees(shape.value, r, parsed.get(k), f"{path}[{k}]")]
+    if kind == "timestamp":
+        if not isinstance(parsed, datetime.datetime):
+            return [f"{path}: boto3 parsed {parsed!r} from {raw!r}, not a datetime"]
+        if isinstance(raw, (int, float)) and abs(parsed.timestamp() - raw) > 0.001:
+            return [f"{path}: boto3 parsed {parsed} from {raw}"]
+        return []
+    if kind != "blob" and parsed != raw:
+        return [f"{path}: boto3 parsed {parsed!r:.60} from {raw!r:.60}"]
+    return []
+
+
+# ---- calls --------------------------------------------------------------------------------------
+
+def client(service, validate=True):
+    """A boto3 client on the emulator; `validate=False` sends what botocore would refuse to."""
+    config = Config(retries={"total_max_attempts": 1}, parameter_validation=validate, read_timeout=120)
+    made = boto3.client(service, endpoint_url=ENDPOINT, region_name="us-east-1", config=config,
+                        aws_access_key_id="fidelity", aws_secret_access_key="fidelity")
+    made.meta.events.register("after-call", lambda http_response, **_: last_response.update(http=http_response))
+    return made
+
+
+def call(api, operation, expect=None, **params):
+    """Calls `operation` through boto3. With `expect`, the call must fail with that error code."""
+    service = api.meta.service_model.service_name
+    try:
+        parsed = getattr(api, botocore.xform_name(operation))(**params)
+    except ClientError as error:
+        http, code = last_response["http"], error.response["Error"]["Code"]
+        if code != expect:
+            fail(f"{operation}: {code} ({error.response['Error']['Message']}), expected {expect or 'success'}")
+        check_error(service, operation, http.status_code, http.headers, http.content, code)
+        return None
+    except BotoCoreError as error:
+        fail(f"{operation}: boto3 could not complete the call: {error}")
+        return None
+    if expect:
+        fail(f"{operation}: succeeded, expected {expect}")
+    check_output(service, operation, last_response["http"], parsed)
+    calls[service, operation] += 1
+    return parsed
+
+
+def json_body(content, what):
+    """The JSON document in a body; both protocols answer with one (or nothing)."""
+    try:
+        return json.loads(content or b"{}")
+    except ValueError:
+        fail(f"{what}: the body is not JSON: {content[:120]!r}")
+        return {}
+
+
+def check_output(service, operation, http, parsed):
+    shape = MODELS[service].operation_model(operation).output_shape
+    payload = shape.serialization.get("payload")
+    if payload and shape.members[payload].type_name == "blob":
+        return  # Invoke: the body is the function's own payload, checked by the scenario.
+    raw = json_body(http.content, operation)
+    problems = conforms(shape, raw, operation) + agrees(shape, raw, parsed, operation)
+    for problem in problems:
+        fail(problem)
+
+
+def check_error(service, operation, status, headers, body, code):
+    """The error must be modelled for the operation (or generic) and carry the model's status."""
+    model = MODELS[service]
+    modelled = {shape.name: shape for shape in model.operation_model(operation).error_shapes}
+    raw = json_body(body, f"{operation} {code}")
+    if code in modelled:
+        shape = modelled[code]
+        want = shape.metadata.get("error", {}).get("httpStatusCode", 400)
+        if model.protocol == "json":  # members are the protocol's, not the (memberless) shape's
+            extra = set(raw) - {"__type", "message"} - set(shape.members)
+            problems = [f"{operation} {code}: {k} is not a member" for k in sorted(extra)]
+        else:
+            problems = conforms(shape, raw, f"{operation} {code} body")
+        for problem in problems:
+            fail(problem)
+    elif code in GENERIC[model.protocol]:
+        want = GENERIC[model.protocol][code]
+    else:
+        fail(f"{operation}: {code} is not an error the {service} model has for it")
+        want = status
+    if status != want:
+        fail(f"{operation} {code}: HTTP {status}, the model says {want}")
+    if model.protocol == "json" and raw.get("__type") != code:
+        fail(f"{operation} {code}: body __type is {raw.get('__type')!r}")
+    errors[service, operation].add(code)
+
+
+def raw_request(method, path, body=b"", headers=None):
+    """A request no SDK would send: (status, headers, body)."""
+    request = urllib.request.Request(ENDPOINT + path, data=body, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def raw_error(service, operation, expect, status, headers, body):
+    """Parses a raw error response with botocore's own parser, then checks it like any other.
+    `expect=None` takes any client error, as long as the model has it for the operation."""
+    model = MODELS[service]
+    response = {"status_code": status, "headers": HeadersDict(headers), "body": body}
+    parsed = create_parser(model.protocol).parse(response, model.operation_model(operation).output_shape)
+    code = parsed.get("Error", {}).get("Code")
+    if code != expect and (expect or not 400 <= status < 500):
+        fail(f"{operation}: HTTP {status} {code} ({body[:120]!r}), expected {expect}")
+    check_error(service, operation, status, headers, body, code)
+
+
+def codedeploy_raw(operation, body, target_prefix="CodeDeploy_20141006."):
+    headers = {"X-Amz-Target": target_prefix + operation, "Content-Type": "application/x-amz-json-1.1"}
+    return raw_request("POST", "/", body, headers)
+
+
+# ---- the emulator's control API -----------------------------------------------------------------
+
+def control(path, document=None):
+    body = None if document is None else json.dumps(document).encode()
+    status, _, content = raw_request("GET" if body is None else "POST", "/_local/" + path, body,
+                                     {"Content-Type": "application/json"})
+    assert status < 300, f"/_local/{path}: HTTP {status} {content!r}"
+    return json.loads(content) if content else None
+
+
+def wait_for(deployment_id, ready, what, limit=60):
+    until = time.monotonic() + limit
+    while time.monotonic() < until:
+        record = control(f"deployments/{deployment_id}")
+        found = ready(record)
+        if found:
+            return found
+        time.sleep(0.05)
+    raise SystemExit(f"{deployment_id}: no {what} within {limit} s: {json.dumps(record)[:2000]}")
+
+
+def execution_of(deployment_id, event):
+    """The hook execution id of `event`, once it is in progress."""
+    return wait_for(deployment_id, lambda r: next((e["execution_id"] for e in r["events"] if e["name"] == event
+                                                   and e["status"] == "InProgress" and e["execution_id"]), None),
+                    f"{event} in progress")
+
+
+def ended(deployment_id):
+    return wait_for(deployment_id, lambda r: r["status"] in ("Succeeded", "Failed", "Stopped") and r, "end")
+
+
+# ---- the scenario -------------------------------------------------------------------------------
+
+def appspec(resource, hooks):
+    content = json.dumps({"version": 0.0, "Resources": [resource], "Hooks": [{e: HOOK} for e in hooks]})
+    return {"revisionType": "AppSpecContent", "appSpecContent": {"content": content}}
+
+
+def lambda_revision(current, target, hooks=("BeforeAllowTraffic", "AfterAllowTraffic")):
+    properties = {"Name": "app", "Alias": "live", "CurrentVersion": current, "TargetVersion": target}
+    return appspec({"app": {"Type": "AWS::Lambda::Function", "Properties": properties}}, hooks)
+
+
+ECS_REVISION = appspec({"web": {"Type": "AWS::ECS::Service", "Properties": {
+    "TaskDefinition": "web:2", "LoadBalancerInfo": {"ContainerName": "web", "ContainerPort": 8080}}}},
+    ["AfterInstall"])
+
+
+def scenario():
+    cd, cd_loose, lam = client("codedeploy"), client("codedeploy", validate=False), client("lambda")
+    app, group = {"applicationName": "fidelity-lambda"}, {"applicationName": "fidelity-lambda",
+                                                         "deploymentGroupName": "live"}
+    ecs_group = {"applicationName": "fidelity-ecs", "deploymentGroupName": "web"}
+
+    # Applications and deployment groups.
+    call(cd, "CreateApplication", computePlatform="Lambda", **app)
+    call(cd, "CreateApplication", applicationName="fidelity-ecs", computePlatform="ECS")
+    call(cd, "CreateApplication", "ApplicationAlreadyExistsException", computePlatform="Lambda", **app)
+    call(cd, "CreateApplication", "InvalidComputePlatformException", applicationName="fidelity-ec2",
+         computePlatform="Server")
+    call(cd, "CreateApplication", "InvalidApplicationNameException", applicationName="no spaces!",
+         computePlatform="Lambda")
+    call(cd_loose, "CreateApplication", "ApplicationNameRequiredException", computePlatform="Lambda")
+    rollback = {"enabled": True, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_REQUEST"]}
+    call(cd, "CreateDeploymentGroup", serviceRoleArn=ROLE, autoRollbackConfiguration=rollback,
+         deploymentConfigName="CodeDeployDefault.LambdaAllAtOnce",
+         deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+         tags=[{"Key": "team", "Value": "greenlight"}], **group)
+    call(cd, "CreateDeploymentGroup", serviceRoleArn=ROLE, deploymentConfigName="CodeDeployDefault.ECSAllAtOnce",
+         ecsServices=[{"serviceName": "web", "clusterName": "fidelity"}], **ecs_group)
+    bad_groups = [
+        ("DeploymentGroupAlreadyExistsException", cd, dict(serviceRoleArn=ROLE, **group)),
+        ("RoleRequiredException", cd_loose, dict(group, deploymentGroupName="other")),
+        ("InvalidRoleException", cd, dict(group, deploymentGroupName="other", serviceRoleArn="codedeploy")),
+        ("ApplicationDoesNotExistException", cd, dict(serviceRoleArn=ROLE, applicationName="nope",
+                                                      deploymentGroupName="other")),
+        ("DeploymentConfigDoesNotExistException", cd, dict(group, deploymentGroupName="other", serviceRoleArn=ROLE,
+                                                           deploymentConfigName="CodeDeployDefault.Nope")),
+        ("InvalidDeploymentConfigNameException", cd, dict(group, deploymentGroupName="other", serviceRoleArn=ROLE,
+                                                          deploymentConfigName="CodeDeployDefault.ECSAllAtOnce")),
+        ("InvalidECSServiceException", cd, dict(ecs_group, deploymentGroupName="other", serviceRoleArn=ROLE,
+                                                ecsServices=[{"serviceName": "nope", "clusterName": "fidelity"}])),
+        ("InvalidECSServiceException", cd, dict(ecs_group, deploymentGroupName="other", serviceRoleArn=ROLE)),
+        ("InvalidDeploymentGroupNameException", cd, dict(group, deploymentGroupName="no spaces!",
+                                                         serviceRoleArn=ROLE)),
+        ("DeploymentGroupNameRequiredException", cd_loose, dict(app, serviceRoleArn=ROLE)),
+    ]
+    for code, api, params in bad_groups:
+        call(api, "CreateDeploymentGroup", code, **params)
+    call(cd, "GetDeploymentGroup", **group)
+    call(cd, "GetDeploymentGroup", "ApplicationDoesNotExistException", applicationName="nope",
+         deploymentGroupName="live")
+    call(cd, "GetDeploymentGroup", "DeploymentGroupDoesNotExistException", **dict(group, deploymentGroupName="nope"))
+    call(cd_loose, "GetDeploymentGroup", "DeploymentGroupNameRequiredException", **app)
+
+    # A Lambda deployment, held at each hook event until this script reports for it.
+    lambda_id = call(cd, "CreateDeployment", revision=lambda_revision("1", "2"), description="fidelity",
+                     **group)["deploymentId"]
+    before = execution_of(lambda_id, "BeforeAllowTraffic")
+    ecs_id = call(cd, "CreateDeployment", revision=ECS_REVISION, **ecs_group)["deploymentId"]
+    ecs_execution = execution_of(ecs_id, "AfterInstall")
+    bad_deployments = [
+        ("DeploymentLimitExceededException", dict(group, revision=lambda_revision("1", "2"))),
+        ("ApplicationDoesNotExistException", dict(group, applicationName="nope", revision=lambda_revision("1", "2"))),
+        ("DeploymentGroupDoesNotExistException", dict(group, deploymentGroupName="nope",
+                                                      revision=lambda_revision("1", "2"))),
+        ("DeploymentGroupNameRequiredException", dict(app, revision=lambda_revision("1", "2"))),
+        ("RevisionRequiredException", dict(group)),
+        ("InvalidRevisionException", dict(group, revision={"revisionType": "S3", "s3Location": {
+            "bucket": "b", "key": "k", "bundleType": "YAML"}})),
+        ("InvalidRevisionException", dict(group, revision={"revisionType": "AppSpecContent",
+                                                           "appSpecContent": {"content": "Resources: 3"}})),
+        ("InvalidRevisionException", dict(group, revision=ECS_REVISION)),
+        ("DescriptionTooLongException", dict(group, revision=lambda_revision("1", "2"), description="x" * 513)),
+        ("DeploymentConfigDoesNotExistException", dict(group, revision=lambda_revision("1", "2"),
+                                                       deploymentConfigName="CodeDeployDefault.Nope")),
+        ("InvalidDeploymentConfigNameException", dict(group, revision=lambda_revision("1", "2"),
+                                                      deploymentConfigName="CodeDeployDefault.ECSAllAtOnce")),
+        ("InvalidDeploymentGroupNameException", dict(group, deploymentGroupName="no spaces!")),
+    ]
+    for code, params in bad_deployments:
+        call(cd, "CreateDeployment", code, **params)
+
+    # Reads while the hook event is in progress.
+    deployment = {"deploymentId": lambda_id}
+    info = call(cd, "GetDeployment", **deployment)["deploymentInfo"]
+    if not isinstance(info.get("createTime"), datetime.datetime):
+        fail(f"GetDeployment: createTime parsed as {info.get('createTime')!r}")
+    (target,) = call(cd, "ListDeploymentTargets", **deployment)["targetIds"]
+    call(cd, "ListDeploymentTargets", "InvalidNextTokenException", nextToken="page-2", **deployment)
+    call(cd, "GetDeploymentTarget", targetId=target, **deployment)
+    call(cd, "GetDeploymentTarget", "DeploymentTargetDoesNotExistException", targetId="nope:live", **deployment)
+    call(cd, "GetDeploymentTarget", "DeploymentTargetIdRequiredException", targetId="", **deployment)
+    call(cd, "BatchGetDeploymentTargets", targetIds=[target], **deployment)
+    call(cd, "BatchGetDeploymentTargets", "DeploymentTargetListSizeExceededException", targetIds=[target, target],
+         **deployment)
+    call(cd, "BatchGetDeploymentTargets", "DeploymentTargetIdRequiredException", targetIds=[], **deployment)
+    call(cd, "BatchGetDeploymentTargets", "DeploymentTargetDoesNotExistException", targetIds=["nope"], **deployment)
+    call(cd_loose, "BatchGetDeploymentTargets", "InvalidDeploymentTargetIdException", targetIds=[7], **deployment)
+    call(cd, "GetDeploymentGroup", **group)  # lastAttemptedDeployment, still in progress
+    for operation, extra in [("GetDeployment", {}), ("ListDeploymentTargets", {}),
+                             ("GetDeploymentTarget", {"targetId": target}),
+                             ("BatchGetDeploymentTargets", {"targetIds": [target]}), ("StopDeployment", {}),
+                             ("PutLifecycleEventHookExecutionStatus", {"status": "Succeeded"})]:
+        call(cd_loose, operation, "DeploymentIdRequiredException", **extra)
+        call(cd, operation, "InvalidDeploymentIdException", deploymentId="bogus", **extra)
+        call(cd, operation, "DeploymentDoesNotExistException", deploymentId="d-AAAAAAAAA", **extra)
+
+    # Reports: the checks CodeDeploy makes, then the accepted report and its repeat.
+    report = dict(deployment, lifecycleEventHookExecutionId=before)
+    call(cd, "PutLifecycleEventHookExecutionStatus", "InvalidLifecycleEventHookExecutionStatusException",
+         status="Pending", **report)
+    call(cd, "PutLifecycleEventHookExecutionStatus", "InvalidLifecycleEventHookExecutionIdException",
+         status="Succeeded", **dict(report, lifecycleEventHookExecutionId="not-an-execution"))
+    call(cd, "PutLifecycleEventHookExecutionStatus", "InvalidLifecycleEventHookExecutionIdException",
+         status="Succeeded", **dict(report, lifecycleEventHookExecutionId=ecs_execution))
+    control("faults", {"report_failures": ["throttle", "server_error"]})
+    call(cd, "PutLifecycleEventHookExecutionStatus", "ThrottlingException", status="Succeeded", **report)
+    call(cd, "PutLifecycleEventHookExecutionStatus", "InternalFailure", status="Succeeded", **report)
+    answer = call(cd, "PutLifecycleEventHookExecutionStatus", status="Succeeded", **report)
+    if answer and answer.get("lifecycleEventHookExecutionId") != before:
+        fail(f"PutLifecycleEventHookExecutionStatus answered {answer}")
+    call(cd, "PutLifecycleEventHookExecutionStatus", "LifecycleEventAlreadyCompletedException", status="Succeeded",
+         **report)
+    after = execution_of(lambda_id, "AfterAllowTraffic")
+    call(cd, "PutLifecycleEventHookExecutionStatus", status="Succeeded", lifecycleEventHookExecutionId=after,
+         **deployment)
+    if ended(lambda_id)["status"] != "Succeeded":
+        fail(f"{lambda_id} did not succeed: {control(f'deployments/{lambda_id}')}")
+    call(cd, "GetDeployment", **deployment)
+    call(cd, "GetDeploymentTarget", targetId=target, **deployment)
+    call(cd, "GetDeploymentGroup", **group)  # lastSuccessfulDeployment
+    call(cd, "StopDeployment", "DeploymentAlreadyCompletedException", **deployment)
+    # Checked after the limit on one deployment at a time, so only once the group is free again.
+    call(cd, "CreateDeployment", "InvalidRevisionException", revision=lambda_revision("1", "2"), **group)
+
+    # The ECS deployment: task sets once Install has run.
+    (ecs_target,) = call(cd, "ListDeploymentTargets", deploymentId=ecs_id)["targetIds"]
+    sets = call(cd, "GetDeploymentTarget", deploymentId=ecs_id, targetId=ecs_target)
+    labels = sorted(s["taskSetLabel"] for s in sets["deploymentTarget"]["ecsTarget"]["taskSetsInfo"]) if sets else []
+    if labels != ["Blue", "Green"]:
+        fail(f"GetDeploymentTarget (ECS): task sets {labels}, expected Blue and Green")
+    call(cd, "PutLifecycleEventHookExecutionStatus", deploymentId=ecs_id, lifecycleEventHookExecutionId=ecs_execution,
+         status="Succeeded")
+    if ended(ecs_id)["status"] != "Succeeded":
+        fail(f"{ecs_id} did not succeed: {control(f'deployments/{ecs_id}')}")
+    call(cd, "BatchGetDeploymentTargets", deploymentId=ecs_id, targetIds=[ecs_target])
+
+    # A stopped deployment: errorInformation and rollbackInfo.
+    stopped_id = call(cd, "CreateDeployment", revision=lambda_revision("2", "1"), **group)["deploymentId"]
+    held = execution_of(stopped_id, "BeforeAllowTraffic")
+    call(cd, "StopDeployment", deploymentId=stopped_id, autoRollbackEnabled=True)
+    ended(stopped_id)
+    info = call(cd, "GetDeployment", deploymentId=stopped_id)["deploymentInfo"]
+    if info["status"] != "Stopped" or "errorInformation" not in info:
+        fail(f"GetDeployment of a stopped deployment: {info}")
+    call(cd, "GetDeploymentTarget", deploymentId=stopped_id, targetId=target)
+    call(cd, "PutLifecycleEventHookExecutionStatus", "LifecycleEventAlreadyCompletedException", status="Failed",
+         deploymentId=stopped_id, lifecycleEventHookExecutionId=held)
+
+    # Operations the emulator does not serve, and requests that are not JSON or not CodeDeploy.
+    call(cd, "ListApplications", "UnknownOperationException")
+    raw_error("codedeploy", "GetDeployment", "SerializationException", *codedeploy_raw("GetDeployment", b"{not json"))
+    raw_error("codedeploy", "GetDeployment", "UnknownOperationException",
+              *codedeploy_raw("GetDeployment", b"{}", target_prefix="Lambda_20150331."))
+
+    # Lambda: Invoke by version and alias, each invocation type, a function error.
+    alias = call(lam, "GetAlias", FunctionName="app", Name="live")
+    result = call(lam, "Invoke", FunctionName="app", Qualifier="1", LogType="Tail", Payload=b'{"fidelity": 1}')
+    if result:
+        payload = json.loads(result["Payload"].read())
+        log = base64.b64decode(result.get("LogResult", "")).decode()
+        if (result["StatusCode"], result.get("ExecutedVersion"), payload.get("event")) != (200, "1", {"fidelity": 1}):
+            fail(f"Invoke app:1: {result['StatusCode']} {result.get('ExecutedVersion')} {payload.get('event')}")
+        if "took" not in log:
+            fail(f"Invoke LogType Tail: log tail {log!r}")
+    result = call(lam, "Invoke", FunctionName="app:live", Payload=b"{}")
+    if result and alias and result.get("ExecutedVersion") != alias["FunctionVersion"]:
+        fail(f"Invoke app:live ran {result.get('ExecutedVersion')}, the alias is on {alias['FunctionVersion']}")
+    for invocation_type, status in [("Event", 202), ("DryRun", 204)]:
+        result = call(lam, "Invoke", FunctionName="app", Qualifier="live", InvocationType=invocation_type)
+        if result and result["StatusCode"] != status:
+            fail(f"Invoke {invocation_type}: StatusCode {result['StatusCode']}, expected {status}")
+    result = call(lam, "Invoke", FunctionName="broken", Payload=b"{}")
+    if result and result.get("FunctionError") != "Unhandled":
+        fail(f"Invoke of a failing function: FunctionError {result.get('FunctionError')!r}")
+    large = b'{"pad": "' + b"x" * (3 * 1024 * 1024) + b'"}'
+    call(lam, "Invoke", FunctionName="app", Qualifier="1", Payload=large)  # under Lambda's 6 MB limit
+    call(lam, "Invoke", "RequestTooLargeException", FunctionName="app", Payload=b"x" * (6 * 1024 * 1024 + 1))
+    call(lam, "Invoke", "ResourceNotFoundException", FunctionName="nope")
+    call(lam, "Invoke", "ResourceNotFoundException", FunctionName="app", Qualifier="9")
+    call(lam, "Invoke", "InvalidParameterValueException", FunctionName="app", InvocationType="Sometime")
+    call(lam, "Invoke", "InvalidParameterValueException", FunctionName="app:1", Qualifier="2")
+    call(lam, "Invoke", "InvalidParameterValueException", FunctionName="no spaces!")
+
+    # Lambda aliases: weights, then back.
+    if alias:
+        weights = {"AdditionalVersionWeights": {"1": 0.25}}
+        moved = call(lam, "UpdateAlias", FunctionName="app", Name="live", FunctionVersion="2", RoutingConfig=weights)
+        if moved and moved.get("RoutingConfig") != weights:
+            fail(f"UpdateAlias: RoutingConfig {moved.get('RoutingConfig')}")
+        call(lam, "UpdateAlias", FunctionName="app", Name="live", FunctionVersion=alias["FunctionVersion"],
+             RoutingConfig={"AdditionalVersionWeights": {}})
+    call(lam, "GetAlias", "ResourceNotFoundException", FunctionName="app", Name="nope")
+    call(lam, "GetAlias", "ResourceNotFoundException", FunctionName="nope", Name="live")
+    call(lam, "GetAlias", "InvalidParameterValueException", FunctionName="no spaces!", Name="live")
+    call(lam, "UpdateAlias", "ResourceNotFoundException", FunctionName="app", Name="live", FunctionVersion="9")
+    call(lam, "UpdateAlias", "InvalidParameterValueException", FunctionName="app", Name="live",
+         RoutingConfig={"AdditionalVersionWeights": {"1": 1.5}})
+    # The model names no error for a body that is not JSON (InvalidRequestContentException is
+    # Invoke's); any client error it has for UpdateAlias will do.
+    status, headers, body = raw_request("PUT", "/2015-03-31/functions/app/aliases/live", b"{not json",
+                                        {"Content-Type": "application/json"})
+    raw_error("lambda", "UpdateAlias", None, status, headers, body)
+
+
+def in_process_responses():
+    for response in json.loads(os.environ.get("FIDELITY_RESPONSES", "[]")):
+        body = response["body"].encode()
+        code = json.loads(body).get("__type")
+        raw_error("codedeploy", response["operation"], code, response["status"], response["headers"], body)
+        if code != "DeploymentNotStartedException":
+            fail(f"{response['operation']} of a deployment not yet started: {code}")
+
+
+def main():
+    served = json.loads(os.environ["FIDELITY_OPERATIONS"])
+    for service, operations in served.items():
+        for operation in operations:
+            if operation not in MODELS[service].operation_names:
+                fail(f"{service} {operation}: served, but not an operation of the model")
+    try:
+        scenario()
+    except Exception:  # a call the rest depends on failed; the mismatches above say why
+        fail("the scenario stopped early:\n" + traceback.format_exc())
+    in_process_responses()
+
+    # Coverage: every served operation answered, every error code in the sources seen.
+    for service, operations in served.items():
+        for operation in operations:
+            if not calls[service, operation]:
+                fail(f"{service} {operation}: served but never answered successfully here")
+    emitted = set()
+    for source in sorted(SOURCES.glob("*.rs")):
+        if source.name != "runtime.rs":  # the Runtime API functions call, not an AWS API of clients
+            emitted |= set(re.findall(r'"([A-Z][A-Za-z]+(?:Exception|Failure))"', source.read_text()))
+    unseen = emitted - set().union(*errors.values())
+    for code in sorted(unseen):
+        fail(f"{code}: the emulator can return it, but no check here triggered it")
+
+    width = max(len(f"{s} {o}") for s, o in set(calls) | set(errors))
+    print(f"\n{'operation':<{width}}  ok calls  errors checked")
+    for service, operation in sorted(set(calls) | set(errors)):
+        codes = ", ".join(sorted(c.removesuffix("Exception") for c in errors[service, operation])) or "-"
+        print(f"{service + ' ' + operation:<{width}}  {calls[service, operation]:>8}  {codes}")
+    total = len(set().union(*errors.values()))
+    print(f"\n{sum(calls.values())} successful calls, {total} distinct error codes, {len(failures)} mismatches")
+    if failures:
+        print("\nMismatches with the AWS models:\n  " + "\n  ".join(failures))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
