@@ -611,7 +611,8 @@ async fn raise_alarm_during_canary(emulator: &Emulator, deployment_id: &str) {
         }
     };
     if canary_started {
-        tokio::time::sleep(emulator.scale().apply(Duration::from_secs(90))).await;
+        // Halfway through the five-minute canary, so green has served its share by then.
+        tokio::time::sleep(emulator.scale().apply(Duration::from_secs(150))).await;
         emulator.set_alarm(ALARM, true);
     }
 }
