@@ -312,7 +312,7 @@ async fn drive(
         raise_alarm_during_canary(emulator, &deployment_id).await;
     }
     let limit = setup.scale.apply(crate::emulator::HOOK_REPORT_LIMIT) * 3 + Duration::from_secs(30);
-    let finished = wait_for_completion(emulator, &deployment_id, limit).await;
+    let finished = emulator.wait_until_complete(&deployment_id, limit).await;
     // A little traffic after the end shows where production settled.
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
@@ -615,17 +615,6 @@ async fn raise_alarm_during_canary(emulator: &Emulator, deployment_id: &str) {
         tokio::time::sleep(emulator.scale().apply(Duration::from_secs(150))).await;
         emulator.set_alarm(ALARM, true);
     }
-}
-
-async fn wait_for_completion(emulator: &Emulator, deployment_id: &str, limit: Duration) -> bool {
-    let until = Instant::now() + limit;
-    while Instant::now() < until {
-        if emulator.state().deployments.get(deployment_id).is_some_and(|d| d.is_complete()) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
 }
 
 fn outcome_of(

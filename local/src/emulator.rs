@@ -429,6 +429,20 @@ impl Emulator {
         self.state().record.iter().filter(|e| e.deployment_id.as_deref() == Some(deployment_id)).cloned().collect()
     }
 
+    /// Waits until deployment `id` has ended, for at most `limit`; says whether it did.
+    pub async fn wait_until_complete(&self, id: &str, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        loop {
+            if self.state().deployments.get(id).is_some_and(Deployment::is_complete) {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Raises (`true`) or clears an alarm, as CloudWatch would move it to ALARM or OK.
     pub fn set_alarm(&self, name: &str, raised: bool) {
         {

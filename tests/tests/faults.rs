@@ -142,9 +142,7 @@ async fn deploy_with(hook: Hook, faults: Faults, scale: TimeScale) -> Run {
     );
     let id = created["deploymentId"].as_str().expect("deployment id").to_owned();
     let limit = scale.apply(Duration::from_secs(3600)) + Duration::from_secs(30);
-    while started.elapsed() < limit && !emulator.state().deployments[&id].is_complete() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    emulator.wait_until_complete(&id, limit).await;
     let took = started.elapsed();
     // Late deliveries (duplicates, retries) get their answers before the record is read.
     tokio::time::sleep(Duration::from_millis(1500)).await;
