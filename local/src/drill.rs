@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::chart::{Marker, Sample, Timeline, render_svg};
 use crate::config::{AliasConfig, EcsServiceConfig, FunctionConfig, LocalConfig, ProcessConfig};
-use crate::emulator::{Emulator, Happening, RecordEntry, TargetState, TimeScale};
+use crate::emulator::{ComputePlatform, Emulator, Happening, RecordEntry, TargetState, TimeScale};
 use crate::runtime::InvokeOutcome;
 use crate::server::Server;
 use crate::traffic::TASK_SET_HEADER;
@@ -302,17 +302,23 @@ async fn drive(
     write_plans(setup, scenario, plans_dir, listeners)?;
 
     let printer = setup.live.then(|| tokio::spawn(print_timeline(emulator.subscribe(), started)));
+    // Subscribed before the deployment exists, so the canary's first shift cannot be missed.
+    let record = emulator.subscribe();
     let deployment_id = create_deployment(emulator, scenario)?;
     let stop = Arc::new(AtomicBool::new(false));
     let counts = Arc::new(std::sync::Mutex::new(BlastRadius::default()));
     let load =
         tokio::spawn(generate_load(emulator.clone(), scenario, listeners.map(|l| l.0), counts.clone(), stop.clone()));
     let sampler = tokio::spawn(sample(emulator.clone(), deployment_id.clone(), counts.clone(), stop.clone(), started));
-    if scenario == ScenarioName::EcsAlarmRollback {
-        raise_alarm_during_canary(emulator, &deployment_id).await;
-    }
+    // Its own task: if the deployment ends before any canary (a hook failed), the drill must
+    // not wait for one.
+    let alarm = (scenario == ScenarioName::EcsAlarmRollback)
+        .then(|| tokio::spawn(raise_alarm_during_canary(emulator.clone(), record, deployment_id.clone())));
     let limit = setup.scale.apply(crate::emulator::HOOK_REPORT_LIMIT) * 3 + Duration::from_secs(30);
     let finished = emulator.wait_until_complete(&deployment_id, limit).await;
+    if let Some(alarm) = alarm {
+        alarm.abort();
+    }
     // A little traffic after the end shows where production settled.
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
@@ -594,27 +600,27 @@ async fn sample(
 }
 
 /// Waits for the canary step, then raises the group's alarm, as a spike of errors would.
-async fn raise_alarm_during_canary(emulator: &Emulator, deployment_id: &str) {
-    let mut events = emulator.subscribe();
-    let canary_started = loop {
-        match events.recv().await {
+async fn raise_alarm_during_canary(
+    emulator: Emulator,
+    mut record: tokio::sync::broadcast::Receiver<RecordEntry>,
+    deployment_id: String,
+) {
+    loop {
+        match record.recv().await {
             Ok(RecordEntry {
                 deployment_id: Some(id),
                 what: Happening::Weights { route: "production", new, .. },
                 ..
             }) if id == deployment_id && new > 0.0 => {
-                break true;
+                break;
             }
-            Ok(_) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => break false,
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
-    };
-    if canary_started {
-        // Halfway through the five-minute canary, so green has served its share by then.
-        tokio::time::sleep(emulator.scale().apply(Duration::from_secs(150))).await;
-        emulator.set_alarm(ALARM, true);
     }
+    // Halfway through the five-minute canary, so green has served its share by then.
+    tokio::time::sleep(emulator.scale().apply(Duration::from_secs(150))).await;
+    emulator.set_alarm(ALARM, true);
 }
 
 fn outcome_of(
@@ -669,28 +675,33 @@ pub fn surprises(outcome: &ScenarioOutcome) -> Vec<String> {
     if outcome.error_code.as_deref() != error_code {
         surprises.push(format!("error code {:?} (expected {error_code:?})", outcome.error_code));
     }
+    // Every hook that ran must have reported exactly once; the emulator accepts one per event.
     let accepted = outcome.reports.iter().filter(|(_, result)| result == "accepted").count();
-    let hooks_run = outcome.events.iter().filter(|(_, s)| s == "Succeeded" || s == "Failed").count();
-    let hook_events = outcome.events.iter().filter(|(name, s)| s != "Skipped" && !is_system_event(name)).count();
-    if accepted > hook_events || accepted == 0 {
-        surprises.push(format!("{accepted} accepted reports for {hook_events} hook events ({hooks_run} events ran)"));
+    let platform = if outcome.scenario.is_lambda() { ComputePlatform::Lambda } else { ComputePlatform::Ecs };
+    let hooks_run = outcome
+        .events
+        .iter()
+        .filter(|(name, status)| {
+            let is_hook = platform.lifecycle().iter().any(|(event, is_hook)| event == name && *is_hook);
+            is_hook && (status == "Succeeded" || status == "Failed")
+        })
+        .count();
+    if accepted != hooks_run || accepted == 0 {
+        surprises.push(format!("{accepted} accepted reports for {hooks_run} hook events that ran"));
     }
-    let production_shifted = outcome.weights.iter().any(|(route, w)| route != "test" && *w > 0.0);
+    let production = outcome.weights.iter().filter(|(route, _)| route != "test").map(|(_, w)| *w);
+    let production_shifted = production.clone().any(|w| w > 0.0);
     let new_served = outcome.blast_radius.new_ok + outcome.blast_radius.new_errors;
     if !new_may_serve && (production_shifted || new_served > 0) {
         surprises.push(format!("the new version served {new_served} production requests (expected none)"));
     }
-    if status != "Succeeded" && outcome.rollback.is_none() && production_shifted {
+    if status != "Succeeded" && production.clone().next_back().is_some_and(|w| w > 0.0) {
         surprises.push("production traffic moved but was not put back".to_owned());
     }
     if status == "Succeeded" && outcome.blast_radius.new_ok == 0 {
         surprises.push("the new version served no production request".to_owned());
     }
     surprises
-}
-
-fn is_system_event(name: &str) -> bool {
-    matches!(name, "Install" | "AllowTestTraffic" | "AllowTraffic")
 }
 
 fn markers(record: &[RecordEntry], started: Instant, emulator: &Emulator) -> Vec<Marker> {

@@ -120,3 +120,39 @@ async fn an_alarm_during_the_canary_rolls_production_back_to_blue() {
     assert!(blast.new_ok > 0, "the canary got some traffic before the alarm: {blast:?}");
     assert!(outcome.surprises.is_empty(), "{:?}", outcome.surprises);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scenario_that_goes_wrong_is_reported_not_waited_for() {
+    // The alarm scenario waits for its canary to raise the alarm. Here the smoke test fails
+    // first, so there is no canary: the drill must still end and say what went differently.
+    let drill_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("broken-drill");
+    let source = workspace_root().join("examples/drill");
+    for sub in ["plans", "schemas"] {
+        std::fs::create_dir_all(drill_dir.join(sub)).unwrap();
+        for entry in std::fs::read_dir(source.join(sub)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), drill_dir.join(sub).join(entry.file_name())).unwrap();
+        }
+    }
+    let smoke = drill_dir.join("plans/after-allow-test-traffic.json");
+    let plan = std::fs::read_to_string(&smoke).unwrap().replacen("\"status\": [200]", "\"status\": [418]", 1);
+    std::fs::write(&smoke, plan).unwrap();
+    let setup = DrillSetup {
+        bin_dir: bin_dir(),
+        drill_dir,
+        out_dir: std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("broken-drill-out"),
+        scale: TimeScale(120.0),
+        live: false,
+    };
+    let run = run_scenario(&setup, ScenarioName::EcsAlarmRollback);
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(60), run)
+        .await
+        .expect("the drill ended")
+        .expect("the scenario ran");
+    assert_eq!(outcome.status, "Failed");
+    assert!(
+        outcome.surprises.iter().any(|s| s.contains("status Failed (expected Stopped)")),
+        "{:?}",
+        outcome.surprises
+    );
+}
