@@ -11,6 +11,7 @@ use crate::emulator::{
     Application, ComputePlatform, Deployment, DeploymentGroup, Emulator, Happening, LifecycleEventState, State,
     TargetState, TaskSetState, new_id,
 };
+use crate::lifecycle::task_set;
 use crate::wire::{ApiError, epoch_seconds};
 
 /// Every operation served, as named in `X-Amz-Target: CodeDeploy_20141006.<Operation>`.
@@ -104,7 +105,7 @@ impl Emulator {
                 ));
             };
             let key = ecs_service_key(service)?;
-            if !state.ecs_services.contains(&key) {
+            if !state.ecs_services.contains_key(&key) {
                 return Err(ApiError::client("InvalidECSServiceException", format!("ECS service {key} is not hosted")));
             }
         }
@@ -395,6 +396,10 @@ impl Emulator {
                 format!("{id} has already completed ({})", deployment.status),
             ));
         }
+        // The first call starts the stop; later ones find it under way, as the API reference says.
+        if deployment.stop_requested.is_some() {
+            return Ok(json!({"status": "Succeeded", "statusMessage": "The deployment is stopping"}));
+        }
         let auto_rollback = input.get("autoRollbackEnabled").and_then(Value::as_bool).unwrap_or(true);
         deployment.stop_requested = Some(auto_rollback);
         Ok(
@@ -529,11 +534,13 @@ fn target_for(state: &State, appspec: &AppSpec, group: &DeploymentGroup) -> Resu
             let service = services.and_then(|s| s.first()).ok_or_else(|| {
                 ApiError::client("InvalidECSServiceException", "the deployment group names no ECS service")
             })?;
-            Ok(TargetState::Ecs {
-                service: ecs_service_key(service)?,
-                green_task_definition: task_definition.clone(),
-                task_sets: Vec::new(),
-            })
+            let service = ecs_service_key(service)?;
+            let blue = state.ecs_services.get(&service).ok_or_else(|| {
+                ApiError::client("InvalidECSServiceException", format!("ECS service {service} is not hosted"))
+            })?;
+            // The original task set is there from the start, so BeforeInstall hooks see it.
+            let blue = task_set("ecs-svc/blue", "Blue", &blue.task_definition, blue.desired_count, "PRIMARY", 100.0);
+            Ok(TargetState::Ecs { task_sets: vec![blue], service, green_task_definition: task_definition.clone() })
         }
     }
 }

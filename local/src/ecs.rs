@@ -103,13 +103,11 @@ impl EcsService {
         self.blue.as_ref().map(|b| b.addr).ok_or_else(|| "the service has no blue task set".to_owned())
     }
 
-    /// Install: starts the green task set. Traffic does not move yet.
-    pub async fn install_green(&mut self, task_definition: &str, process: &ProcessConfig) -> Result<(), String> {
-        if let Some(old) = self.green.take() {
+    /// Install: the green task set joins the service. Traffic does not move yet.
+    pub async fn install_green(&mut self, green: TaskSet) {
+        if let Some(old) = self.green.replace(green) {
             old.stop().await;
         }
-        self.green = Some(TaskSet::start(task_definition, process).await?);
-        Ok(())
     }
 
     /// AllowTestTraffic: the test listener routes to green.

@@ -11,7 +11,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::appspec::AppSpec;
-use crate::config::{FunctionConfig, LocalConfig, ProcessConfig};
+use crate::config::{EcsServiceConfig, FunctionConfig, LocalConfig, ProcessConfig};
 use crate::deployment_config::DeploymentConfig;
 use crate::ecs::EcsService;
 use crate::runtime::RuntimeHost;
@@ -328,8 +328,8 @@ pub struct State {
     pub functions: BTreeMap<String, FunctionConfig>,
     /// ECS task definitions.
     pub task_definitions: BTreeMap<String, ProcessConfig>,
-    /// Hosted ECS services (`cluster:service`).
-    pub ecs_services: BTreeSet<String>,
+    /// Hosted ECS services (`cluster:service`); `task_definition` is the one each runs now.
+    pub ecs_services: BTreeMap<String, EcsServiceConfig>,
     /// Alarms in the ALARM state.
     pub alarms_raised: BTreeSet<String>,
     /// Everything that happened.
@@ -366,7 +366,7 @@ impl Emulator {
         let state = State {
             functions: config.functions.clone(),
             task_definitions: config.task_definitions.clone(),
-            ecs_services: config.ecs_services.keys().cloned().collect(),
+            ecs_services: config.ecs_services.clone(),
             ..State::default()
         };
         let emulator = Self {

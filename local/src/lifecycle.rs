@@ -3,8 +3,9 @@
 //! put back when a later event fails, the deployment is stopped, or an alarm goes off.
 //!
 //! Rules, as AWS documents them: a BeforeInstall failure fails the deployment without a rollback
-//! (nothing has moved yet); any later failure, a stop or an alarm puts traffic back on the
-//! current version (Lambda) or blue (ECS).
+//! (nothing has moved yet); any later failure, an alarm, or a stop with auto rollback puts traffic
+//! back on the current version (Lambda) or blue (ECS). Whether the group enables auto rollback
+//! only decides how the rollback is described; no separate rollback deployment is created.
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
@@ -13,6 +14,7 @@ use bytes::Bytes;
 use serde_json::json;
 use tokio::time::Instant;
 
+use crate::ecs::TaskSet;
 use crate::emulator::{Emulator, HOOK_REPORT_LIMIT, Happening, TargetState, TaskSetState, new_id};
 
 /// How often waits look at reports, stops and alarms.
@@ -93,7 +95,7 @@ impl Emulator {
             self.set_event(id, index, "InProgress", None);
             let result = match hook {
                 Some(function) => self.run_hook(id, index, &function).await,
-                None => self.system_event(id, name).await,
+                None => self.system_event(id, index, name).await,
             };
             if let Err(interruption) = result {
                 return self.end_early(id, index, interruption).await;
@@ -161,24 +163,32 @@ impl Emulator {
     }
 
     /// CodeDeploy's own events: Install, AllowTestTraffic, AllowTraffic.
-    async fn system_event(&self, id: &str, name: &'static str) -> Result<(), Interruption> {
+    async fn system_event(&self, id: &str, index: usize, name: &'static str) -> Result<(), Interruption> {
         let target = self.read(id, |d| d.target.clone());
         let failed = |message: String| Interruption::Failed { code: "INTERNAL_ERROR", message };
         match (name, &target) {
             ("Install", TargetState::Ecs { service, green_task_definition, .. }) => {
                 let process = self.state().task_definitions.get(green_task_definition).cloned();
                 let process = process.ok_or_else(|| failed(format!("no task definition {green_task_definition}")))?;
-                let mut ecs = self.inner.ecs.lock().await;
-                let ecs = ecs.get_mut(service).ok_or_else(|| failed(format!("no ECS service {service}")))?;
-                ecs.install_green(green_task_definition, &process).await.map_err(failed)?;
-                let desired = ecs.desired_count;
-                let blue = ecs.blue.as_ref().map(|b| b.task_definition.clone()).unwrap_or_default();
+                // Started before taking the services' lock: a slow task must not hold up the
+                // listeners of every service.
+                let green = TaskSet::start(green_task_definition, &process).await.map_err(failed)?;
+                let desired = {
+                    let mut ecs = self.inner.ecs.lock().await;
+                    let ecs = ecs.get_mut(service).ok_or_else(|| failed(format!("no ECS service {service}")))?;
+                    ecs.install_green(green).await;
+                    ecs.desired_count
+                };
                 self.update(id, |d| {
                     if let TargetState::Ecs { task_sets, green_task_definition, .. } = &mut d.target {
-                        *task_sets = vec![
-                            task_set("ecs-svc/blue", "Blue", &blue, desired, "PRIMARY", 100.0),
-                            task_set("ecs-svc/green", "Green", green_task_definition, desired, "ACTIVE", 0.0),
-                        ];
+                        task_sets.push(task_set(
+                            "ecs-svc/green",
+                            "Green",
+                            green_task_definition,
+                            desired,
+                            "ACTIVE",
+                            0.0,
+                        ));
                     }
                 });
             }
@@ -203,7 +213,7 @@ impl Emulator {
             }
             (other, _) => return Err(failed(format!("{other} is not a step of this deployment"))),
         }
-        self.set_event(id, self.event_index(id, name), "Succeeded", None);
+        self.set_event(id, index, "Succeeded", None);
         Ok(())
     }
 
@@ -341,6 +351,13 @@ impl Emulator {
                 self.complete(id, "Failed", Some(("INTERNAL_ERROR", err)));
                 return;
             }
+            let green = self.read(id, |d| match &d.target {
+                TargetState::Ecs { green_task_definition, .. } => Some(green_task_definition.clone()),
+                TargetState::Lambda { .. } => None,
+            });
+            if let (Some(green), Some(running)) = (green, self.state().ecs_services.get_mut(service)) {
+                running.task_definition = green;
+            }
         }
         let (application, group) = self.read(id, |d| (d.application.clone(), d.group.clone()));
         if let Some(group) = self.state().groups.get_mut(&(application, group)) {
@@ -384,10 +401,6 @@ impl Emulator {
         self.read(id, |d| d.events[index].name)
     }
 
-    fn event_index(&self, id: &str, name: &str) -> usize {
-        self.read(id, |d| d.events.iter().position(|e| e.name == name).unwrap_or(0))
-    }
-
     fn read<T>(&self, id: &str, f: impl FnOnce(&crate::emulator::Deployment) -> T) -> T {
         f(self.state().deployments.get(id).expect("deployments are never removed"))
     }
@@ -404,7 +417,7 @@ fn route_of(target: &TargetState) -> &'static str {
     }
 }
 
-fn task_set(
+pub(crate) fn task_set(
     id: &str,
     label: &'static str,
     task_definition: &str,

@@ -122,9 +122,9 @@ async fn a_before_install_failure_fails_without_a_rollback_or_a_green_task_set()
     assert!(d.events[1..].iter().all(|e| e.status == "Skipped"), "{:?}", d.events);
     assert!(d.rollback_message.is_none(), "nothing to roll back: {:?}", d.rollback_message);
     assert!(weight_changes(emulator, &id).is_empty());
-    let installed =
-        matches!(&d.target, codedeploy_local::emulator::TargetState::Ecs { task_sets, .. } if !task_sets.is_empty());
-    assert!(!installed, "no green task set was created");
+    let codedeploy_local::emulator::TargetState::Ecs { task_sets, .. } = &d.target else { panic!("an ECS target") };
+    let labels: Vec<_> = task_sets.iter().map(|set| (set.label, set.task_definition.as_str(), set.weight)).collect();
+    assert_eq!(labels, [("Blue", "checkout:1", 100.0)], "blue is there from the start; no green was created");
     server.shutdown().await;
 }
 
