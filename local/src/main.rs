@@ -1,6 +1,7 @@
 //! `codedeploy-local serve` runs the emulator for your own hooks and scripts; `codedeploy-local
 //! drill` rehearses releases end to end and draws each one.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -70,8 +71,13 @@ async fn serve(config: Option<PathBuf>, port: u16, time_scale: f64, log_dir: Opt
             return ExitCode::from(2);
         }
     };
-    println!("codedeploy-local serving CodeDeploy and Lambda on {}", server.endpoint());
-    println!("  export AWS_ENDPOINT_URL={} AWS_REGION=us-east-1", server.endpoint());
+    // Whoever started us may stop reading; the server keeps serving either way.
+    let endpoint = server.endpoint();
+    let banner = format!(
+        "codedeploy-local serving CodeDeploy and Lambda on {endpoint}\n  export AWS_ENDPOINT_URL={endpoint} AWS_REGION=us-east-1\n"
+    );
+    let mut stdout = std::io::stdout();
+    let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
     let _ = tokio::signal::ctrl_c().await;
     server.shutdown().await;
     ExitCode::SUCCESS

@@ -2,13 +2,15 @@
 //! SDK for Rust, and its refusal of a bad config.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 use aws_sdk_codedeploy::types::ComputePlatform;
 
 struct Serving {
     child: Child,
     endpoint: String,
+    /// Kept open: the server prints more after its first line, and a closed pipe would kill it.
+    _stdout: BufReader<ChildStdout>,
 }
 
 impl Drop for Serving {
@@ -27,10 +29,11 @@ fn serve(args: &[&str]) -> Serving {
         .spawn()
         .expect("start codedeploy-local");
     let mut first = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("read the banner");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    stdout.read_line(&mut first).expect("read the banner");
     let endpoint = first.split_whitespace().last().expect("the banner ends with the endpoint").to_owned();
     assert!(endpoint.starts_with("http://127.0.0.1:"), "banner: {first}");
-    Serving { child, endpoint }
+    Serving { child, endpoint, _stdout: stdout }
 }
 
 async fn client(endpoint: &str) -> aws_sdk_codedeploy::Client {
