@@ -73,7 +73,7 @@ impl Emulator {
         if state.applications.contains_key(&name) {
             return Err(ApiError::client("ApplicationAlreadyExistsException", format!("{name} already exists")));
         }
-        let id = uuid_like(&mut state);
+        let id = uuid::Uuid::new_v4().to_string();
         state.applications.insert(name, Application { id: id.clone(), platform, created: SystemTime::now() });
         Ok(json!({"applicationId": id}))
     }
@@ -116,7 +116,7 @@ impl Emulator {
             .map(|list| list.iter().filter_map(|a| a.get("name")?.as_str().map(str::to_owned)).collect())
             .unwrap_or_default();
         let alarms_enabled = alarm_config.and_then(|c| c.get("enabled")).and_then(Value::as_bool).unwrap_or(false);
-        let id = uuid_like(&mut state);
+        let id = uuid::Uuid::new_v4().to_string();
         state.groups.insert(
             (application, group),
             DeploymentGroup {
@@ -406,12 +406,6 @@ impl Emulator {
             json!({"status": "Pending", "statusMessage": "Stopping the deployment; no further lifecycle events will start"}),
         )
     }
-}
-
-fn uuid_like(state: &mut State) -> String {
-    let a = new_id(state, "");
-    let b = new_id(state, "");
-    format!("{}-{}-{}", a.to_ascii_lowercase(), &b[..4].to_ascii_lowercase(), &b[4..].to_ascii_lowercase())
 }
 
 /// A name as CodeDeploy constrains it: 1..100 of `[A-Za-z0-9+=,.@_-]`.

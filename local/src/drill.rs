@@ -109,6 +109,11 @@ impl ScenarioName {
         matches!(self, Self::LambdaCanary | Self::LambdaBrokenVersion)
     }
 
+    /// The hook packages the scenario's appspec names, with the events they serve.
+    fn hooks(self) -> &'static [(&'static str, &'static str)] {
+        if self.is_lambda() { &LAMBDA_HOOKS } else { &ECS_HOOKS }
+    }
+
     /// (current, target) Lambda versions or (blue, green) task definitions.
     fn versions(self) -> (&'static str, &'static str) {
         match self {
@@ -366,12 +371,7 @@ fn local_config(setup: &DrillSetup, scenario: ScenarioName, plans_dir: &Path) ->
         environment: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
     };
     let mut functions = BTreeMap::new();
-    let hooks: &[(&str, &str)] = if scenario.is_lambda() {
-        &[("pre-traffic", "BeforeAllowTraffic"), ("post-traffic", "AfterAllowTraffic")]
-    } else {
-        &ECS_HOOKS
-    };
-    for (hook, _) in hooks {
+    for (hook, _) in scenario.hooks() {
         let plan = plans_dir.join(format!("{hook}.json")).display().to_string();
         let version = process(vec![bin(hook)], &[("GREENLIGHT_PLAN_FILE", &plan)]);
         functions.insert(
@@ -424,6 +424,9 @@ fn local_config(setup: &DrillSetup, scenario: ScenarioName, plans_dir: &Path) ->
     LocalConfig { functions, task_definitions, ecs_services }
 }
 
+/// The Lambda hooks and the events they serve.
+const LAMBDA_HOOKS: [(&str, &str); 2] = [("pre-traffic", "BeforeAllowTraffic"), ("post-traffic", "AfterAllowTraffic")];
+
 /// The ECS hooks and the events they serve.
 const ECS_HOOKS: [(&str, &str); 5] = [
     ("before-install", "BeforeInstall"),
@@ -443,12 +446,7 @@ fn write_plans(
     let source = setup.drill_dir.join("plans");
     let (production, test) =
         listeners.map_or((String::new(), String::new()), |(p, t)| (format!("http://{p}"), format!("http://{t}")));
-    let hooks: Vec<&str> = if scenario.is_lambda() {
-        vec!["pre-traffic", "post-traffic"]
-    } else {
-        ECS_HOOKS.iter().map(|(hook, _)| *hook).collect()
-    };
-    for hook in hooks {
+    for (hook, _) in scenario.hooks() {
         let from = source.join(format!("{hook}.json"));
         let text = std::fs::read_to_string(&from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
         let text = text.replace("${PRODUCTION_URL}", &production).replace("${TEST_URL}", &test);
@@ -470,12 +468,14 @@ fn create_deployment(emulator: &Emulator, scenario: ScenarioName) -> Result<Stri
         |operation: &str, input: Value| emulator.codedeploy(operation, &input).map_err(|e| format!("{operation}: {e}"));
     let (old, new) = scenario.versions();
     let role = "arn:aws:iam::123456789012:role/CodeDeployServiceRole";
+    let hooks: Vec<Value> =
+        scenario.hooks().iter().map(|(hook, event)| json!({*event: format!("CodeDeployHook_{hook}")})).collect();
     let (platform, appspec, group) = if scenario.is_lambda() {
         let appspec = json!({
             "version": 0.0,
             "Resources": [{"checkout": {"Type": "AWS::Lambda::Function", "Properties": {
                 "Name": FUNCTION, "Alias": "live", "CurrentVersion": old, "TargetVersion": new}}}],
-            "Hooks": [{"BeforeAllowTraffic": "CodeDeployHook_pre-traffic"}, {"AfterAllowTraffic": "CodeDeployHook_post-traffic"}],
+            "Hooks": hooks,
         });
         let group = json!({"applicationName": "drill", "deploymentGroupName": "checkout", "serviceRoleArn": role,
             "deploymentStyle": {"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
@@ -483,8 +483,6 @@ fn create_deployment(emulator: &Emulator, scenario: ScenarioName) -> Result<Stri
             "alarmConfiguration": {"enabled": true, "alarms": [{"name": ALARM}]}});
         ("Lambda", appspec, group)
     } else {
-        let hooks: Vec<Value> =
-            ECS_HOOKS.iter().map(|(hook, event)| json!({*event: format!("CodeDeployHook_{hook}")})).collect();
         let appspec = json!({
             "version": 0.0,
             "Resources": [{"TargetService": {"Type": "AWS::ECS::Service", "Properties": {

@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::ecs::TaskSet;
-use crate::emulator::{Emulator, HOOK_REPORT_LIMIT, Happening, TargetState, TaskSetState, new_id};
+use crate::emulator::{Emulator, HOOK_REPORT_LIMIT, Happening, TargetState, TaskSetState};
 
 /// How often waits look at reports, stops and alarms.
 const POLL: Duration = Duration::from_millis(20);
@@ -108,7 +108,7 @@ impl Emulator {
     async fn run_hook(&self, id: &str, index: usize, function: &str) -> Result<(), Interruption> {
         let execution_id = {
             let mut state = self.state();
-            let execution_id = format!("{}-{}", new_id(&mut state, ""), new_id(&mut state, "")).to_ascii_lowercase();
+            let execution_id = uuid::Uuid::new_v4().to_string();
             state.executions.insert(execution_id.clone(), (id.to_owned(), index));
             if let Some(d) = state.deployments.get_mut(id) {
                 d.events[index].execution_id = Some(execution_id.clone());
@@ -224,6 +224,8 @@ impl Emulator {
             TargetState::Lambda { function, alias, current, target, .. } => {
                 let input = if percent >= 100.0 {
                     json!({"FunctionVersion": target, "RoutingConfig": {"AdditionalVersionWeights": {}}})
+                } else if percent <= 0.0 {
+                    json!({"FunctionVersion": current, "RoutingConfig": {"AdditionalVersionWeights": {}}})
                 } else {
                     json!({"FunctionVersion": current, "RoutingConfig": {"AdditionalVersionWeights": {target: percent / 100.0}}})
                 };
@@ -321,11 +323,8 @@ impl Emulator {
     async fn put_traffic_back(&self, id: &str) -> Result<String, String> {
         let target = self.read(id, |d| d.target.clone());
         match &target {
-            TargetState::Lambda { function, alias, current, .. } => {
-                let input = json!({"FunctionVersion": current, "RoutingConfig": {"AdditionalVersionWeights": {}}});
-                self.update_alias(function, alias, &input).map_err(|e| e.to_string())?;
-                self.set_weight(id, 0.0);
-                self.record(Some(id), Happening::Weights { old: 100.0, new: 0.0, route: "alias" });
+            TargetState::Lambda { current, .. } => {
+                self.shift(id, 0.0).await?;
                 Ok(format!("version {current}"))
             }
             TargetState::Ecs { service, .. } => {
