@@ -753,7 +753,7 @@ async fn print_timeline(mut events: tokio::sync::broadcast::Receiver<RecordEntry
                 message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
             ),
             Happening::EventStatus { event, status } => format!("{event:<22} {status}"),
-            Happening::Invocation { function, version, invocation_type, attempt, outcome, duration_ms } => format!(
+            Happening::Invocation { function, version, invocation_type, attempt, outcome, duration_ms, .. } => format!(
                 "  invoked {function}:{version} ({invocation_type}, attempt {attempt}) -> {outcome} in {duration_ms} ms"
             ),
             Happening::Report { event, status, result, .. } => format!("  report {status} for {event} -> {result}"),

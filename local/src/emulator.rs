@@ -14,7 +14,7 @@ use crate::appspec::AppSpec;
 use crate::config::{EcsServiceConfig, FunctionConfig, LocalConfig, ProcessConfig};
 use crate::deployment_config::DeploymentConfig;
 use crate::ecs::EcsService;
-use crate::runtime::RuntimeHost;
+use crate::runtime::{ColdStart, RuntimeHost};
 
 /// How much faster than AWS the emulator's clock runs for the waits CodeDeploy and Lambda
 /// impose: traffic-shifting intervals, the one-hour hook limit, async retry delays. A scale of 60
@@ -234,6 +234,10 @@ impl Deployment {
 pub struct RecordEntry {
     /// Milliseconds since the emulator started.
     pub at_ms: u64,
+    /// The same moment on this process's monotonic clock, for measuring against other instants
+    /// (a process start, say); not serialized.
+    #[serde(skip)]
+    pub instant: std::time::Instant,
     /// The deployment it belongs to, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<String>,
@@ -278,6 +282,12 @@ pub enum Happening {
         outcome: &'static str,
         /// How long it ran, in milliseconds.
         duration_ms: u64,
+        /// Set when it started a new process.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cold_start: Option<ColdStart>,
+        /// The process's peak resident memory in KiB, Lambda's `Max Memory Used`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_memory_kb: Option<u64>,
     },
     /// A hook reported.
     Report {
@@ -418,7 +428,12 @@ impl Emulator {
 
     /// Appends to the record (the lock must not be held by the caller).
     pub fn record(&self, deployment_id: Option<&str>, what: Happening) {
-        let entry = RecordEntry { at_ms: self.now_ms(), deployment_id: deployment_id.map(str::to_owned), what };
+        let entry = RecordEntry {
+            at_ms: self.now_ms(),
+            instant: std::time::Instant::now(),
+            deployment_id: deployment_id.map(str::to_owned),
+            what,
+        };
         self.state().record.push(entry.clone());
         // Nobody listening is fine.
         let _ = self.inner.record_tx.send(entry);

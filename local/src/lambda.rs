@@ -194,6 +194,8 @@ impl Emulator {
                 attempt,
                 outcome: outcome_name(&invocation.outcome),
                 duration_ms: invocation.duration.as_millis() as u64,
+                cold_start: invocation.cold_start,
+                max_memory_kb: invocation.max_memory_kb,
             },
         );
         InvokeResponse { executed_version: function.version.clone(), invocation }

@@ -110,6 +110,28 @@ pub struct Invocation {
     pub log_tail: String,
     /// Wall time of the invocation as the caller saw it, cold start included.
     pub duration: Duration,
+    /// Set when this invocation started a new process.
+    pub cold_start: Option<ColdStart>,
+    /// The process's peak resident memory so far, in KiB, as Lambda's `Max Memory Used`: Linux's
+    /// `VmHWM`, read when the invocation ended. `None` where `/proc` is missing or the process had
+    /// already exited.
+    pub max_memory_kb: Option<u64>,
+}
+
+/// How a new process came up for an invocation.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct ColdStart {
+    /// When the host started the process. Only meaningful inside this process, so not serialized.
+    #[serde(skip)]
+    pub process_started: Instant,
+    /// From the process starting to its first `next` poll taking the event: Lambda's
+    /// `Init Duration`.
+    #[serde(rename = "init_ms", serialize_with = "serialize_millis")]
+    pub init: Duration,
+}
+
+fn serialize_millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64((duration.as_secs_f64() * 1e6).round() / 1e3)
 }
 
 impl Invocation {
@@ -178,8 +200,30 @@ impl RuntimeHost {
         let started = Instant::now();
         let _busy = Busy::enter(&self.inner.busy);
         let request_id = Uuid::new_v4().to_string();
-        let (outcome, payload, log_tail) = self.inner.invoke(function, &request_id, payload).await;
-        Invocation { request_id, outcome, payload, log_tail, duration: started.elapsed() }
+        let ran = self.inner.invoke(function, &request_id, payload).await;
+        Invocation {
+            request_id,
+            outcome: ran.outcome,
+            payload: ran.payload,
+            log_tail: ran.log_tail,
+            duration: started.elapsed(),
+            cold_start: ran.cold_start,
+            max_memory_kb: ran.max_memory_kb,
+        }
+    }
+
+    /// Kills the idle processes of a function, so its next invocation starts cold, as it does on
+    /// Lambda after a configuration change or a while without invocations. Invocations in flight
+    /// keep their processes.
+    pub async fn recycle(&self, function_name: &str) {
+        let retired: Vec<Sandbox> = {
+            let mut idle = lock(&self.inner.idle);
+            let keys: Vec<_> = idle.keys().filter(|(name, _)| name == function_name).cloned().collect();
+            keys.into_iter().filter_map(|key| idle.remove(&key)).flatten().collect()
+        };
+        for mut sandbox in retired {
+            sandbox.kill().await;
+        }
     }
 
     /// Kills every process, idle or running, and refuses later invocations. Invocations in flight
@@ -215,6 +259,28 @@ impl Drop for Busy<'_> {
     }
 }
 
+/// What the host made of one invocation, before the caller's timing is added.
+struct Ran {
+    outcome: InvokeOutcome,
+    payload: Bytes,
+    log_tail: String,
+    cold_start: Option<ColdStart>,
+    max_memory_kb: Option<u64>,
+}
+
+impl Ran {
+    /// An invocation that never reached a process.
+    fn unstarted(failure: Failure, log_tail: String) -> Self {
+        Self {
+            outcome: InvokeOutcome::InitError,
+            payload: failure.payload,
+            log_tail,
+            cold_start: None,
+            max_memory_kb: None,
+        }
+    }
+}
+
 /// How a run on a process ended, before it is put in Lambda's terms.
 enum End {
     Answered(Result<Bytes, Failure>),
@@ -225,17 +291,12 @@ enum End {
 }
 
 impl Host {
-    async fn invoke(
-        &self,
-        function: &FunctionVersion,
-        request_id: &str,
-        payload: Bytes,
-    ) -> (InvokeOutcome, Bytes, String) {
+    async fn invoke(&self, function: &FunctionVersion, request_id: &str, payload: Bytes) -> Ran {
         let key = (function.function_name.clone(), function.version.clone());
         let mut shutdown = self.shutdown.subscribe();
         let warm = match self.checkout(&key) {
             Ok(warm) => warm,
-            Err(failure) => return (InvokeOutcome::InitError, failure.payload, String::new()),
+            Err(failure) => return Ran::unstarted(failure, String::new()),
         };
         let mut sandbox = match warm {
             Some(sandbox) => sandbox,
@@ -244,8 +305,10 @@ impl Host {
                 Err((failure, log)) => {
                     log.line(&start_line(request_id, &function.version));
                     log.failure(&failure);
-                    log.report(request_id, Duration::ZERO, None, function.memory_mb, Some(&failure.error_type));
-                    return (InvokeOutcome::InitError, failure.payload, log.take_tail());
+                    let usage =
+                        Usage { ran: Duration::ZERO, init: None, memory_mb: function.memory_mb, max_memory_kb: None };
+                    log.report(request_id, &usage, Some(&failure.error_type));
+                    return Ran::unstarted(failure, log.take_tail());
                 }
             },
         };
@@ -255,6 +318,8 @@ impl Host {
         let ran = handed_out.unwrap_or(run_start).elapsed();
         let first = sandbox.invocations == 0;
         let init_duration = first.then(|| handed_out.unwrap_or_else(Instant::now) - sandbox.started);
+        // Read before the process can be killed: a dead process has no `/proc` entry.
+        let max_memory_kb = sandbox.child.id().and_then(peak_resident_kb);
 
         // Answered is the only end that leaves the process alive and fit for another invocation.
         let keep = matches!(end, End::Answered(_));
@@ -297,13 +362,17 @@ impl Host {
                 (outcome, failure.payload, Some(failure.error_type))
             }
         };
-        sandbox.log.report(request_id, ran, init_duration, function.memory_mb, error_type.as_deref());
+        let usage = Usage { ran, init: init_duration, memory_mb: function.memory_mb, max_memory_kb };
+        sandbox.log.report(request_id, &usage, error_type.as_deref());
         let log_tail = sandbox.log.take_tail();
+        let cold_start = init_duration
+            .filter(|_| handed_out.is_some())
+            .map(|init| ColdStart { process_started: sandbox.started, init });
         if keep {
             sandbox.invocations += 1;
             self.checkin(key, sandbox).await;
         }
-        (outcome, payload, log_tail)
+        Ran { outcome, payload, log_tail, cold_start, max_memory_kb }
     }
 
     /// A warm process for the version, if one is idle; an error once the host has shut down.
@@ -514,6 +583,21 @@ impl Sandbox {
             let _ = tokio::time::timeout_at(deadline, &mut reader.0).await;
         }
     }
+}
+
+/// What an invocation used, for its `REPORT` line.
+struct Usage {
+    ran: Duration,
+    init: Option<Duration>,
+    memory_mb: u32,
+    max_memory_kb: Option<u64>,
+}
+
+/// A process's peak resident set in KiB (`VmHWM` in `/proc/<pid>/status`), on Linux.
+fn peak_resident_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|line| line.strip_prefix("VmHWM:"))?;
+    line.trim().strip_suffix("kB")?.trim().parse().ok()
 }
 
 /// Completes when the host shuts down; never if it cannot any more.
@@ -763,21 +847,18 @@ impl ProcessLog {
         self.line(&failure.error_type);
     }
 
-    fn report(
-        &self,
-        request_id: &str,
-        ran: Duration,
-        init: Option<Duration>,
-        memory_mb: u32,
-        error_type: Option<&str>,
-    ) {
+    fn report(&self, request_id: &str, usage: &Usage, error_type: Option<&str>) {
         self.line(&format!("END RequestId: {request_id}"));
-        let millis = ran.as_secs_f64() * 1000.0;
+        let millis = usage.ran.as_secs_f64() * 1000.0;
         let mut report = format!(
-            "REPORT RequestId: {request_id}\tDuration: {millis:.2} ms\tBilled Duration: {} ms\tMemory Size: {memory_mb} MB\t",
-            millis.ceil()
+            "REPORT RequestId: {request_id}\tDuration: {millis:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\t",
+            millis.ceil(),
+            usage.memory_mb
         );
-        if let Some(init) = init {
+        if let Some(kb) = usage.max_memory_kb {
+            report.push_str(&format!("Max Memory Used: {} MB\t", kb.div_ceil(1024)));
+        }
+        if let Some(init) = usage.init {
             report.push_str(&format!("Init Duration: {:.2} ms\t", init.as_secs_f64() * 1000.0));
         }
         match error_type {

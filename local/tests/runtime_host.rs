@@ -379,6 +379,33 @@ async fn a_warm_process_is_reused_per_version() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_start_is_timed_and_recycling_makes_the_next_invocation_cold() {
+    let host = host();
+    let echo = function("recycled", "echo");
+    let before = Instant::now();
+
+    let cold = invoke(&host, &echo, json!({})).await;
+    let warm = invoke(&host, &echo, json!({})).await;
+    host.recycle("recycled").await;
+    let recycled = invoke(&host, &echo, json!({})).await;
+
+    let pid = |invocation: &Invocation| document(invocation)["pid"].as_u64().unwrap();
+    assert_eq!(pid(&cold), pid(&warm));
+    assert_ne!(pid(&cold), pid(&recycled), "recycling must retire the warm process");
+    let start = cold.cold_start.expect("the first invocation starts a process");
+    assert!(start.process_started >= before && start.init > Duration::ZERO && start.init < cold.duration);
+    assert!(warm.cold_start.is_none());
+    assert!(recycled.cold_start.is_some());
+    // A Python interpreter holds megabytes; the figure is its own peak, read while it lives.
+    for invocation in [&cold, &warm, &recycled] {
+        let kb = invocation.max_memory_kb.expect("peak memory read from /proc");
+        assert!((1024..1024 * 1024).contains(&kb), "{kb} KiB");
+        let line = format!("Max Memory Used: {} MB", kb.div_ceil(1024));
+        assert!(invocation.log_tail.contains(&line), "{line} missing from:\n{}", invocation.log_tail);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_invocations_get_their_own_processes_and_a_hung_one_blocks_nothing() {
     let host = host();
     let slow = function("slow", "echo");
