@@ -1,0 +1,350 @@
+//! Turning samples into figures: medians and p90s, ratios to the reference, the markdown table, the
+//! size table and the SVG chart.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use codedeploy_local::emulator::{Happening, RecordEntry};
+use serde::Serialize;
+
+use crate::subjects::{Side, Subject};
+
+/// One cold run of one subject.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// The subject's name.
+    pub subject: &'static str,
+    /// Which hook it ran.
+    pub side: Side,
+    /// The round it ran in, from 0.
+    pub run: usize,
+    /// Process start to the first `next` poll taking the event (Lambda's `Init Duration`).
+    pub init_ms: f64,
+    /// Process start to the local CodeDeploy recording the accepted report.
+    pub start_to_report_ms: f64,
+    /// Peak resident set of the process (`VmHWM`) when the invocation ended.
+    pub peak_rss_kb: u64,
+}
+
+impl Sample {
+    /// Reads a run's figures from its deployment record. Fails unless the subject was invoked
+    /// cold, answered, and had exactly one report accepted with `Succeeded`.
+    pub fn from_record(subject: &Subject, run: usize, record: &[RecordEntry]) -> Result<Self, String> {
+        let invocations: Vec<_> = record
+            .iter()
+            .filter_map(|entry| match &entry.what {
+                Happening::Invocation { function, outcome, cold_start, max_memory_kb, .. }
+                    if *function == subject.function =>
+                {
+                    Some((*outcome, *cold_start, *max_memory_kb))
+                }
+                _ => None,
+            })
+            .collect();
+        let [(outcome, cold_start, max_memory_kb)] = invocations[..] else {
+            return Err(format!("expected one invocation of {}, found {}", subject.function, invocations.len()));
+        };
+        if outcome != "response" {
+            return Err(format!("the hook's invocation ended {outcome}"));
+        }
+        let cold = cold_start.ok_or("the hook's invocation was not a cold start")?;
+        let peak_rss_kb = max_memory_kb.ok_or("the hook's peak memory could not be read (is /proc missing?)")?;
+        let accepted: Vec<_> = record
+            .iter()
+            .filter(|entry| matches!(&entry.what, Happening::Report { status, result, .. } if status == "Succeeded" && result == "accepted"))
+            .collect();
+        let [report] = accepted[..] else {
+            return Err(format!("expected one accepted Succeeded report, found {}", accepted.len()));
+        };
+        Ok(Self {
+            subject: subject.name,
+            side: subject.side,
+            run,
+            init_ms: millis(cold.init),
+            start_to_report_ms: millis(report.instant.saturating_duration_since(cold.process_started)),
+            peak_rss_kb,
+        })
+    }
+}
+
+fn millis(duration: std::time::Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// Median and 90th percentile (nearest rank) of one figure over one subject's runs.
+#[derive(Debug, Clone, Copy)]
+struct Spread {
+    median: f64,
+    p90: f64,
+}
+
+fn spread(samples: &[Sample], subject: &str, figure: fn(&Sample) -> f64) -> Option<Spread> {
+    let mut values: Vec<f64> = samples.iter().filter(|s| s.subject == subject).map(figure).collect();
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = |p: f64| values[((p * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1];
+    let median = if values.len() % 2 == 1 {
+        values[values.len() / 2]
+    } else {
+        (values[values.len() / 2 - 1] + values[values.len() / 2]) / 2.0
+    };
+    Some(Spread { median, p90: rank(0.9) })
+}
+
+fn start_to_report(sample: &Sample) -> f64 {
+    sample.start_to_report_ms
+}
+fn init(sample: &Sample) -> f64 {
+    sample.init_ms
+}
+fn rss_mib(sample: &Sample) -> f64 {
+    sample.peak_rss_kb as f64 / 1024.0
+}
+
+/// Where and how the figures were taken.
+#[derive(Debug, Clone, Serialize)]
+pub struct Context {
+    runs: usize,
+    build: String,
+    cpu: String,
+    cores: usize,
+    kernel: String,
+    quota: String,
+}
+
+impl Context {
+    /// Reads the machine's description from `/proc`.
+    pub fn describe(runs: usize, build: &str, quota: String) -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| std::env::consts::ARCH.to_owned());
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self { runs, build: build.to_owned(), cpu, cores, kernel, quota }
+    }
+}
+
+/// How a figure is judged against its goal.
+enum Goal {
+    /// The reference's figure over ours must be at least this.
+    FasterBy(f64),
+    /// Ours over the reference's must be at most this.
+    AtMost(f64),
+    None,
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "**missed**" }
+}
+
+fn ms(spread: Option<Spread>) -> String {
+    spread.map_or("–".to_owned(), |s| format!("{} ms ({})", round(s.median), round(s.p90)))
+}
+
+fn mib(spread: Option<Spread>) -> String {
+    spread.map_or("–".to_owned(), |s| format!("{:.1} MiB ({:.1})", s.median, s.p90))
+}
+
+/// Three significant figures at most, without a needless fraction.
+fn round(value: f64) -> String {
+    if value >= 100.0 {
+        format!("{value:.0}")
+    } else if value >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+/// The markdown report: the timing table, the size table and how they were taken.
+pub fn markdown(samples: &[Sample], sizes: &Sizes, context: &Context) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Median (p90) of {} cold runs per subject, interleaved. {} build; {}, {} cores, Linux {}; {}.\n",
+        context.runs, context.build, context.cpu, context.cores, context.kernel, context.quota
+    );
+    let _ = writeln!(out, "| Measure | greenlight | Python reference | Ratio | Goal | |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    let mut row =
+        |label: &str, ours: Option<Spread>, theirs: Option<Spread>, cell: fn(Option<Spread>) -> String, goal: Goal| {
+            let ratio = ours.zip(theirs).map(|(o, t)| (o.median, t.median));
+            let (ratio_cell, goal_cell, met) = match (goal, ratio) {
+                (Goal::FasterBy(want), Some((o, t))) => {
+                    (format!("{}× faster", round(t / o)), format!("≥ {want}× faster"), verdict(t / o >= want))
+                }
+                (Goal::AtMost(want), Some((o, t))) => {
+                    (format!("{:.2}×", o / t), format!("≤ {want:.2}×"), verdict(o / t <= want))
+                }
+                (Goal::None, Some((o, t))) => (format!("{}× faster", round(t / o)), "–".to_owned(), ""),
+                (_, None) => ("–".to_owned(), "–".to_owned(), ""),
+            };
+            let _ =
+                writeln!(out, "| {label} | {} | {} | {ratio_cell} | {goal_cell} | {met} |", cell(ours), cell(theirs));
+        };
+    let s = |subject: &str, figure: fn(&Sample) -> f64| spread(samples, subject, figure);
+    row("Init: process start → first `next`", s("greenlight-http", init), s("reference-http", init), ms, Goal::None);
+    row(
+        "Cold start → report, one HTTP check",
+        s("greenlight-http", start_to_report),
+        s("reference-http", start_to_report),
+        ms,
+        Goal::FasterBy(10.0),
+    );
+    row("Peak RSS", s("greenlight-http", rss_mib), s("reference-http", rss_mib), mib, Goal::AtMost(1.0 / 3.0));
+    row(
+        "Cold start → report, one HTTPS check",
+        s("greenlight-https", start_to_report),
+        s("reference-https", start_to_report),
+        ms,
+        Goal::None,
+    );
+    if s("greenlight-http-throttled", start_to_report).is_some() {
+        row(
+            "Cold start → report, HTTP, CPU-throttled",
+            s("greenlight-http-throttled", start_to_report),
+            s("reference-http-throttled", start_to_report),
+            ms,
+            Goal::None,
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "| Within greenlight | Figure | Baseline | Ratio | Goal | |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    let mut within = |label: &str, figure: &str, baseline: &str, want: f64| {
+        let (f, b) = (s(figure, start_to_report), s(baseline, start_to_report));
+        let (ratio, met) = f.zip(b).map_or(("–".to_owned(), ""), |(f, b)| {
+            (format!("{:.2}×", f.median / b.median), verdict(f.median / b.median <= want))
+        });
+        let _ = writeln!(out, "| {label} | {} | {} | {ratio} | ≤ {want}× | {met} |", ms(f), ms(b));
+    };
+    within("Cold HTTPS vs cold HTTP, start → report", "greenlight-https", "greenlight-http", 1.5);
+    within("50 checks of 200 ms vs one, start → report", "greenlight-50x200ms", "greenlight-1x200ms", 1.5);
+    let _ = writeln!(out);
+    out.push_str(&sizes.markdown());
+    out
+}
+
+/// Bootstrap and zip sizes of each hook, per architecture.
+#[derive(Debug, Default, Serialize)]
+pub struct Sizes {
+    /// (architecture, hook, bootstrap bytes, zip bytes).
+    rows: Vec<(String, String, u64, u64)>,
+}
+
+/// The goals, in bytes (decimal megabytes: the stricter reading).
+const BOOTSTRAP_GOAL: u64 = 8_000_000;
+const ZIP_GOAL: u64 = 4_000_000;
+
+impl Sizes {
+    /// Reads `DIR/<hook>/bootstrap` and `DIR/<hook>/bootstrap.zip` for every hook directory.
+    pub fn read(dirs: &[(String, PathBuf)]) -> Result<Self, String> {
+        let mut rows = Vec::new();
+        for (arch, dir) in dirs {
+            let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+            let mut hooks: Vec<PathBuf> =
+                entries.flatten().map(|e| e.path()).filter(|p| p.join("bootstrap.zip").exists()).collect();
+            hooks.sort();
+            if hooks.is_empty() {
+                return Err(format!("{} holds no <hook>/bootstrap.zip: build with --output-format zip", dir.display()));
+            }
+            for hook in hooks {
+                let size = |name: &str| {
+                    std::fs::metadata(hook.join(name))
+                        .map(|m| m.len())
+                        .map_err(|e| format!("{}: {e}", hook.join(name).display()))
+                };
+                let name = hook.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                rows.push((arch.clone(), name, size("bootstrap")?, size("bootstrap.zip")?));
+            }
+        }
+        Ok(Self { rows })
+    }
+
+    fn markdown(&self) -> String {
+        if self.rows.is_empty() {
+            return "Sizes: not measured in this run (no `--lambda-dir`).\n".to_owned();
+        }
+        let mut out =
+            String::from("| Hook | Architecture | bootstrap | zip | Goal (≤ 8 MB / ≤ 4 MB) |\n|---|---|---|---|---|\n");
+        for (arch, hook, bootstrap, zip) in &self.rows {
+            let met = verdict(*bootstrap <= BOOTSTRAP_GOAL && *zip <= ZIP_GOAL);
+            let _ = writeln!(out, "| {hook} | {arch} | {} | {} | {met} |", megabytes(*bootstrap), megabytes(*zip));
+        }
+        out
+    }
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.2} MB ({bytes} B)", bytes as f64 / 1e6)
+}
+
+/// A horizontal bar chart of medians: start-to-report per subject on a log scale, with p90 whiskers.
+pub fn chart(samples: &[Sample]) -> String {
+    let mut subjects: Vec<(&str, Side)> = Vec::new();
+    for sample in samples {
+        if !subjects.iter().any(|(s, _)| *s == sample.subject) {
+            subjects.push((sample.subject, sample.side));
+        }
+    }
+    let rows: Vec<(&str, Side, Spread)> = subjects
+        .iter()
+        .filter_map(|(name, side)| Some((*name, *side, spread(samples, name, start_to_report)?)))
+        .collect();
+    let (label_w, plot_w, row_h, top) = (210.0, 560.0, 28.0, 50.0);
+    let height = top + row_h * rows.len() as f64 + 50.0;
+    let width = label_w + plot_w + 90.0;
+    let max = rows.iter().map(|(_, _, s)| s.p90).fold(1.0, f64::max);
+    let (lo, hi) = (1.0f64.log10(), (max * 1.5).log10().ceil().max(1.0));
+    let x = |v: f64| label_w + (v.max(1.0).log10() - lo) / (hi - lo) * plot_w;
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        svg,
+        r#"<text x="10" y="22" font-size="15" font-weight="bold">Cold start → report accepted (median, p90 whisker; log scale)</text>"#
+    );
+    let mut decade: f64 = 1.0;
+    while decade.log10() <= hi {
+        let gx = x(decade);
+        let _ =
+            writeln!(svg, r##"<line x1="{gx:.1}" y1="{top}" x2="{gx:.1}" y2="{:.1}" stroke="#ddd"/>"##, height - 40.0);
+        let _ =
+            writeln!(svg, r#"<text x="{gx:.1}" y="{:.1}" text-anchor="middle">{} ms</text>"#, height - 25.0, decade);
+        decade *= 10.0;
+    }
+    for (i, (name, side, spread)) in rows.iter().enumerate() {
+        let y = top + row_h * i as f64;
+        let colour = match side {
+            Side::Greenlight => "#2e7d32",
+            Side::Reference => "#9e9e9e",
+        };
+        let (bar_end, whisker) = (x(spread.median), x(spread.p90));
+        let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{name}</text>"#, label_w - 8.0, y + 17.0);
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{label_w}" y="{:.1}" width="{:.1}" height="18" fill="{colour}"/>"#,
+            y + 4.0,
+            bar_end - label_w
+        );
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{bar_end:.1}" y1="{:.1}" x2="{whisker:.1}" y2="{:.1}" stroke="#333"/>"##,
+            y + 13.0,
+            y + 13.0
+        );
+        let _ =
+            writeln!(svg, r#"<text x="{:.1}" y="{:.1}">{} ms</text>"#, whisker + 6.0, y + 17.0, round(spread.median));
+    }
+    svg.push_str("</svg>\n");
+    svg
+}

@@ -1,0 +1,244 @@
+//! What is measured: the subjects (hooks with their inputs), the local targets they check, and the
+//! CPU quota some of them run under.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use codedeploy_local::config::{AliasConfig, FunctionConfig, LocalConfig, ProcessConfig};
+use greenlight_tests::{Target, TlsTarget, workspace_root};
+use serde_json::json;
+
+/// The function whose alias every benchmark deployment shifts.
+pub const CHECKOUT: &str = "checkout";
+/// The route both sides check: a 200 with a small JSON body.
+const ROUTE: &str = "/v2/cart/healthy";
+/// How many checks the concurrency subject runs, and how long each takes.
+const MANY_CHECKS: usize = 50;
+const SLOW_CHECK_MS: u64 = 200;
+
+/// Which hook a subject runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The greenlight `pre-traffic` hook.
+    Greenlight,
+    /// The Python reference hook.
+    Reference,
+}
+
+/// One hook configuration, deployed as its own Lambda function.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    /// Short name, as in the table.
+    pub name: &'static str,
+    /// Which hook.
+    pub side: Side,
+    /// The Lambda function name (`CodeDeployHook_…`).
+    pub function: String,
+    /// What the runtime host starts.
+    pub process: ProcessConfig,
+}
+
+/// The targets, the subjects, and the binaries they run.
+#[derive(Debug)]
+pub struct World {
+    /// In the order they take turns.
+    pub subjects: Vec<Subject>,
+    checkout: ProcessConfig,
+    _target: Target,
+    _tls: TlsTarget,
+    scratch: PathBuf,
+}
+
+impl World {
+    /// Starts the HTTP and HTTPS targets and lays out the subjects. `quota`, when set, adds a
+    /// throttled copy of the one-check subjects.
+    pub async fn start(hook_dir: &Path, quota: Option<&CpuQuota>) -> Result<Self, String> {
+        let hook = existing(hook_dir.join("pre-traffic"))?;
+        let checkout = existing(hook_dir.join("checkout-function"))?;
+        let python = greenlight_tests::python::venv_python();
+        let reference_dir = workspace_root().join("bench").join("reference");
+        existing(reference_dir.join("hook.py"))?;
+
+        let target = Target::start().await;
+        let tls = TlsTarget::start().await;
+        let scratch = std::env::temp_dir().join(format!("greenlight-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&scratch).map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+        let ca_file = scratch.join("test-ca.pem");
+        std::fs::write(&ca_file, &tls.ca_pem).map_err(|e| format!("cannot write {}: {e}", ca_file.display()))?;
+        let ca = ca_file.display().to_string();
+
+        let http_url = format!("{}{ROUTE}", target.url);
+        let https_url = format!("{}{ROUTE}", tls.url);
+        let slow_url = format!("{}/slow/{SLOW_CHECK_MS}", target.url);
+        let greenlight = |checks: Vec<String>, ca: Option<&str>| {
+            let checks: Vec<_> = checks
+                .iter()
+                .enumerate()
+                .map(|(i, url)| json!({"name": format!("check {}", i + 1), "http": {"url": url}, "expect": {"status": [200]}}))
+                .collect();
+            let mut plan = json!({"checks": checks});
+            if let Some(ca) = ca {
+                plan["ca_bundle_file"] = json!(ca);
+            }
+            ProcessConfig {
+                command: vec![hook.display().to_string()],
+                environment: BTreeMap::from([("GREENLIGHT_PLAN".to_owned(), plan.to_string())]),
+            }
+        };
+        let reference = |url: &str, ca: Option<&str>| {
+            let mut environment = BTreeMap::from([
+                ("TARGET_URL".to_owned(), url.to_owned()),
+                ("PYTHONPATH".to_owned(), reference_dir.display().to_string()),
+            ]);
+            if let Some(ca) = ca {
+                environment.insert("CA_BUNDLE".to_owned(), ca.to_owned());
+            }
+            ProcessConfig {
+                command: vec![
+                    python.display().to_string(),
+                    "-m".to_owned(),
+                    "awslambdaric".to_owned(),
+                    "hook.handler".to_owned(),
+                ],
+                environment,
+            }
+        };
+        let subject = |name: &'static str, side, process| Subject {
+            name,
+            side,
+            function: format!("CodeDeployHook_bench-{name}"),
+            process,
+        };
+        let mut subjects = vec![
+            subject("reference-http", Side::Reference, reference(&http_url, None)),
+            subject("greenlight-http", Side::Greenlight, greenlight(vec![http_url.clone()], None)),
+            subject("reference-https", Side::Reference, reference(&https_url, Some(&ca))),
+            subject("greenlight-https", Side::Greenlight, greenlight(vec![https_url.clone()], Some(&ca))),
+            subject("greenlight-1x200ms", Side::Greenlight, greenlight(vec![slow_url.clone()], None)),
+            subject("greenlight-50x200ms", Side::Greenlight, greenlight(vec![slow_url; MANY_CHECKS], None)),
+        ];
+        if let Some(quota) = quota {
+            subjects.push(subject("reference-http-throttled", Side::Reference, quota.wrap(reference(&http_url, None))));
+            subjects.push(subject(
+                "greenlight-http-throttled",
+                Side::Greenlight,
+                quota.wrap(greenlight(vec![http_url], None)),
+            ));
+        }
+        let checkout = ProcessConfig { command: vec![checkout.display().to_string()], environment: BTreeMap::new() };
+        Ok(Self { subjects, checkout, _target: target, _tls: tls, scratch })
+    }
+
+    /// The emulator's functions: the checkout function with versions 1 and 2 behind `live`, and
+    /// one function per subject. Memory is 128 MB, the size the throttled runs imitate.
+    pub fn local_config(&self) -> LocalConfig {
+        let mut functions = BTreeMap::new();
+        functions.insert(
+            CHECKOUT.to_owned(),
+            FunctionConfig {
+                timeout_seconds: 30,
+                memory_mb: 128,
+                versions: BTreeMap::from([
+                    ("1".to_owned(), self.checkout.clone()),
+                    ("2".to_owned(), self.checkout.clone()),
+                ]),
+                aliases: BTreeMap::from([(
+                    "live".to_owned(),
+                    AliasConfig { version: "1".to_owned(), additional_version_weights: BTreeMap::new() },
+                )]),
+            },
+        );
+        for subject in &self.subjects {
+            functions.insert(
+                subject.function.clone(),
+                FunctionConfig {
+                    timeout_seconds: 60,
+                    memory_mb: 128,
+                    versions: BTreeMap::from([("$LATEST".to_owned(), subject.process.clone())]),
+                    aliases: BTreeMap::new(),
+                },
+            );
+        }
+        LocalConfig { functions, ..LocalConfig::default() }
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
+fn existing(path: PathBuf) -> Result<PathBuf, String> {
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!("{} is missing: build it first (scripts/bench.sh does)", path.display()))
+    }
+}
+
+/// A cgroup with a CPU quota, removed again when dropped. Processes join it through a shell
+/// wrapper, so the quota holds from their first instruction.
+#[derive(Debug)]
+pub struct CpuQuota {
+    dir: PathBuf,
+    percent: f64,
+    version: &'static str,
+}
+
+/// The scheduler period the quota is a share of: Linux's default.
+const PERIOD_US: u64 = 100_000;
+
+impl CpuQuota {
+    /// `Ok(None)` when no quota is wanted; `Err` says why one cannot be set here.
+    pub fn create(percent: f64) -> Result<Option<Self>, String> {
+        if percent <= 0.0 {
+            return Ok(None);
+        }
+        let quota_us = ((percent / 100.0) * PERIOD_US as f64).round() as u64;
+        let name = format!("greenlight-bench-{}", std::process::id());
+        let root = Path::new("/sys/fs/cgroup");
+        let v2 = std::fs::read_to_string(root.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "cpu"));
+        let (dir, files, version) = if v2 {
+            let dir = root.join(&name);
+            (dir, vec![("cpu.max", format!("{quota_us} {PERIOD_US}"))], "cgroup v2 cpu.max")
+        } else if root.join("cpu").join("cpu.cfs_quota_us").exists() {
+            let dir = root.join("cpu").join(&name);
+            let files = vec![("cpu.cfs_period_us", PERIOD_US.to_string()), ("cpu.cfs_quota_us", quota_us.to_string())];
+            (dir, files, "cgroup v1 cpu.cfs_quota_us")
+        } else {
+            return Err("no cgroup CPU controller is mounted at /sys/fs/cgroup".to_owned());
+        };
+        std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let quota = Self { dir, percent, version };
+        for (file, value) in files {
+            let path = quota.dir.join(file);
+            std::fs::write(&path, &value).map_err(|e| format!("cannot write {value} to {}: {e}", path.display()))?;
+        }
+        Ok(Some(quota))
+    }
+
+    /// For the report.
+    pub fn describe(&self) -> String {
+        let quota_us = ((self.percent / 100.0) * PERIOD_US as f64).round();
+        format!("{}% of one core ({} {quota_us:.0} µs per {PERIOD_US} µs)", self.percent, self.version)
+    }
+
+    /// The same process, joining the cgroup before it starts.
+    fn wrap(&self, process: ProcessConfig) -> ProcessConfig {
+        let procs = self.dir.join("cgroup.procs").display().to_string();
+        let mut command =
+            vec!["/bin/sh".to_owned(), "-c".to_owned(), "echo $$ > \"$0\" && exec \"$@\"".to_owned(), procs];
+        command.extend(process.command);
+        ProcessConfig { command, environment: process.environment }
+    }
+}
+
+impl Drop for CpuQuota {
+    fn drop(&mut self) {
+        // Fails while a process is still inside; the runtime host has killed them all by now.
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
