@@ -285,7 +285,8 @@ fn megabytes(bytes: u64) -> String {
     format!("{:.2} MB ({bytes} B)", bytes as f64 / 1e6)
 }
 
-/// A horizontal bar chart of medians: start-to-report per subject on a log scale, with p90 whiskers.
+/// Two horizontal bar charts of medians with p90 whiskers: cold start to report per subject (log
+/// scale), and peak RSS per subject.
 pub fn chart(samples: &[Sample]) -> String {
     let mut subjects: Vec<(&str, Side)> = Vec::new();
     for sample in samples {
@@ -293,58 +294,143 @@ pub fn chart(samples: &[Sample]) -> String {
             subjects.push((sample.subject, sample.side));
         }
     }
-    let rows: Vec<(&str, Side, Spread)> = subjects
-        .iter()
-        .filter_map(|(name, side)| Some((*name, *side, spread(samples, name, start_to_report)?)))
-        .collect();
-    let (label_w, plot_w, row_h, top) = (210.0, 560.0, 28.0, 50.0);
-    let height = top + row_h * rows.len() as f64 + 50.0;
-    let width = label_w + plot_w + 90.0;
-    let max = rows.iter().map(|(_, _, s)| s.p90).fold(1.0, f64::max);
-    let (lo, hi) = (1.0f64.log10(), (max * 1.5).log10().ceil().max(1.0));
-    let x = |v: f64| label_w + (v.max(1.0).log10() - lo) / (hi - lo) * plot_w;
+    let rows = |figure: fn(&Sample) -> f64| -> Vec<(&str, Side, Spread)> {
+        subjects.iter().filter_map(|(name, side)| Some((*name, *side, spread(samples, name, figure)?))).collect()
+    };
+    let (timing, memory) = (rows(start_to_report), rows(rss_mib));
+    let (label_w, plot_w, row_h) = (210.0, 560.0, 26.0);
+    let width = label_w + plot_w + 100.0;
+    let timing_top = 70.0;
+    let memory_top = timing_top + row_h * timing.len() as f64 + 90.0;
+    let height = memory_top + row_h * memory.len() as f64 + 50.0;
     let mut svg = String::new();
     let _ = writeln!(
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
     );
     let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="10" y="22" font-size="15" font-weight="bold">Cold start → report accepted (median, p90 whisker; log scale)</text>"#
-    );
+    for (i, (label, side)) in
+        [("greenlight", Side::Greenlight), ("Python reference", Side::Reference)].iter().enumerate()
+    {
+        let x = label_w + 180.0 * i as f64;
+        let _ = writeln!(svg, r#"<rect x="{x}" y="10" width="14" height="14" fill="{}"/>"#, colour(*side));
+        let _ = writeln!(svg, r#"<text x="{}" y="22">{label}</text>"#, x + 20.0);
+    }
+
+    let max = timing.iter().map(|(_, _, s)| s.p90).fold(1.0, f64::max);
+    let hi = (max * 1.5).log10().ceil().max(1.0);
+    let log_x = |v: f64| label_w + v.max(1.0).log10() / hi * plot_w;
+    panel_title(&mut svg, timing_top, "Cold start → report accepted, ms (median, p90 whisker; log scale)");
     let mut decade: f64 = 1.0;
     while decade.log10() <= hi {
-        let gx = x(decade);
-        let _ =
-            writeln!(svg, r##"<line x1="{gx:.1}" y1="{top}" x2="{gx:.1}" y2="{:.1}" stroke="#ddd"/>"##, height - 40.0);
-        let _ =
-            writeln!(svg, r#"<text x="{gx:.1}" y="{:.1}" text-anchor="middle">{} ms</text>"#, height - 25.0, decade);
+        grid_line(&mut svg, log_x(decade), timing_top, row_h * timing.len() as f64, &format!("{decade}"));
         decade *= 10.0;
     }
+    bars(&mut svg, &timing, timing_top, row_h, label_w, log_x, "ms");
+
+    let max = memory.iter().map(|(_, _, s)| s.p90).fold(1.0, f64::max);
+    let step = if max > 100.0 { 50.0 } else { 10.0 };
+    let top_value = (max * 1.1 / step).ceil() * step;
+    let lin_x = |v: f64| label_w + v / top_value * plot_w;
+    panel_title(&mut svg, memory_top, "Peak RSS, MiB (median, p90 whisker)");
+    let mut tick = 0.0;
+    while tick <= top_value {
+        grid_line(&mut svg, lin_x(tick), memory_top, row_h * memory.len() as f64, &format!("{tick}"));
+        tick += step;
+    }
+    bars(&mut svg, &memory, memory_top, row_h, label_w, lin_x, "MiB");
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn colour(side: Side) -> &'static str {
+    match side {
+        Side::Greenlight => "#2e7d32",
+        Side::Reference => "#9e9e9e",
+    }
+}
+
+fn panel_title(svg: &mut String, top: f64, title: &str) {
+    let _ = writeln!(svg, r#"<text x="10" y="{:.1}" font-size="14" font-weight="bold">{title}</text>"#, top - 22.0);
+}
+
+fn grid_line(svg: &mut String, x: f64, top: f64, height: f64, label: &str) {
+    let bottom = top + height;
+    let _ = writeln!(svg, r##"<line x1="{x:.1}" y1="{top:.1}" x2="{x:.1}" y2="{bottom:.1}" stroke="#ddd"/>"##);
+    let _ =
+        writeln!(svg, r##"<text x="{x:.1}" y="{:.1}" text-anchor="middle" fill="#555">{label}</text>"##, bottom + 15.0);
+}
+
+fn bars(
+    svg: &mut String,
+    rows: &[(&str, Side, Spread)],
+    top: f64,
+    row_h: f64,
+    label_w: f64,
+    x: impl Fn(f64) -> f64,
+    unit: &str,
+) {
     for (i, (name, side, spread)) in rows.iter().enumerate() {
         let y = top + row_h * i as f64;
-        let colour = match side {
-            Side::Greenlight => "#2e7d32",
-            Side::Reference => "#9e9e9e",
-        };
         let (bar_end, whisker) = (x(spread.median), x(spread.p90));
-        let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{name}</text>"#, label_w - 8.0, y + 17.0);
+        let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{name}</text>"#, label_w - 8.0, y + 16.0);
         let _ = writeln!(
             svg,
-            r#"<rect x="{label_w}" y="{:.1}" width="{:.1}" height="18" fill="{colour}"/>"#,
+            r#"<rect x="{label_w}" y="{:.1}" width="{:.1}" height="17" fill="{}"/>"#,
             y + 4.0,
-            bar_end - label_w
+            (bar_end - label_w).max(1.0),
+            colour(*side)
         );
         let _ = writeln!(
             svg,
             r##"<line x1="{bar_end:.1}" y1="{:.1}" x2="{whisker:.1}" y2="{:.1}" stroke="#333"/>"##,
-            y + 13.0,
-            y + 13.0
+            y + 12.5,
+            y + 12.5
         );
-        let _ =
-            writeln!(svg, r#"<text x="{:.1}" y="{:.1}">{} ms</text>"#, whisker + 6.0, y + 17.0, round(spread.median));
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}">{} {unit}</text>"#,
+            whisker.max(bar_end) + 6.0,
+            y + 16.0,
+            round(spread.median)
+        );
     }
-    svg.push_str("</svg>\n");
-    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(subject: &'static str, ms: f64) -> Sample {
+        Sample { subject, side: Side::Greenlight, run: 0, init_ms: ms, start_to_report_ms: ms, peak_rss_kb: 1024 }
+    }
+
+    #[test]
+    fn median_and_p90_use_every_run_of_one_subject_only() {
+        let mut samples: Vec<Sample> = (1..=10).map(|i| sample("a", f64::from(i))).collect();
+        samples.push(sample("b", 1000.0));
+        let s = spread(&samples, "a", start_to_report).unwrap();
+        assert_eq!((s.median, s.p90), (5.5, 9.0));
+        let odd = spread(&samples[..5], "a", start_to_report).unwrap();
+        assert_eq!((odd.median, odd.p90), (3.0, 5.0));
+        assert!(spread(&samples, "missing", start_to_report).is_none());
+    }
+
+    #[test]
+    fn goals_are_judged_on_medians_and_a_missed_goal_says_so() {
+        let samples = vec![
+            sample("greenlight-http", 50.0),
+            Sample { side: Side::Reference, ..sample("reference-http", 400.0) },
+            sample("greenlight-https", 80.0),
+            sample("greenlight-1x200ms", 210.0),
+            sample("greenlight-50x200ms", 260.0),
+        ];
+        let context = Context::describe(1, "test", "no quota".to_owned());
+        let table = markdown(&samples, &Sizes::default(), &context);
+        assert!(table.contains("| Cold start → report, one HTTP check | 50.0 ms (50.0) | 400 ms (400) | 8.00× faster | ≥ 10× faster | **missed** |"), "{table}");
+        assert!(table.contains("| 1.60× | ≤ 1.5× | **missed** |"), "{table}");
+        assert!(table.contains("| 1.24× | ≤ 1.5× | met |"), "{table}");
+        let svg = chart(&samples);
+        assert_eq!(svg.matches("<rect x=\"210\"").count(), 10, "one bar per subject in each panel");
+    }
 }
