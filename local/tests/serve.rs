@@ -37,7 +37,11 @@ fn serve(args: &[&str]) -> Serving {
 }
 
 async fn client(endpoint: &str) -> aws_sdk_codedeploy::Client {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    // The workspace builds the SDK without its default client; this is the one the hooks use.
+    let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_codedeploy::config::Credentials::new("x", "x", None, None, "test"))

@@ -41,9 +41,11 @@ impl AwsClients {
         Self { codedeploy: aws_sdk_codedeploy::Client::new(config), lambda: aws_sdk_lambda::Client::new(config) }
     }
 
-    /// Clients from the environment, as every AWS SDK loads them.
+    /// Clients from the environment, as every AWS SDK loads them, over [`crate::tls`]'s client.
     pub async fn from_env() -> Self {
-        Self::new(&aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
+        let loader =
+            aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(crate::tls::sdk_http_client());
+        Self::new(&loader.load().await)
     }
 }
 
@@ -252,6 +254,7 @@ impl Gate {
 }
 
 fn http_client(extra_roots: Vec<reqwest::Certificate>) -> reqwest::Result<reqwest::Client> {
+    crate::tls::install_crypto_provider();
     reqwest::Client::builder()
         .user_agent(concat!("greenlight/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())

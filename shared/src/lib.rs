@@ -19,6 +19,7 @@ pub mod plan;
 pub mod report;
 pub mod runner;
 pub mod telemetry;
+pub mod tls;
 pub mod verdict;
 
 pub use gate::{AwsClients, Gate, RunOutcome};

@@ -227,6 +227,7 @@ mod tests {
 
     fn context() -> Arc<ProbeContext> {
         let config = aws_sdk_lambda::Config::builder().behavior_version_latest().build();
+        crate::tls::install_crypto_provider();
         Arc::new(ProbeContext {
             http: reqwest::Client::new(),
             lambda: aws_sdk_lambda::Client::from_conf(config),
