@@ -526,6 +526,8 @@ impl TlsTarget {
     /// Generates a CA and a leaf for 127.0.0.1/localhost, and starts the service.
     pub async fn start() -> Self {
         use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        // The test build has both rustls providers, so rustls cannot pick one by itself; the hooks'.
+        greenlight::tls::install_crypto_provider();
         let ca_key = KeyPair::generate().expect("CA key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
