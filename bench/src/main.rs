@@ -78,53 +78,35 @@ async fn run(args: Args) -> Result<(), String> {
         return Err("--runs must be at least 1".to_owned());
     }
     std::fs::create_dir_all(&args.out).map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-    let quota = match CpuQuota::create(args.cpu_quota) {
-        Ok(quota) => quota,
+    let (quota, quota_note) = match CpuQuota::create(args.cpu_quota) {
+        Ok(Some(quota)) => {
+            let note = format!("throttled runs: {}", quota.describe());
+            (Some(quota), note)
+        }
+        Ok(None) => (None, "throttled runs: skipped (--cpu-quota 0)".to_owned()),
         Err(why) => {
             eprintln!("greenlight-bench: no throttled runs: {why}");
-            None
+            (None, format!("throttled runs: not measured ({why})"))
         }
     };
-    let quota_note = match (&quota, args.cpu_quota) {
-        (Some(quota), _) => format!("throttled runs: {}", quota.describe()),
-        (None, share) if share <= 0.0 => "throttled runs: skipped (--cpu-quota 0)".to_owned(),
-        (None, _) => "throttled runs: not measured, no cgroup CPU controller could be set up here".to_owned(),
-    };
+    // Read first, so a missing build fails before the runs rather than after them.
+    let sizes = Sizes::read(&args.lambda_dirs)?;
     let world = World::start(&args.hook_dir, quota.as_ref()).await?;
     let config = world.local_config();
     let server =
         Server::start(config, codedeploy_local::emulator::TimeScale(1.0), 0, Some(args.out.join("logs"))).await?;
     setup_group(&server.emulator)?;
 
-    let mut samples = Vec::new();
-    let mut alias_version = 1;
-    let total = args.runs * world.subjects.len();
-    for run in 0..args.runs {
-        for subject in &world.subjects {
-            let sample = measure(&server.emulator, subject, run, &mut alias_version).await;
-            match sample {
-                Ok(sample) => {
-                    eprintln!(
-                        "[{:>3}/{total}] {:<26} init {:>8.1} ms  start-to-report {:>8.1} ms  peak RSS {:>6.1} MiB",
-                        samples.len() + 1,
-                        subject.name,
-                        sample.init_ms,
-                        sample.start_to_report_ms,
-                        sample.peak_rss_kb as f64 / 1024.0
-                    );
-                    samples.push(sample);
-                }
-                Err(err) => {
-                    server.shutdown().await;
-                    return Err(format!("{} (run {}): {err}", subject.name, run + 1));
-                }
-            }
-        }
-    }
+    // On Ctrl-C or SIGTERM the runs stop, and the shutdown below still kills every hook process
+    // before the cgroup is removed.
+    let measured = tokio::select! {
+        measured = measure_all(&server.emulator, &world.subjects, args.runs) => measured,
+        signal = interrupted() => Err(format!("stopped by {signal}; nothing written")),
+    };
     server.shutdown().await;
     drop(quota);
+    let samples = measured?;
 
-    let sizes = Sizes::read(&args.lambda_dirs)?;
     let context = report::Context::describe(args.runs, &args.build, quota_note);
     let markdown = report::markdown(&samples, &sizes, &context);
     let svg = report::chart(&samples);
@@ -155,6 +137,43 @@ fn setup_group(emulator: &Emulator) -> Result<(), String> {
                "deploymentStyle": {"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"}}),
     )?;
     Ok(())
+}
+
+/// Every subject, `runs` times, taking turns; each sample is printed as it comes.
+async fn measure_all(emulator: &Emulator, subjects: &[Subject], runs: usize) -> Result<Vec<Sample>, String> {
+    let mut samples = Vec::new();
+    let mut alias_version = 1;
+    let total = runs * subjects.len();
+    for run in 0..runs {
+        for subject in subjects {
+            let sample = measure(emulator, subject, run, &mut alias_version)
+                .await
+                .map_err(|err| format!("{} (run {}): {err}", subject.name, run + 1))?;
+            eprintln!(
+                "[{:>3}/{total}] {:<26} init {:>8.1} ms  start-to-report {:>8.1} ms  peak RSS {:>6.1} MiB",
+                samples.len() + 1,
+                subject.name,
+                sample.init_ms,
+                sample.start_to_report_ms,
+                sample.peak_rss_kb as f64 / 1024.0
+            );
+            samples.push(sample);
+        }
+    }
+    Ok(samples)
+}
+
+/// Completes with the signal's name when the harness is asked to stop.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "SIGINT";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    }
 }
 
 /// One cold run: the subject's idle processes are recycled, then a deployment names it as its

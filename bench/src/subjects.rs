@@ -187,6 +187,9 @@ pub struct CpuQuota {
     version: &'static str,
 }
 
+/// How the report names the cgroup v2 controller; also tells `Drop` which file to write.
+const CGROUP_V2: &str = "cgroup v2 cpu.max";
+
 /// The scheduler period the quota is a share of: Linux's default.
 const PERIOD_US: u64 = 100_000;
 
@@ -203,7 +206,7 @@ impl CpuQuota {
             .is_ok_and(|c| c.split_whitespace().any(|c| c == "cpu"));
         let (dir, files, version) = if v2 {
             let dir = root.join(&name);
-            (dir, vec![("cpu.max", format!("{quota_us} {PERIOD_US}"))], "cgroup v2 cpu.max")
+            (dir, vec![("cpu.max", format!("{quota_us} {PERIOD_US}"))], CGROUP_V2)
         } else if root.join("cpu").join("cpu.cfs_quota_us").exists() {
             let dir = root.join("cpu").join(&name);
             let files = vec![("cpu.cfs_period_us", PERIOD_US.to_string()), ("cpu.cfs_quota_us", quota_us.to_string())];
@@ -211,6 +214,9 @@ impl CpuQuota {
         } else {
             return Err("no cgroup CPU controller is mounted at /sys/fs/cgroup".to_owned());
         };
+        if let Some(parent) = dir.parent() {
+            remove_stale_cgroups(parent);
+        }
         std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let quota = Self { dir, percent, version };
         for (file, value) in files {
@@ -238,7 +244,31 @@ impl CpuQuota {
 
 impl Drop for CpuQuota {
     fn drop(&mut self) {
-        // Fails while a process is still inside; the runtime host has killed them all by now.
-        let _ = std::fs::remove_dir(&self.dir);
+        // Fails while a process is still inside. The runtime host has killed them all by now, but a
+        // killed process needs CPU time to finish exiting: lift the quota, then try for a moment.
+        let (file, unlimited) = match self.version {
+            CGROUP_V2 => ("cpu.max", format!("max {PERIOD_US}")),
+            _ => ("cpu.cfs_quota_us", "-1".to_owned()),
+        };
+        let _ = std::fs::write(self.dir.join(file), unlimited);
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// Removes the empty cgroups of earlier runs whose harness is gone (killed before it could clean up).
+fn remove_stale_cgroups(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("greenlight-bench-") else { continue };
+        if !Path::new("/proc").join(pid).exists() {
+            // Fails, harmlessly, if processes are still inside.
+            let _ = std::fs::remove_dir(entry.path());
+        }
     }
 }
