@@ -184,6 +184,7 @@ fn existing(path: PathBuf) -> Result<PathBuf, String> {
 pub struct CpuQuota {
     dir: PathBuf,
     percent: f64,
+    quota_us: u64,
     version: &'static str,
 }
 
@@ -218,7 +219,7 @@ impl CpuQuota {
             remove_stale_cgroups(parent);
         }
         std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let quota = Self { dir, percent, version };
+        let quota = Self { dir, percent, quota_us, version };
         for (file, value) in files {
             let path = quota.dir.join(file);
             std::fs::write(&path, &value).map_err(|e| format!("cannot write {value} to {}: {e}", path.display()))?;
@@ -228,8 +229,7 @@ impl CpuQuota {
 
     /// For the report.
     pub fn describe(&self) -> String {
-        let quota_us = ((self.percent / 100.0) * PERIOD_US as f64).round();
-        format!("{}% of one core ({} {quota_us:.0} µs per {PERIOD_US} µs)", self.percent, self.version)
+        format!("{}% of one core ({} {} µs per {PERIOD_US} µs)", self.percent, self.version, self.quota_us)
     }
 
     /// The same process, joining the cgroup before it starts.
