@@ -1,12 +1,12 @@
 //! Lambda mode: the same gate behind the Lambda Runtime API (`lambda_runtime`).
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use tokio::time::Instant;
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::event::{EventError, HookEvent, truncate_for_log};
 use crate::gate::{AwsClients, Gate, RunOutcome};
@@ -73,7 +73,7 @@ pub async fn serve(gate: Gate) -> Result<(), lambda_runtime::Error> {
 }
 
 async fn handle(gate: &Arc<Gate>, invocation: LambdaEvent<Value>) -> Result<RunOutcome, InvocationError> {
-    let deadline = instant_of(invocation.context.deadline());
+    let deadline = deadline_of(invocation.context.deadline, SystemTime::now());
     let raw = invocation.payload;
     let event = HookEvent::from_value(raw.clone()).inspect_err(|err| {
         error!(hook = gate.hook().name, error = %err, raw = %truncate_for_log(&raw.to_string()), "malformed event");
@@ -81,8 +81,50 @@ async fn handle(gate: &Arc<Gate>, invocation: LambdaEvent<Value>) -> Result<RunO
     Ok(gate.run(&event, deadline).await?)
 }
 
-/// Converts Lambda's wall-clock deadline to a monotonic instant.
-fn instant_of(deadline: SystemTime) -> Instant {
-    let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+/// Deadlines below this (September 2001 in epoch milliseconds) cannot be Lambda's wall-clock
+/// instants; Lambda's longest timeout is 900 000 ms, so any relative budget is far below it.
+const EARLIEST_EPOCH_DEADLINE_MS: u64 = 1_000_000_000_000;
+
+/// The invocation's deadline as a monotonic instant. Lambda sends `Lambda-Runtime-Deadline-Ms` as
+/// epoch milliseconds; some runtime emulators (cargo-lambda's sends `600000`) send a budget
+/// instead. A value that cannot be an epoch instant is read as a budget from `now`, with one
+/// warning per process, so the hook judges and reports under those emulators too.
+fn deadline_of(deadline_ms: u64, now: SystemTime) -> Instant {
+    let left = if deadline_ms < EARLIEST_EPOCH_DEADLINE_MS {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            warn!(
+                deadline_ms,
+                "Lambda-Runtime-Deadline-Ms is not an epoch instant (a runtime emulator?); reading it as a budget of that many milliseconds from now"
+            )
+        });
+        Duration::from_millis(deadline_ms)
+    } else {
+        (UNIX_EPOCH + Duration::from_millis(deadline_ms)).duration_since(now).unwrap_or_default()
+    };
     Instant::now() + left
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_epoch_deadline_counts_down_from_now() {
+        let now = UNIX_EPOCH + Duration::from_millis(1_800_000_000_000);
+        let left = deadline_of(1_800_000_003_000, now).saturating_duration_since(Instant::now());
+        assert!(left > Duration::from_millis(2_900) && left <= Duration::from_secs(3), "{left:?}");
+    }
+
+    #[test]
+    fn a_relative_budget_is_read_as_time_from_now() {
+        let left = deadline_of(600_000, SystemTime::now()).saturating_duration_since(Instant::now());
+        assert!(left > Duration::from_secs(599) && left <= Duration::from_secs(600), "{left:?}");
+    }
+
+    #[test]
+    fn a_past_epoch_deadline_leaves_no_time() {
+        let now = UNIX_EPOCH + Duration::from_millis(1_800_000_000_000);
+        assert!(deadline_of(1_799_999_000_000, now) <= Instant::now());
+    }
 }
