@@ -6,9 +6,11 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use serde_json::Value;
 
-use super::{ProbeContext, judge_json_body};
+use std::sync::Arc;
+
+use super::{ProbeContext, judge, judge_json_body};
 use crate::discover::DeploymentKind;
-use crate::plan::{Expect, FunctionRef, InvokeProbe, QualifierRef};
+use crate::plan::{Check, Expect, FunctionRef, InvokeProbe, Probe, QualifierRef};
 
 /// A function and qualifier resolved against the deployment.
 struct Resolved {
@@ -52,13 +54,16 @@ fn resolve(probe: &InvokeProbe, context: &ProbeContext) -> Result<Resolved, Stri
     Ok(Resolved { function, qualifier, expected_version })
 }
 
-pub(super) async fn measure(probe: &InvokeProbe, expect: &Expect, context: &ProbeContext) -> Result<(), String> {
+pub(super) async fn measure(check: Arc<Check>, context: &ProbeContext) -> Result<(), String> {
+    let Probe::Invoke(probe) = &check.probe else {
+        return Err("not an invoke check".to_owned());
+    };
     let Resolved { function, qualifier, expected_version } = resolve(probe, context)?;
     let shown = match &qualifier {
         Some(qualifier) => format!("{function}:{qualifier}"),
         None => function.clone(),
     };
-    let output = context
+    let mut output = context
         .lambda
         .invoke()
         .function_name(&function)
@@ -76,10 +81,33 @@ pub(super) async fn measure(probe: &InvokeProbe, expect: &Expect, context: &Prob
             None => return Err(format!("{shown} did not say which version ran (no X-Amz-Executed-Version)")),
         }
     }
-    let payload = output.payload().map(Blob::as_ref).unwrap_or_default();
-    match (output.function_error(), expect.function_error) {
+    let payload = output.payload.take().map(Blob::into_inner).unwrap_or_default();
+    let cap = probe.max_result_bytes;
+    if payload.len() > cap {
+        return Err(format!(
+            "result of {} bytes exceeds max_result_bytes ({cap} bytes); raise the cap or drop the schema",
+            payload.len()
+        ));
+    }
+    let function_error = output.function_error.take();
+    let check = Arc::clone(&check);
+    judge::off_the_workers(&context.judging, move || {
+        judge_result(&check.expect, payload, function_error, cap.saturating_mul(judge::PARSE_BUDGET_FACTOR))
+    })
+    .await?
+}
+
+/// Judges an invocation's result: the function error against what is expected, then an
+/// API-Gateway-shaped result like an HTTP response, any other result as a JSON document.
+fn judge_result(
+    expect: &Expect,
+    payload: Vec<u8>,
+    function_error: Option<String>,
+    budget: usize,
+) -> Result<(), String> {
+    match (function_error, expect.function_error) {
         (Some(kind), false) => {
-            let message = serde_json::from_slice::<Value>(payload)
+            let message = judge::parse_within(&payload, budget)
                 .ok()
                 .and_then(|v| v.get("errorMessage").and_then(Value::as_str).map(str::to_owned))
                 .unwrap_or_else(|| "no errorMessage".to_owned());
@@ -90,7 +118,10 @@ pub(super) async fn measure(probe: &InvokeProbe, expect: &Expect, context: &Prob
         (None, false) => {}
     }
 
-    let result: Option<Value> = serde_json::from_slice(payload).ok();
+    // Only an object can be API-Gateway-shaped; anything else is judged as the document it is,
+    // without parsing it twice.
+    let looks_like_object = payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let mut result = if looks_like_object { judge::parse_within(&payload, budget).ok() } else { None };
     // API Gateway accepts a statusCode given as a number or a numeric string; so do we.
     let api_gateway = result.as_ref().and_then(|v| v.get("statusCode")).and_then(|code| match code {
         Value::String(text) => text.trim().parse::<u64>().ok(),
@@ -103,8 +134,10 @@ pub(super) async fn measure(probe: &InvokeProbe, expect: &Expect, context: &Prob
                 return Err(format!("statusCode {status}, expected {}", expect.status_description()));
             }
             if let Some(schema) = &expect.json_schema {
-                let body = api_gateway_body(result.as_ref())?;
-                judge_json_body(schema, &body, "result body")?;
+                drop(payload);
+                let body = api_gateway_body(result.as_mut())?;
+                drop(result);
+                judge_json_body(schema, body, budget, "result body")?;
             }
         }
         None => {
@@ -112,21 +145,25 @@ pub(super) async fn measure(probe: &InvokeProbe, expect: &Expect, context: &Prob
                 return Err("expect.status needs an API-Gateway-shaped result with a statusCode".to_owned());
             }
             if let Some(schema) = &expect.json_schema {
-                judge_json_body(schema, payload, "result")?;
+                drop(result);
+                judge_json_body(schema, payload, budget, "result")?;
             }
         }
     }
     Ok(())
 }
 
-fn api_gateway_body(result: Option<&Value>) -> Result<Vec<u8>, String> {
-    let encoded = result.and_then(|v| v.get("isBase64Encoded")).and_then(Value::as_bool).unwrap_or(false);
-    match result.and_then(|v| v.get("body")) {
+/// Takes the body out of an API-Gateway-shaped result, so the result can be dropped before the
+/// body is parsed.
+fn api_gateway_body(result: Option<&mut Value>) -> Result<Vec<u8>, String> {
+    let Some(result) = result else { return Ok(Vec::new()) };
+    let encoded = result.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false);
+    match result.get_mut("body").map(Value::take) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::String(text)) if encoded => {
             aws_smithy_types::base64::decode(text).map_err(|err| format!("result body is not valid base64: {err}"))
         }
-        Some(Value::String(text)) => Ok(text.clone().into_bytes()),
+        Some(Value::String(text)) => Ok(text.into_bytes()),
         // Some handlers return the body as an object; judge it as it is.
         Some(other) => Ok(other.to_string().into_bytes()),
     }

@@ -3,8 +3,11 @@
 
 mod http;
 mod invoke;
+pub mod judge;
 
 use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 
 use crate::discover::Deployment;
 use crate::plan::{Check, Probe, Redactor};
@@ -21,29 +24,53 @@ pub struct ProbeContext {
     pub deployment: Option<Arc<Deployment>>,
     /// Which header values must never be shown.
     pub redactor: Redactor,
+    /// The process's judging slots ([`judge::JUDGING_SLOTS`]): shared by every run of a gate, so
+    /// judgings abandoned by one invocation still count against the next.
+    pub judging: Arc<Semaphore>,
 }
 
 /// Runs one measurement. `Err` carries the reason the measurement failed.
-pub async fn measure_once(check: &Check, context: &ProbeContext) -> Result<(), String> {
+pub async fn measure_once(check: Arc<Check>, context: &ProbeContext) -> Result<(), String> {
     match &check.probe {
-        Probe::Http(probe) => http::measure(probe, &check.expect, context).await,
-        Probe::Invoke(probe) => invoke::measure(probe, &check.expect, context).await,
+        Probe::Http(_) => http::measure(check, context).await,
+        Probe::Invoke(_) => invoke::measure(check, context).await,
     }
 }
 
 /// How many schema violations a reason lists before summarising the rest.
 const VIOLATIONS_SHOWN: usize = 3;
 
-/// Judges a body that must be JSON valid under `schema`. Values from the body are masked in the
-/// reason (bodies can carry personal data); the JSON pointer says where the contract broke.
-pub(crate) fn judge_json_body(schema: &jsonschema::Validator, body: &[u8], what: &str) -> Result<(), String> {
+/// Parses a body that must be JSON within `budget` bytes of parsed value, and drops the text, so
+/// a body is never held twice while it is validated.
+pub(crate) fn parse_json_body(body: Vec<u8>, budget: usize, what: &str) -> Result<serde_json::Value, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(format!("{what} is empty; expected JSON matching the schema"));
     }
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|err| {
-        let preview = String::from_utf8_lossy(&body[..body.len().min(60)]).replace(char::is_control, " ");
-        format!("{what} is not JSON ({err}); it starts {preview:?}")
-    })?;
+    judge::parse_within(&body, budget).map_err(|err| match err {
+        judge::ParseError::NotJson(err) => {
+            let preview = String::from_utf8_lossy(&body[..body.len().min(60)]).replace(char::is_control, " ");
+            format!("{what} is not JSON ({err}); it starts {preview:?}")
+        }
+        judge::ParseError::OverBudget { budget } => format!(
+            "{what} of {} bytes is too dense to judge: its parsed form would exceed {} bytes ({}× its byte cap); \
+             judge a smaller document",
+            body.len(),
+            budget,
+            judge::PARSE_BUDGET_FACTOR
+        ),
+    })
+}
+
+/// Judges a body that must be JSON valid under `schema`, parsing it within `budget`. Values from
+/// the body are masked in the reason (bodies can carry personal data); the JSON pointer says
+/// where the contract broke.
+pub(crate) fn judge_json_body(
+    schema: &jsonschema::Validator,
+    body: Vec<u8>,
+    budget: usize,
+    what: &str,
+) -> Result<(), String> {
+    let value = parse_json_body(body, budget, what)?;
     let violations: Vec<String> = schema
         .iter_errors(&value)
         .map(|error| {
@@ -100,17 +127,20 @@ mod tests {
         .unwrap()
     }
 
+    fn judge(schema: &jsonschema::Validator, body: &[u8]) -> Result<(), String> {
+        judge_json_body(schema, body.to_vec(), usize::MAX, "body")
+    }
+
     #[test]
     fn a_missing_field_is_named_by_pointer() {
-        let err = judge_json_body(&checkout_contract(), br#"{"total_cents": 1299}"#, "body").unwrap_err();
+        let err = judge(&checkout_contract(), br#"{"total_cents": 1299}"#).unwrap_err();
         assert!(err.contains("/total_minor_units is missing"), "{err}");
         assert!(err.contains("/total_cents must not be present"), "{err}");
     }
 
     #[test]
     fn a_wrong_type_is_named_by_pointer_with_the_value_masked() {
-        let err =
-            judge_json_body(&checkout_contract(), br#"{"total_minor_units": "12.99 secret"}"#, "body").unwrap_err();
+        let err = judge(&checkout_contract(), br#"{"total_minor_units": "12.99 secret"}"#).unwrap_err();
         assert!(err.contains("/total_minor_units:"), "{err}");
         assert!(!err.contains("secret"), "{err}");
     }
@@ -118,8 +148,10 @@ mod tests {
     #[test]
     fn empty_and_non_json_bodies_fail_with_their_reason() {
         let schema = jsonschema::validator_for(&json!({})).unwrap();
-        assert!(judge_json_body(&schema, b"", "body").unwrap_err().contains("empty"));
-        assert!(judge_json_body(&schema, b"<html>", "body").unwrap_err().contains("not JSON"));
-        assert!(judge_json_body(&schema, b"{}", "body").is_ok());
+        assert!(judge(&schema, b"").unwrap_err().contains("empty"));
+        assert!(judge(&schema, b"<html>").unwrap_err().contains("not JSON"));
+        assert!(judge(&schema, b"{}").is_ok());
+        let dense = judge_json_body(&schema, b"[1,2,3,4,5,6]".to_vec(), 64, "body").unwrap_err();
+        assert!(dense.contains("too dense to judge"), "{dense}");
     }
 }
