@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::event::HookEvent;
 use crate::gate::{AwsClients, Gate, RunOutcome};
 use crate::hook::Hook;
-use crate::plan::{self, PlanSource};
+use crate::plan::{self, MemoryLimit, PlanSource};
 use crate::verdict::Status;
 
 const EXIT_FAILED: u8 = 1;
@@ -44,6 +44,10 @@ struct Args {
     /// needs --dry-run: a verdict reached without the lifecycle-event check is never reported.
     #[arg(long, requires = "dry_run")]
     skip_discovery: bool,
+    /// The function memory the plan must fit in, in MB, as Lambda's MemorySize: its checks may
+    /// hold half of it at once. Default: AWS_LAMBDA_FUNCTION_MEMORY_SIZE, else the machine's memory.
+    #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(1..))]
+    memory_mb: Option<u64>,
 }
 
 /// Output format.
@@ -83,7 +87,12 @@ pub async fn run(hook: Hook) -> ExitCode {
         Some(path) => Ok(PlanSource::File(path.clone())),
         None => PlanSource::from_env(&package_dir),
     };
-    let plan = source.and_then(|source| plan::load(&source, &package_dir));
+    let memory = match args.memory_mb {
+        Some(mib) => Some(MemoryLimit { mib, source: "--memory-mb" }),
+        None => MemoryLimit::from_env(),
+    };
+    let plan =
+        source.and_then(|source| plan::load(&source, &package_dir)).and_then(|plan| plan::fit_memory(plan, memory));
     let plan_error = plan.as_ref().err().map(ToString::to_string);
 
     let gate = Gate::new(hook, plan, AwsClients::from_env().await)

@@ -11,7 +11,7 @@ use tracing::{error, warn};
 use crate::event::{EventError, HookEvent, truncate_for_log};
 use crate::gate::{AwsClients, Gate, RunOutcome};
 use crate::hook::Hook;
-use crate::plan::{self, PlanSource};
+use crate::plan::{self, MemoryLimit, PlanSource};
 use crate::report::ReportError;
 
 /// Set to `1` or `true` to log verdicts without reporting them.
@@ -54,7 +54,9 @@ pub async fn run(hook: Hook) -> Result<(), lambda_runtime::Error> {
 /// makes every invocation report `Failed`), clients from the environment, dry run if asked.
 pub async fn gate_from_env(hook: Hook) -> Gate {
     let package_dir = plan::package_dir();
-    let plan = PlanSource::from_env(&package_dir).and_then(|source| plan::load(&source, &package_dir));
+    let plan = PlanSource::from_env(&package_dir)
+        .and_then(|source| plan::load(&source, &package_dir))
+        .and_then(|plan| plan::fit_memory(plan, MemoryLimit::from_env()));
     if let Err(err) = &plan {
         error!(hook = hook.name, error = %err, "plan unusable: every invocation will report Failed");
     }
@@ -67,7 +69,9 @@ pub async fn serve(gate: Gate) -> Result<(), lambda_runtime::Error> {
     let gate = Arc::new(gate);
     lambda_runtime::run(service_fn(move |invocation: LambdaEvent<Value>| {
         let gate = Arc::clone(&gate);
-        async move { handle(&gate, invocation).await }
+        // Boxed: an invocation's future nests deep enough to overflow the compiler's query depth
+        // in a binary that wraps this loop in one more async block.
+        Box::pin(async move { handle(&gate, invocation).await })
     }))
     .await
 }

@@ -90,6 +90,153 @@ pub enum PlanError {
     /// The plan is JSON but breaks the schema or a rule the schema cannot express.
     #[error("plan is invalid: {}", PlanIssue::join(.0))]
     Invalid(Vec<PlanIssue>),
+    /// The checks' worst case does not fit in the function's memory.
+    #[error("{0}")]
+    TooBigForMemory(MemoryVerdict),
+}
+
+/// The share of the function's memory, in percent, that a plan's checks may hold at once. The rest
+/// is the hook itself, TLS and connection buffers, and the allocator's slack.
+pub const MEMORY_SHARE_PERCENT: u64 = 50;
+/// Lambda's limit on a synchronous invocation's response: what the SDK may buffer for an invoke
+/// check, whatever the check's own cap.
+pub const LAMBDA_RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
+const MIB: u64 = 1024 * 1024;
+
+/// What a plan's checks may hold in memory at once, in bytes: every check reading one body, and
+/// the judging slots each holding a body and its parsed form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct MemoryNeed {
+    /// Bodies being read, one per check at most (only checks that judge a body read one).
+    pub reading: u64,
+    /// Bodies being judged: the [`crate::checks::judge::JUDGING_SLOTS`] largest judging costs.
+    pub judging: u64,
+}
+
+impl MemoryNeed {
+    /// The worst case.
+    pub fn total(&self) -> u64 {
+        self.reading + self.judging
+    }
+}
+
+/// Where the memory figure a plan was measured against came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryLimit {
+    /// The memory, in MiB (Lambda's MemorySize "MB" are MiB).
+    pub mib: u64,
+    /// What set it, for messages: `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, `--memory-mb`, the machine.
+    pub source: &'static str,
+}
+
+/// Set by Lambda to the function's MemorySize.
+pub const FUNCTION_MEMORY_ENV: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
+
+impl MemoryLimit {
+    /// The function's memory from Lambda's environment, else the machine's; `None` when neither
+    /// can be read.
+    pub fn from_env() -> Option<Self> {
+        let function = std::env::var(FUNCTION_MEMORY_ENV).ok().and_then(|v| v.trim().parse::<u64>().ok());
+        match function {
+            Some(mib) => Some(Self { mib, source: FUNCTION_MEMORY_ENV }),
+            None => machine_memory_mib().map(|mib| Self { mib, source: "the machine's memory" }),
+        }
+    }
+}
+
+/// `MemTotal` from `/proc/meminfo`, in MiB.
+fn machine_memory_mib() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|line| line.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+/// A plan refused for memory: what it needs, against what it may have, and what to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryVerdict {
+    /// The plan's worst case.
+    pub need: MemoryNeed,
+    /// The memory it was measured against.
+    pub limit: MemoryLimit,
+    /// The largest body cap among the checks, in bytes.
+    pub largest_cap: u64,
+}
+
+impl fmt::Display for MemoryVerdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mib = |bytes: u64| bytes.div_ceil(MIB);
+        let allowed = self.limit.mib * MEMORY_SHARE_PERCENT / 100;
+        let needed_memory = (mib(self.need.total()) * 100).div_ceil(MEMORY_SHARE_PERCENT);
+        write!(
+            f,
+            "plan needs too much memory: its checks may hold {} MiB at once ({} MiB of bodies being read, {} MiB \
+             for the {} bodies judged at once, parsed at up to {}× their cap), over {MEMORY_SHARE_PERCENT}% of the \
+             {} MiB from {} ({allowed} MiB); lower max_body_bytes / max_result_bytes (the largest is {} MiB), \
+             judge fewer bodies, or give the function at least {needed_memory} MB",
+            mib(self.need.total()),
+            mib(self.need.reading),
+            mib(self.need.judging),
+            crate::checks::judge::JUDGING_SLOTS,
+            crate::checks::judge::PARSE_BUDGET_FACTOR,
+            self.limit.mib,
+            self.limit.source,
+            mib(self.largest_cap),
+        )
+    }
+}
+
+/// `plan.fit_memory(limit)` where the memory is known; where it is not (no Lambda variable and no
+/// `/proc/meminfo`), the plan as it is, with a warning, since no figure can be compared.
+pub fn fit_memory(plan: Plan, limit: Option<MemoryLimit>) -> Result<Plan, PlanError> {
+    match limit {
+        Some(limit) => plan.fit_memory(limit),
+        None => {
+            tracing::warn!("the function's memory is unknown: the plan's memory need was not checked");
+            Ok(plan)
+        }
+    }
+}
+
+impl Plan {
+    /// The most memory the checks may hold at once. HTTP checks without a schema never read their
+    /// body; invoke checks always judge their result, and the SDK buffers up to Lambda's response
+    /// limit before the cap applies.
+    pub fn memory_need(&self) -> MemoryNeed {
+        let factor = crate::checks::judge::PARSE_BUDGET_FACTOR as u64;
+        let mut reading = 0u64;
+        let mut judging: Vec<u64> = Vec::new();
+        for check in &self.checks {
+            let (read, cap) = match &check.probe {
+                Probe::Http(http) if check.expect.json_schema.is_some() => (http.max_body_bytes, http.max_body_bytes),
+                Probe::Http(_) => continue,
+                Probe::Invoke(invoke) => (LAMBDA_RESPONSE_LIMIT, invoke.max_result_bytes),
+            };
+            reading += read as u64;
+            judging.push(cap as u64 * (1 + factor));
+        }
+        judging.sort_unstable_by(|a, b| b.cmp(a));
+        MemoryNeed { reading, judging: judging.iter().take(crate::checks::judge::JUDGING_SLOTS).sum() }
+    }
+
+    fn largest_cap(&self) -> u64 {
+        let caps = self.checks.iter().map(|check| match &check.probe {
+            Probe::Http(http) => http.max_body_bytes as u64,
+            Probe::Invoke(invoke) => invoke.max_result_bytes as u64,
+        });
+        caps.max().unwrap_or(0)
+    }
+
+    /// The plan, if its worst case fits in [`MEMORY_SHARE_PERCENT`] of `limit`; else why not.
+    /// A plan that could exhaust the function's memory would be killed mid-run with no report,
+    /// and so would Lambda's retries: it is refused at load, and every invocation reports Failed.
+    pub fn fit_memory(self, limit: MemoryLimit) -> Result<Self, PlanError> {
+        let need = self.memory_need();
+        if need.total() <= limit.mib * MIB * MEMORY_SHARE_PERCENT / 100 {
+            return Ok(self);
+        }
+        Err(PlanError::TooBigForMemory(MemoryVerdict { need, largest_cap: self.largest_cap(), limit }))
+    }
 }
 
 /// One problem in a plan, located by JSON pointer.
@@ -200,6 +347,8 @@ pub struct InvokeProbe {
     pub qualifier: Option<QualifierRef>,
     /// The payload, serialized.
     pub payload: Vec<u8>,
+    /// Largest result judged.
+    pub max_result_bytes: usize,
 }
 
 /// A function named in a plan.
@@ -346,6 +495,7 @@ struct InvokeDoc {
     function: Option<String>,
     qualifier: Option<String>,
     payload: Option<Value>,
+    max_result_bytes: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -616,7 +766,12 @@ fn compile_invoke(doc: InvokeDoc) -> InvokeProbe {
         Some(other) => Some(QualifierRef::Named(other.to_owned())),
     };
     let payload = doc.payload.unwrap_or_else(|| Value::Object(Default::default())).to_string().into_bytes();
-    InvokeProbe { function, qualifier, payload }
+    InvokeProbe {
+        function,
+        qualifier,
+        payload,
+        max_result_bytes: doc.max_result_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+    }
 }
 
 fn compile_expect(doc: ExpectDoc, at: &str, base_dir: &Path, issues: &mut Vec<PlanIssue>) -> Option<Expect> {
@@ -664,17 +819,22 @@ fn compile_expect(doc: ExpectDoc, at: &str, base_dir: &Path, issues: &mut Vec<Pl
     };
     let json_schema = match schema {
         None => None,
-        Some((schema, pointer)) => match jsonschema::validator_for(&schema) {
-            Ok(validator) => Some(validator),
-            Err(err) => {
-                issues.push(PlanIssue::new(
-                    pointer,
-                    format!("not a usable JSON Schema: {}", shorten(&err.to_string(), 300)),
-                ));
-                ok = false;
-                None
+        // Patterns in a response schema run against bodies the target controls: the linear-time
+        // engine keeps a hostile body from making them backtrack for minutes. A pattern it
+        // cannot compile (look-around, back-references) fails the plan here, not a run later.
+        Some((schema, pointer)) => {
+            match jsonschema::options().with_pattern_options(jsonschema::PatternOptions::regex()).build(&schema) {
+                Ok(validator) => Some(validator),
+                Err(err) => {
+                    issues.push(PlanIssue::new(
+                        pointer,
+                        format!("not a usable JSON Schema: {}", shorten(&err.to_string(), 300)),
+                    ));
+                    ok = false;
+                    None
+                }
             }
-        },
+        }
     };
 
     ok.then(|| Expect {
@@ -810,5 +970,72 @@ mod tests {
         );
         assert!(check.expect.status_ok(204) && !check.expect.status_ok(301));
         assert_eq!(plan.report_reserve, Duration::from_secs(5));
+    }
+
+    fn schema_checks(count: usize, max_body_bytes: usize) -> Plan {
+        let checks: Vec<String> = (0..count)
+            .map(|i| {
+                format!(
+                    r#"{{"name": "c{i}", "http": {{"url": "http://x", "max_body_bytes": {max_body_bytes}}}, "expect": {{"json_schema": {{}}}}}}"#
+                )
+            })
+            .collect();
+        parse(&format!(r#"{{"checks": [{}]}}"#, checks.join(",")), Path::new(".")).unwrap()
+    }
+
+    const SMALL_LAMBDA: MemoryLimit = MemoryLimit { mib: 128, source: FUNCTION_MEMORY_ENV };
+
+    #[test]
+    fn default_caps_fit_the_smallest_lambda() {
+        let plan = schema_checks(10, DEFAULT_MAX_BODY_BYTES);
+        let need = plan.memory_need();
+        assert_eq!(need.reading, 10 * MIB);
+        assert_eq!(need.judging, 2 * 17 * MIB, "two slots, each a body and its 16× parse");
+        assert!(plan.fit_memory(SMALL_LAMBDA).is_ok());
+    }
+
+    #[test]
+    fn checks_without_a_schema_read_no_body() {
+        let plan = parse(
+            r#"{"checks": [{"name": "a", "http": {"url": "http://x", "max_body_bytes": 67108864}}]}"#,
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(plan.memory_need().total(), 0);
+    }
+
+    #[test]
+    fn invoke_checks_count_lambdas_response_limit_while_reading() {
+        let plan =
+            parse(r#"{"checks": [{"name": "a", "invoke": {"max_result_bytes": 1024}}]}"#, Path::new(".")).unwrap();
+        assert_eq!(plan.memory_need(), MemoryNeed { reading: LAMBDA_RESPONSE_LIMIT as u64, judging: 17 * 1024 });
+    }
+
+    #[test]
+    fn a_plan_over_its_memory_share_is_refused_with_the_numbers() {
+        let limit = MemoryLimit { mib: 256, source: FUNCTION_MEMORY_ENV };
+        let err = schema_checks(4, 60 * MIB as usize).fit_memory(limit).unwrap_err().to_string();
+        assert!(err.contains("may hold 2280 MiB at once"), "{err}");
+        assert!(err.contains("240 MiB of bodies being read"), "{err}");
+        assert!(err.contains("over 50% of the 256 MiB from AWS_LAMBDA_FUNCTION_MEMORY_SIZE (128 MiB)"), "{err}");
+        assert!(err.contains("the largest is 60 MiB"), "{err}");
+        assert!(err.contains("at least 4560 MB"), "{err}");
+    }
+
+    #[test]
+    fn response_schema_patterns_must_compile_for_the_linear_time_engine() {
+        let issues = invalid(
+            r#"{"checks": [{"name": "a", "http": {"url": "http://x"}, "expect": {"json_schema": {"properties": {"id": {"pattern": "^(?!tmp-)"}}}}}]}"#,
+        );
+        assert_eq!(issues[0].pointer, "/checks/0/expect/json_schema", "{issues:?}");
+        let plan = parse(
+            r#"{"checks": [{"name": "a", "http": {"url": "http://x"}, "expect": {"json_schema": {"properties": {"id": {"pattern": "^(a+)+$"}}}}}]}"#,
+            Path::new("."),
+        )
+        .unwrap();
+        let schema = plan.checks[0].expect.json_schema.as_ref().unwrap();
+        // Catastrophic for a backtracking engine; instant for a linear one.
+        let hostile = serde_json::json!({"id": format!("{}!", "a".repeat(100_000))});
+        assert!(!schema.is_valid(&hostile));
     }
 }
