@@ -3,6 +3,7 @@
 //! The evaluation runs in its own task under a deadline that keeps a reserve for reporting, so a
 //! panic or a hang anywhere in it still ends in a `Failed` report before the Lambda deadline.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +57,8 @@ pub struct Gate {
     ready: Result<(Plan, reqwest::Client), String>,
     aws: AwsClients,
     probe: ProbeFn,
+    /// Judging slots for every run of this gate ([`crate::checks::judge`]).
+    judging: Arc<tokio::sync::Semaphore>,
     dry_run: bool,
     discovery: bool,
 }
@@ -93,7 +96,15 @@ impl Gate {
             Ok(http) => Ok((plan, http)),
             Err(err) => Err(format!("cannot build the HTTP client: {}", crate::checks::error_chain(&err))),
         });
-        Self { hook, ready, aws, probe: runner::live_probe(), dry_run: false, discovery: true }
+        Self {
+            hook,
+            ready,
+            aws,
+            probe: runner::live_probe(),
+            judging: crate::checks::judge::judging_slots(),
+            dry_run: false,
+            discovery: true,
+        }
     }
 
     /// Logs verdicts without reporting them.
@@ -135,15 +146,26 @@ impl Gate {
     /// Like [`Gate::run`], but keeps the outcome when the report failed, for callers that show
     /// the verdict either way (CLI mode).
     pub async fn judge_and_report(self: &Arc<Self>, event: &HookEvent, deadline: Instant) -> RunOutcome {
+        let gate = Arc::clone(self);
+        let owned_event = event.clone();
+        self.supervise(event, deadline, move |judge_by| async move { gate.evaluate(&owned_event, judge_by).await })
+            .await
+    }
+
+    /// Runs `evaluation` in its own task until the time to judge is up, then reports whatever it
+    /// concluded, or why it concluded nothing: a panic or an evaluation still running half a
+    /// reserve past its time both become `Failed`. Private, so only this module's tests can hand
+    /// it an evaluation other than [`Gate::evaluate`].
+    async fn supervise<E, F>(&self, event: &HookEvent, deadline: Instant, evaluation: E) -> RunOutcome
+    where
+        E: FnOnce(Instant) -> F,
+        F: Future<Output = Verdict> + Send + 'static,
+    {
         let started = Instant::now();
         let judge_by = self.judge_by(started, deadline);
         let reserve = deadline.saturating_duration_since(judge_by);
 
-        let evaluation = tokio::spawn({
-            let gate = Arc::clone(self);
-            let event = event.clone();
-            async move { gate.evaluate(&event, judge_by).await }
-        });
+        let evaluation = tokio::spawn(evaluation(judge_by));
         let abort = evaluation.abort_handle();
         let verdict = match tokio::time::timeout_at(judge_by + reserve / 2, evaluation).await {
             Ok(Ok(verdict)) => verdict,
@@ -208,6 +230,7 @@ impl Gate {
             lambda: self.aws.lambda.clone(),
             deployment: deployment.clone(),
             redactor: plan.redactor.clone(),
+            judging: Arc::clone(&self.judging),
         });
         let results = runner::run_checks(&plan.checks, context, self.probe.clone(), judge_by).await;
         Verdict::from_checks(results, green_ready, deployment.map(|d| (*d).clone()))
@@ -267,5 +290,63 @@ fn serialize_display<S: serde::Serializer>(value: &Option<ReportError>, serializ
     match value {
         Some(err) => serializer.collect_str(err),
         None => serializer.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::PlanError;
+    use crate::report::ReportOutcome;
+    use crate::verdict::Status;
+
+    /// A dry-run gate: it judges and logs, and never calls CodeDeploy.
+    fn gate() -> Gate {
+        let config = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+        Gate::new(Hook::PRE_TRAFFIC, Err(PlanError::Missing), AwsClients::new(&config)).dry_run(true)
+    }
+
+    fn event() -> HookEvent {
+        HookEvent { deployment_id: "d-SEAM00001".to_owned(), execution_id: "exec-seam".to_owned() }
+    }
+
+    #[tokio::test]
+    async fn a_panic_outside_the_checks_fails_with_its_message() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let outcome = gate()
+            .supervise(&event(), deadline, |_| async {
+                panic!("discovery blew up");
+                #[allow(unreachable_code)]
+                Verdict::cannot_judge("unreachable", None)
+            })
+            .await;
+        assert_eq!(outcome.verdict.status, Status::Failed);
+        assert_eq!(outcome.verdict.reason, "hook panicked: discovery blew up");
+        assert_eq!(outcome.report, ReportOutcome::Skipped);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_evaluation_past_its_time_is_abandoned_half_a_reserve_later() {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(30);
+        let gate = gate();
+        let judge_by = gate.judge_by(started, deadline);
+        let outcome = gate.supervise(&event(), deadline, |_| std::future::pending::<Verdict>()).await;
+        assert_eq!(outcome.verdict.status, Status::Failed);
+        assert_eq!(outcome.verdict.reason, "deadline: the evaluation did not finish in time");
+        let reserve = deadline - judge_by;
+        assert_eq!(Instant::now(), judge_by + reserve / 2, "abandoned exactly half a reserve after judging stopped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_evaluation_on_time_is_what_is_reported() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let outcome = gate()
+            .supervise(&event(), deadline, |judge_by| async move {
+                tokio::time::sleep_until(judge_by - Duration::from_millis(1)).await;
+                Verdict::from_checks(Vec::new(), true, None)
+            })
+            .await;
+        assert_eq!(outcome.verdict.status, Status::Succeeded, "{:?}", outcome.verdict);
     }
 }

@@ -2,13 +2,17 @@
 //!
 //! Each check is its own task, so one that hangs, or panics, cannot hold up or take down the others:
 //! a panic becomes that check's `Failed` result, and anything unfinished at the deadline is `Failed`
-//! with reason "deadline".
+//! with reason "deadline". The tasks live in a `JoinSet` owned by the run: when the run returns, or
+//! is itself abandoned, every task still running is cancelled, so no check sends a request after
+//! the verdict is reported.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::checks::{ProbeContext, measure_once};
@@ -22,7 +26,7 @@ pub type ProbeFn = Arc<
 
 /// The probe that really measures: HTTP requests and Lambda invocations.
 pub fn live_probe() -> ProbeFn {
-    Arc::new(|check, context| Box::pin(async move { measure_once(&check, &context).await }))
+    Arc::new(|check, context| Box::pin(async move { measure_once(check, &context).await }))
 }
 
 /// How long after the deadline a check task may take to notice it before it is abandoned.
@@ -70,26 +74,36 @@ pub async fn run_checks(
     probe: ProbeFn,
     deadline: Instant,
 ) -> Vec<CheckResult> {
-    let handles: Vec<_> = checks
-        .iter()
-        .map(|check| tokio::spawn(measure(check.clone(), context.clone(), probe.clone(), deadline)))
-        .collect();
-    let mut results = Vec::with_capacity(checks.len());
-    for (check, handle) in checks.iter().zip(handles) {
-        let abort = handle.abort_handle();
-        let result = match tokio::time::timeout_at(deadline + ABANDON_GRACE, handle).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(join_error)) => {
-                CheckResult::failed(check, 0, None, format!("check panicked: {}", panic_message(join_error)))
-            }
-            Err(_) => {
-                abort.abort();
-                CheckResult::failed(check, 0, None, "deadline: the check did not finish in time".to_owned())
+    let mut tasks = JoinSet::new();
+    let mut index_of = HashMap::with_capacity(checks.len());
+    for (index, check) in checks.iter().enumerate() {
+        let task = tasks.spawn(measure(check.clone(), context.clone(), probe.clone(), deadline));
+        index_of.insert(task.id(), index);
+    }
+    let mut results: Vec<Option<CheckResult>> = vec![None; checks.len()];
+    loop {
+        let (id, result) = match tokio::time::timeout_at(deadline + ABANDON_GRACE, tasks.join_next_with_id()).await {
+            Ok(None) | Err(_) => break,
+            Ok(Some(Ok((id, result)))) => (id, result),
+            Ok(Some(Err(join_error))) => {
+                let id = join_error.id();
+                let reason = format!("check panicked: {}", panic_message(join_error));
+                (id, CheckResult::failed(&checks[index_of[&id]], 0, None, reason))
             }
         };
-        results.push(result);
+        results[index_of[&id]] = Some(result);
     }
-    results
+    // Dropping the set would cancel the stragglers too; saying so keeps the intent visible.
+    tasks.abort_all();
+    checks
+        .iter()
+        .zip(results)
+        .map(|(check, result)| {
+            result.unwrap_or_else(|| {
+                CheckResult::failed(check, 0, None, "deadline: the check did not finish in time".to_owned())
+            })
+        })
+        .collect()
 }
 
 /// The message of a panic, as far as it can be recovered.
@@ -233,6 +247,7 @@ mod tests {
             lambda: aws_sdk_lambda::Client::from_conf(config),
             deployment: None,
             redactor: Redactor::default(),
+            judging: crate::checks::judge::judging_slots(),
         })
     }
 
