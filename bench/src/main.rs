@@ -19,11 +19,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use codedeploy_local::emulator::{Emulator, Happening, RecordEntry};
+use codedeploy_local::limits::{Cgroup, Limit};
 use codedeploy_local::server::Server;
 use serde_json::{Value, json};
 
 use crate::report::{Sample, Sizes};
-use crate::subjects::{CpuQuota, Subject, World};
+use crate::subjects::{Subject, World};
 
 /// Measures the greenlight hooks against the Python reference hook and writes a markdown table,
 /// an SVG chart and the raw samples.
@@ -78,7 +79,8 @@ async fn run(args: Args) -> Result<(), String> {
         return Err("--runs must be at least 1".to_owned());
     }
     std::fs::create_dir_all(&args.out).map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-    let (quota, quota_note) = match CpuQuota::create(args.cpu_quota) {
+    let limits: &[Limit] = if args.cpu_quota > 0.0 { &[Limit::CpuPercent(args.cpu_quota)] } else { &[] };
+    let (quota, quota_note) = match Cgroup::create(limits) {
         Ok(Some(quota)) => {
             let note = format!("throttled runs: {}", quota.describe());
             (Some(quota), note)

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use codedeploy_local::config::{AliasConfig, FunctionConfig, LocalConfig, ProcessConfig};
+use codedeploy_local::limits::Cgroup;
 use greenlight_tests::{Target, TlsTarget, workspace_root};
 use serde_json::json;
 
@@ -53,7 +54,7 @@ pub struct World {
 impl World {
     /// Starts the HTTP and HTTPS targets and lays out the subjects. `quota`, when set, adds a
     /// throttled copy of the one-check subjects.
-    pub async fn start(hook_dir: &Path, quota: Option<&CpuQuota>) -> Result<Self, String> {
+    pub async fn start(hook_dir: &Path, quota: Option<&Cgroup>) -> Result<Self, String> {
         let hook = existing(hook_dir.join("pre-traffic"))?;
         let checkout = existing(hook_dir.join("checkout-function"))?;
         let python = greenlight_tests::python::venv_python();
@@ -175,100 +176,5 @@ fn existing(path: PathBuf) -> Result<PathBuf, String> {
         Ok(path)
     } else {
         Err(format!("{} is missing: build it first (scripts/bench.sh does)", path.display()))
-    }
-}
-
-/// A cgroup with a CPU quota, removed again when dropped. Processes join it through a shell
-/// wrapper, so the quota holds from their first instruction.
-#[derive(Debug)]
-pub struct CpuQuota {
-    dir: PathBuf,
-    percent: f64,
-    quota_us: u64,
-    version: &'static str,
-}
-
-/// How the report names the cgroup v2 controller; also tells `Drop` which file to write.
-const CGROUP_V2: &str = "cgroup v2 cpu.max";
-
-/// The scheduler period the quota is a share of: Linux's default.
-const PERIOD_US: u64 = 100_000;
-
-impl CpuQuota {
-    /// `Ok(None)` when no quota is wanted; `Err` says why one cannot be set here.
-    pub fn create(percent: f64) -> Result<Option<Self>, String> {
-        if percent <= 0.0 {
-            return Ok(None);
-        }
-        let quota_us = ((percent / 100.0) * PERIOD_US as f64).round() as u64;
-        let name = format!("greenlight-bench-{}", std::process::id());
-        let root = Path::new("/sys/fs/cgroup");
-        let v2 = std::fs::read_to_string(root.join("cgroup.controllers"))
-            .is_ok_and(|c| c.split_whitespace().any(|c| c == "cpu"));
-        let (dir, files, version) = if v2 {
-            let dir = root.join(&name);
-            (dir, vec![("cpu.max", format!("{quota_us} {PERIOD_US}"))], CGROUP_V2)
-        } else if root.join("cpu").join("cpu.cfs_quota_us").exists() {
-            let dir = root.join("cpu").join(&name);
-            let files = vec![("cpu.cfs_period_us", PERIOD_US.to_string()), ("cpu.cfs_quota_us", quota_us.to_string())];
-            (dir, files, "cgroup v1 cpu.cfs_quota_us")
-        } else {
-            return Err("no cgroup CPU controller is mounted at /sys/fs/cgroup".to_owned());
-        };
-        if let Some(parent) = dir.parent() {
-            remove_stale_cgroups(parent);
-        }
-        std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let quota = Self { dir, percent, quota_us, version };
-        for (file, value) in files {
-            let path = quota.dir.join(file);
-            std::fs::write(&path, &value).map_err(|e| format!("cannot write {value} to {}: {e}", path.display()))?;
-        }
-        Ok(Some(quota))
-    }
-
-    /// For the report.
-    pub fn describe(&self) -> String {
-        format!("{}% of one core ({} {} µs per {PERIOD_US} µs)", self.percent, self.version, self.quota_us)
-    }
-
-    /// The same process, joining the cgroup before it starts.
-    fn wrap(&self, process: ProcessConfig) -> ProcessConfig {
-        let procs = self.dir.join("cgroup.procs").display().to_string();
-        let mut command =
-            vec!["/bin/sh".to_owned(), "-c".to_owned(), "echo $$ > \"$0\" && exec \"$@\"".to_owned(), procs];
-        command.extend(process.command);
-        ProcessConfig { command, environment: process.environment }
-    }
-}
-
-impl Drop for CpuQuota {
-    fn drop(&mut self) {
-        // Fails while a process is still inside. The runtime host has killed them all by now, but a
-        // killed process needs CPU time to finish exiting: lift the quota, then try for a moment.
-        let (file, unlimited) = match self.version {
-            CGROUP_V2 => ("cpu.max", format!("max {PERIOD_US}")),
-            _ => ("cpu.cfs_quota_us", "-1".to_owned()),
-        };
-        let _ = std::fs::write(self.dir.join(file), unlimited);
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.dir).is_ok() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
-}
-
-/// Removes the empty cgroups of earlier runs whose harness is gone (killed before it could clean up).
-fn remove_stale_cgroups(parent: &Path) {
-    let Ok(entries) = std::fs::read_dir(parent) else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("greenlight-bench-") else { continue };
-        if !Path::new("/proc").join(pid).exists() {
-            // Fails, harmlessly, if processes are still inside.
-            let _ = std::fs::remove_dir(entry.path());
-        }
     }
 }

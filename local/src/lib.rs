@@ -5,7 +5,8 @@
 //!
 //! - [`server`] serves both APIs and a small control API on one loopback port;
 //! - [`codedeploy`] and [`lambda`] are the operations, over the state in [`emulator`];
-//! - [`lifecycle`] runs each deployment; [`runtime`] runs functions as processes; [`ecs`] and
+//! - [`lifecycle`] runs each deployment; [`runtime`] runs functions as processes, under Lambda's
+//!   CPU and memory [`limits`] where asked; [`ecs`] and
 //!   [`traffic`] run task sets behind listeners;
 //! - [`drill`] rehearses releases end to end and draws them with [`chart`].
 
@@ -21,6 +22,7 @@ pub mod ecs;
 pub mod emulator;
 pub mod lambda;
 pub mod lifecycle;
+pub mod limits;
 pub mod runtime;
 pub mod server;
 pub mod traffic;
