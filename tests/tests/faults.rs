@@ -1,7 +1,8 @@
 //! The fault matrix, end to end: a Lambda deployment on the local CodeDeploy whose pre-traffic
 //! hook (the real binary, behind the runtime host's Runtime API) meets one fault at a time. For
 //! each: the verdict, exactly one accepted report, and a deployment that ends long before the
-//! (scaled) one-hour limit.
+//! (scaled) one-hour limit. CodeDeploy's report carries only the status, so each test also reads
+//! why from the hook's own log, as an operator would in CloudWatch.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,6 +24,9 @@ struct Run {
     error_code: Option<String>,
     record: Vec<RecordEntry>,
     took: Duration,
+    /// Everything the hook function wrote, across its processes and invocations, with the
+    /// runtime host's START/END/REPORT lines in between.
+    hook_log: String,
 }
 
 impl Run {
@@ -52,6 +56,40 @@ impl Run {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The fields of every line the hook logged with this message, in order: `verdict` once per
+    /// judged invocation, `check` once per check in it.
+    fn logged(&self, message: &str) -> Vec<Value> {
+        self.hook_log
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["fields"]["message"] == message)
+            .map(|line| line["fields"].clone())
+            .collect()
+    }
+
+    /// The `reason` of every line logged with this message.
+    fn reasons(&self, message: &str) -> Vec<String> {
+        self.logged(message).iter().map(|fields| fields["reason"].as_str().unwrap_or_default().to_owned()).collect()
+    }
+
+    /// The hook logged at least one `message` line, and every one has a reason containing `why`.
+    fn assert_logged_reason(&self, message: &str, why: &str) {
+        let reasons = self.reasons(message);
+        assert!(
+            !reasons.is_empty() && reasons.iter().all(|reason| reason.contains(why)),
+            "expected every {message:?} reason to contain {why:?}, got {reasons:?}; hook log:\n{}",
+            self.hook_log
+        );
+    }
+
+    /// The one check, `cart`, failed the verdict, and its logged reason contains `why`.
+    fn assert_failed_check(&self, why: &str) {
+        self.assert_logged_reason("verdict", "1 of 1 checks failed: cart");
+        self.assert_logged_reason("check", why);
+        let outcomes: Vec<Value> = self.logged("check").iter().map(|fields| fields["outcome"].clone()).collect();
+        assert_eq!(outcomes, ["failed"], "{}", self.hook_log);
     }
 
     /// Exactly one accepted report, of `status`, and a deployment that ended accordingly and in time.
@@ -92,9 +130,14 @@ async fn deploy(hook: Hook, faults: Faults) -> Run {
 async fn deploy_with(hook: Hook, faults: Faults, scale: TimeScale) -> Run {
     let app = bin_dir().join("checkout-function").display().to_string();
     let version = ProcessConfig { command: vec![app], environment: BTreeMap::new() };
+    // JSON logs, as Lambda's advanced logging controls give them, so the tests can read each
+    // line's reason as a field.
     let hook_version = ProcessConfig {
         command: hook.command,
-        environment: BTreeMap::from([("GREENLIGHT_PLAN".to_owned(), hook.plan)]),
+        environment: BTreeMap::from([
+            ("GREENLIGHT_PLAN".to_owned(), hook.plan),
+            ("AWS_LAMBDA_LOG_FORMAT".to_owned(), "JSON".to_owned()),
+        ]),
     };
     let config = LocalConfig {
         functions: BTreeMap::from([
@@ -122,7 +165,8 @@ async fn deploy_with(hook: Hook, faults: Faults, scale: TimeScale) -> Run {
         ]),
         ..LocalConfig::default()
     };
-    let server = Server::start(config, scale, 0, None).await.expect("emulator starts");
+    let log_dir = tempfile::tempdir().expect("a log directory");
+    let server = Server::start(config, scale, 0, Some(log_dir.path().to_owned())).await.expect("emulator starts");
     let emulator = server.emulator.clone();
     emulator.set_faults(faults);
     let call = |operation: &str, input: Value| emulator.codedeploy(operation, &input).expect(operation);
@@ -153,7 +197,9 @@ async fn deploy_with(hook: Hook, faults: Faults, scale: TimeScale) -> Run {
     };
     let record = emulator.record_of(&id);
     server.shutdown().await;
-    Run { status, error_code, record, took }
+    // A function that never started writes no log file.
+    let hook_log = std::fs::read_to_string(log_dir.path().join("CodeDeployHook_pre-traffic.log")).unwrap_or_default();
+    Run { status, error_code, record, took, hook_log }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -163,6 +209,7 @@ async fn a_panicking_check_still_reports_failed_once() {
     hook.command = vec![env!("CARGO_BIN_EXE_panicking-hook").to_owned()];
     let run = deploy(hook, Faults::default()).await;
     run.assert_verdict("Failed");
+    run.assert_failed_check("check panicked: check \"cart\" hit a bug");
     assert_eq!(run.hook_invocations(), [(1, "response".to_owned())]);
 }
 
@@ -172,6 +219,7 @@ async fn a_hanging_target_fails_at_the_check_timeout() {
     let plan = http_plan(format!("{}/hang", target.url), json!({}), json!({"timeout_ms": 500}));
     let run = deploy(Hook::pre_traffic(plan), Faults::default()).await;
     run.assert_verdict("Failed");
+    run.assert_failed_check("timed out after 500 ms");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -182,6 +230,8 @@ async fn a_target_slower_than_the_hook_deadline_fails_before_lambda_cuts_the_hoo
     hook.timeout_seconds = 4;
     let run = deploy(hook, Faults::default()).await;
     run.assert_verdict("Failed");
+    // Cut off by the run's deadline, not by the check's own 60 s timeout.
+    run.assert_failed_check("deadline: attempt 1 was still running");
     assert_eq!(run.hook_invocations(), [(1, "response".to_owned())], "the hook returned before its timeout");
 }
 
@@ -195,6 +245,7 @@ async fn server_errors_and_throttling_on_the_report_are_retried_to_one_acceptanc
     };
     let run = deploy(Hook::pre_traffic(plan), faults).await;
     run.assert_verdict("Succeeded");
+    run.assert_logged_reason("verdict", "1 of 1 checks passed");
     let results: Vec<String> = run.reports().into_iter().map(|(_, result)| result).collect();
     assert_eq!(results, ["InternalFailure (injected)", "ThrottlingException (injected)", "accepted"]);
 }
@@ -205,6 +256,8 @@ async fn a_refused_connection_fails() {
     let plan = http_plan(format!("http://{closed}/v2/cart/healthy"), json!({}), json!({}));
     let run = deploy(Hook::pre_traffic(plan), Faults::default()).await;
     run.assert_verdict("Failed");
+    run.assert_failed_check("request failed: ");
+    run.assert_logged_reason("check", "Connection refused");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -219,6 +272,17 @@ async fn the_same_event_delivered_three_times_is_accepted_once() {
     assert_eq!(duplicates, 2, "{reports:?}");
     assert_eq!(run.hook_invocations().len(), 3);
     assert!(run.hook_invocations().iter().all(|(_, outcome)| outcome == "response"), "{:?}", run.hook_invocations());
+    // Each delivery is judged, unless it finds the event already completed: which ones do
+    // depends on how the deliveries overlap.
+    let verdicts = run.reasons("verdict");
+    assert_eq!(verdicts.len(), 3, "{verdicts:?}");
+    assert!(verdicts.iter().any(|reason| reason == "1 of 1 checks passed"), "{verdicts:?}");
+    assert!(
+        verdicts
+            .iter()
+            .all(|reason| reason == "1 of 1 checks passed" || reason.contains("likely a duplicate delivery")),
+        "{verdicts:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -231,14 +295,33 @@ async fn a_malformed_event_is_refused_without_a_report_and_the_real_one_is_judge
     let invocations = run.hook_invocations();
     assert!(invocations.contains(&(1, "function_error".to_owned())), "{invocations:?}");
     assert!(invocations.contains(&(1, "response".to_owned())), "{invocations:?}");
+    let refusals = run.logged("malformed event");
+    assert!(!refusals.is_empty(), "the refusal was not logged:\n{}", run.hook_log);
+    for refusal in refusals {
+        assert!(
+            refusal["error"].as_str().unwrap_or_default().contains("no usable LifecycleEventHookExecutionId"),
+            "{refusal}"
+        );
+    }
+    run.assert_logged_reason("verdict", "1 of 1 checks passed");
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_invalid_plan_reports_failed() {
+async fn an_invalid_plan_reports_failed_naming_where() {
+    let plan = json!({"checks": [{"name": "cart", "http": {"url": "not a url"}}]});
+    let run = deploy(Hook::pre_traffic(plan), Faults::default()).await;
+    run.assert_verdict("Failed");
+    run.assert_logged_reason("verdict", "plan is invalid: at /checks/0/http/url");
+    assert!(run.reasons("check").is_empty(), "no check ran: {:?}", run.reasons("check"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_that_is_not_json_reports_failed() {
     let mut hook = Hook::pre_traffic(json!({}));
-    hook.plan = r#"{"checks": [{"name": "cart", "http": {"url": "not a url"}}]"#.to_owned();
+    hook.plan = r#"{"checks": [{"name": "cart", "http": {"url": "http://127.0.0.1:9/"}}]"#.to_owned();
     let run = deploy(hook, Faults::default()).await;
     run.assert_verdict("Failed");
+    run.assert_logged_reason("verdict", "plan is not JSON: EOF while parsing");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -247,6 +330,7 @@ async fn an_oversized_body_fails_without_being_read_whole() {
     let plan = http_plan(format!("{}/huge", target.url), json!({"json_schema": {"type": "object"}}), json!({}));
     let run = deploy(Hook::pre_traffic(plan), Faults::default()).await;
     run.assert_verdict("Failed");
+    run.assert_failed_check("body exceeds max_body_bytes (1048576 bytes)");
     assert!(target.huge_bytes_sent() < 64 * 1024 * 1024, "sent {} bytes", target.huge_bytes_sent());
 }
 
@@ -256,6 +340,7 @@ async fn a_non_json_body_fails_a_contract_check() {
     let plan = http_plan(format!("{}/not-json", target.url), json!({"json_schema": {"type": "object"}}), json!({}));
     let run = deploy(Hook::pre_traffic(plan), Faults::default()).await;
     run.assert_verdict("Failed");
+    run.assert_failed_check("body is not JSON (");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -269,6 +354,7 @@ async fn a_hook_that_never_reports_fails_the_deployment_at_the_hour_after_lambda
     let run = deploy_with(hook, Faults::default(), scale).await;
     assert_eq!((run.status.as_str(), run.error_code.as_deref()), ("Failed", Some("TIMEOUT")));
     assert!(run.reports().is_empty());
+    assert!(run.logged("verdict").is_empty(), "the hook never ran, so it judged nothing: {}", run.hook_log);
     let attempts: Vec<u32> = run.hook_invocations().iter().map(|(attempt, _)| *attempt).collect();
     assert_eq!(attempts, [1, 2, 3]);
 }
