@@ -6,7 +6,7 @@
 //! (all checks concurrently under one deadline, each by its measurement model, via [`checks`]) →
 //! [`verdict`] → [`report`] (exactly once) → [`telemetry`] (one line per check, one summary).
 //! [`gate`] ties these together; [`lambda`] and [`cli`] are the two ways in. [`evidence`] writes
-//! what CI reads: JUnit from CLI mode.
+//! what CI and CloudWatch read: JUnit from CLI mode, metrics from Lambda mode.
 #![deny(missing_docs)]
 
 pub mod checks;
