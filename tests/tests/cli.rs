@@ -417,3 +417,109 @@ async fn evidence_files_that_cannot_be_written_stop_the_run_before_it_reports() 
     }
     assert_eq!(aws.report_calls(), 0, "an unwritable report path is caught before CodeDeploy hears anything");
 }
+
+// ---- the GitHub Actions example ----------------------------------------------------------------
+
+fn workflow_step<'a>(steps: &'a [Value], pick: impl Fn(&Value) -> bool, what: &str) -> &'a Value {
+    steps.iter().find(|s| pick(s)).unwrap_or_else(|| panic!("the workflow has no step that {what}"))
+}
+
+fn run_script(step: &Value) -> &str {
+    step["run"].as_str().unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_github_actions_example_runs_real_flags_and_publishes_the_junit_it_writes() {
+    let raw = std::fs::read_to_string(workspace_root().join("examples/github-actions/smoke.yml")).unwrap();
+    let workflow: Value = yaml_serde::from_str(&raw).expect("the workflow is YAML");
+    let jobs = workflow["jobs"].as_object().expect("jobs");
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let steps = jobs.values().next().unwrap()["steps"].as_array().expect("steps");
+
+    // The hook step is one plain command (no shell syntax), so its words are exactly the argv.
+    let hook_step = workflow_step(
+        steps,
+        |s| Hook::ALL.iter().any(|h| run_script(s).starts_with(&format!("{} ", h.name))),
+        "runs a hook",
+    );
+    let script = run_script(hook_step);
+    assert!(!script.contains(['$', '|', '&', ';', '<', '>', '\'', '"', '\\']), "{script}");
+    let words: Vec<&str> = script.split_whitespace().collect();
+    let (hook, args) = (words[0], &words[1..]);
+    let value_of = |flag: &str| {
+        let at = args.iter().position(|a| *a == flag).unwrap_or_else(|| panic!("{flag} missing: {script}"));
+        args[at + 1]
+    };
+    for flag in ["--dry-run", "--skip-discovery"] {
+        assert!(args.contains(&flag), "needs no AWS account, so {flag}: {script}");
+    }
+    let build = workflow_step(steps, |s| run_script(s).contains("cargo build"), "builds");
+    assert!(run_script(build).contains(&format!("-p {hook}")), "the hook is built: {}", run_script(build));
+
+    // The report action publishes the file the hook writes, and also when the gate failed.
+    let publish = workflow_step(
+        steps,
+        |s| s["uses"].as_str().is_some_and(|u| u.starts_with("mikepenz/action-junit-report@")),
+        "publishes the JUnit",
+    );
+    assert_eq!(publish["with"]["report_paths"], value_of("--junit"));
+    let condition = publish["if"].as_str().unwrap_or("");
+    assert!(
+        condition.contains("always()") || condition.contains("!cancelled()"),
+        "runs after a failed step: {condition:?}"
+    );
+
+    // The plan points at the service the workflow starts.
+    let start = workflow_step(steps, |s| run_script(s).starts_with("checkout-service "), "starts the service");
+    let service: Vec<&str> =
+        run_script(start).lines().next().unwrap().split(" >").next().unwrap().split_whitespace().collect();
+    let port_at = service.iter().position(|w| *w == "--port").expect("--port") + 1;
+    let plan_path = workspace_root().join(value_of("--plan"));
+    let plan = std::fs::read_to_string(&plan_path).unwrap();
+    let authority = format!("127.0.0.1:{}", service[port_at]);
+    assert!(plan.contains(&authority), "{} does not point at {authority}", plan_path.display());
+
+    // Run both as the workflow does: the service on a free port instead, the plan moved to it, and
+    // the reports written to a scratch directory instead of the checkout.
+    let mut service_args: Vec<String> = service[1..].iter().map(|w| (*w).to_owned()).collect();
+    service_args[port_at - 1] = "0".to_owned();
+    let mut server = Command::new(hook_binary("checkout-service"))
+        .args(&service_args)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start checkout-service");
+    let mut banner = String::new();
+    let mut stderr = tokio::io::BufReader::new(server.stderr.take().unwrap());
+    tokio::io::AsyncBufReadExt::read_line(&mut stderr, &mut banner).await.unwrap();
+    let listening = banner.trim().rsplit(' ').next().expect("address").to_owned();
+    let dir = scratch("workflow");
+    std::fs::create_dir_all(dir.join("schemas")).unwrap();
+    for schema in std::fs::read_dir(plan_path.parent().unwrap().join("schemas")).unwrap() {
+        let schema = schema.unwrap().path();
+        std::fs::copy(&schema, dir.join("schemas").join(schema.file_name().unwrap())).unwrap();
+    }
+    let moved_plan = dir.join("plan.json");
+    std::fs::write(&moved_plan, plan.replace(&authority, &listening)).unwrap();
+    let moved: Vec<std::path::PathBuf> = args
+        .iter()
+        .enumerate()
+        .map(|(i, arg)| match i.checked_sub(1).map(|prev| args[prev]) {
+            Some("--plan") => moved_plan.clone(),
+            Some("--junit" | "--report") => dir.join(arg),
+            _ => std::path::PathBuf::from(arg),
+        })
+        .collect();
+    let aws = LocalAws::start().await;
+    let output = command(hook, &aws, None).args(&moved).output().await.unwrap();
+    let _ = server.start_kill();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(aws.calls().is_empty(), "no AWS call: {:?}", aws.calls());
+
+    let summary = junit_summary(&dir.join(value_of("--junit")));
+    let suite = the_suite(&summary);
+    assert_eq!((&suite["tests"], &suite["failures"]), (&json!(2), &json!(0)), "{suite}");
+    assert_eq!(suite["name"], hook);
+    let outcome: Value = serde_json::from_slice(&std::fs::read(dir.join(value_of("--report"))).unwrap()).unwrap();
+    assert_eq!(outcome["verdict"]["status"], "Succeeded", "{outcome}");
+}
