@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Creates or refreshes .venv at the repository root with the tools pinned in requirements-dev.txt
-# (cfn-lint, the SAM CLI, cargo-lambda with zig, boto3, awslambdaric). pip runs only when requirements-dev.txt
-# changed since the last successful install, so a second call returns at once. Prints the
-# virtualenv's path on stdout; progress goes to stderr.
+# (cfn-lint, the SAM CLI, cargo-lambda with zig, boto3, awslambdaric, junitparser). pip runs only
+# when requirements-dev.txt changed since the last successful install, so a second call returns at
+# once. Prints the virtualenv's path on stdout; progress goes to stderr.
 #
 #   source "$(bash scripts/python-env.sh)/bin/activate"
 set -euo pipefail

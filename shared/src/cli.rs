@@ -1,9 +1,11 @@
 //! CLI mode: the same gate, run once from a terminal or a CI job.
 //!
-//! Exit codes: 0 Succeeded, 1 Failed (or the report did not land), 2 usage or configuration error.
+//! Exit codes: 0 Succeeded, 1 Failed (or the report did not land), 2 usage or configuration error
+//! (including a `--junit` or `--report` file that cannot be written).
 
-use std::io::Read;
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +50,14 @@ struct Args {
     /// hold half of it at once. Default: AWS_LAMBDA_FUNCTION_MEMORY_SIZE, else the machine's memory.
     #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(1..))]
     memory_mb: Option<u64>,
+    /// Also write the result as JUnit XML for CI test reports: one test case per check, failed
+    /// checks with their reason, dry-run checks skipped; written whatever the verdict.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Also write the result as JSON (the document --format json prints); written whatever the
+    /// verdict.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 /// Output format.
@@ -75,10 +85,22 @@ pub async fn run(hook: Hook) -> ExitCode {
     };
     crate::telemetry::init_cli();
 
+    // Opened before anything is judged or reported, so a path that cannot be written stops the
+    // run before it tells CodeDeploy anything.
+    let evidence = match EvidenceFiles::create(&args) {
+        Ok(evidence) => evidence,
+        Err(err) => {
+            eprintln!("{}: {err}", hook.name);
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let event = match read_event(&args.event) {
         Ok(event) => event,
         Err(message) => {
             eprintln!("{}: {message}", hook.name);
+            if let Err(err) = evidence.write_not_judged(hook.name, &message) {
+                eprintln!("{}: {err}", hook.name);
+            }
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -105,6 +127,10 @@ pub async fn run(hook: Hook) -> ExitCode {
     if let Some(err) = &outcome.report_error {
         eprintln!("{}: {err}", hook.name);
     }
+    if let Err(err) = evidence.write_outcome(&outcome) {
+        eprintln!("{}: {err}", hook.name);
+        return ExitCode::from(EXIT_USAGE);
+    }
     if let Some(err) = plan_error {
         eprintln!("{}: {err}", hook.name);
         return ExitCode::from(EXIT_USAGE);
@@ -116,7 +142,7 @@ pub async fn run(hook: Hook) -> ExitCode {
     }
 }
 
-fn read_event(path: &std::path::Path) -> Result<HookEvent, String> {
+fn read_event(path: &Path) -> Result<HookEvent, String> {
     let mut raw = Vec::new();
     let read = if path.as_os_str() == "-" {
         std::io::stdin().read_to_end(&mut raw).map(|_| ())
@@ -135,6 +161,86 @@ fn print_outcome(outcome: &RunOutcome, format: Format) {
             Err(err) => eprintln!("cannot print the outcome as JSON: {err}"),
         },
         Format::Text => print!("{}", render_text(outcome)),
+    }
+}
+
+/// A `--junit` or `--report` file that could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the {what} to {}: {source}", path.display())]
+struct EvidenceError {
+    what: &'static str,
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+/// An evidence file, created (and so checked writable) before the run.
+struct EvidenceFile {
+    what: &'static str,
+    path: PathBuf,
+    file: File,
+}
+
+impl EvidenceFile {
+    fn create(what: &'static str, path: Option<&PathBuf>) -> Result<Option<Self>, EvidenceError> {
+        let Some(path) = path else { return Ok(None) };
+        match File::create(path) {
+            Ok(file) => Ok(Some(Self { what, path: path.clone(), file })),
+            Err(source) => Err(EvidenceError { what, path: path.clone(), source }),
+        }
+    }
+
+    fn write(self, write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<(), EvidenceError> {
+        let mut out = BufWriter::new(self.file);
+        write(&mut out).and_then(|()| out.flush()).map_err(|source| EvidenceError {
+            what: self.what,
+            path: self.path,
+            source,
+        })
+    }
+}
+
+/// Where `--junit` and `--report` go.
+struct EvidenceFiles {
+    junit: Option<EvidenceFile>,
+    report: Option<EvidenceFile>,
+}
+
+impl EvidenceFiles {
+    fn create(args: &Args) -> Result<Self, EvidenceError> {
+        Ok(Self {
+            junit: EvidenceFile::create("JUnit report", args.junit.as_ref())?,
+            report: EvidenceFile::create("JSON report", args.report.as_ref())?,
+        })
+    }
+
+    /// Both files for a judged run, whatever the verdict and whatever became of the report.
+    fn write_outcome(self, outcome: &RunOutcome) -> Result<(), EvidenceError> {
+        if let Some(junit) = self.junit {
+            junit.write(|out| crate::evidence::junit::write_outcome(outcome, out))?;
+        }
+        if let Some(report) = self.report {
+            report.write(|out| {
+                serde_json::to_writer_pretty(&mut *out, outcome)?;
+                out.write_all(b"\n")
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Both files for a run that stopped before the gate (an event that cannot be read): the JUnit
+    /// report fails its verdict test case, and the JSON report holds the hook and the error.
+    fn write_not_judged(self, hook: &str, error: &str) -> Result<(), EvidenceError> {
+        if let Some(junit) = self.junit {
+            junit.write(|out| crate::evidence::junit::write_not_judged(hook, error, out))?;
+        }
+        if let Some(report) = self.report {
+            report.write(|out| {
+                serde_json::to_writer_pretty(&mut *out, &serde_json::json!({"hook": hook, "error": error}))?;
+                out.write_all(b"\n")
+            })?;
+        }
+        Ok(())
     }
 }
 

@@ -82,7 +82,9 @@ async fn handle(gate: &Arc<Gate>, invocation: LambdaEvent<Value>) -> Result<RunO
     let event = HookEvent::from_value(raw.clone()).inspect_err(|err| {
         error!(hook = gate.hook().name, error = %err, raw = %truncate_for_log(&raw.to_string()), "malformed event");
     })?;
-    Ok(gate.run(&event, deadline).await?)
+    let mut outcome = gate.judge_and_report(&event, deadline).await;
+    crate::evidence::metrics::print(&outcome);
+    outcome.report_error.take().map_or(Ok(outcome), |err| Err(err.into()))
 }
 
 /// Deadlines below this (September 2001 in epoch milliseconds) cannot be Lambda's wall-clock

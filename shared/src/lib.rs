@@ -5,13 +5,15 @@
 //! at start-up) → [`discover`] (what is being deployed, which event is in progress) → [`runner`]
 //! (all checks concurrently under one deadline, each by its measurement model, via [`checks`]) →
 //! [`verdict`] → [`report`] (exactly once) → [`telemetry`] (one line per check, one summary).
-//! [`gate`] ties these together; [`lambda`] and [`cli`] are the two ways in.
+//! [`gate`] ties these together; [`lambda`] and [`cli`] are the two ways in. [`evidence`] writes
+//! what CI and CloudWatch read: JUnit from CLI mode, metrics from Lambda mode.
 #![deny(missing_docs)]
 
 pub mod checks;
 pub mod cli;
 pub mod discover;
 pub mod event;
+pub mod evidence;
 pub mod gate;
 pub mod hook;
 pub mod lambda;

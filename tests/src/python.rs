@@ -1,7 +1,7 @@
 //! The Python tools some tests drive (cfn-lint, the SAM CLI and its translator, cargo-lambda,
-//! boto3), from a virtualenv at the workspace root. `scripts/python-env.sh` creates it with the
-//! versions pinned in `requirements-dev.txt`, and skips pip when they have not changed, so only the
-//! first run on a machine pays for the install.
+//! boto3, junitparser), from a virtualenv at the workspace root. `scripts/python-env.sh` creates it
+//! with the versions pinned in `requirements-dev.txt`, and skips pip when they have not changed, so
+//! only the first run on a machine pays for the install.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

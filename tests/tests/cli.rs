@@ -218,3 +218,308 @@ async fn a_report_that_cannot_land_still_prints_the_verdict_and_exits_1() {
     assert!(json["report_error"].as_str().unwrap().contains("InternalFailure"), "{}", text(&output));
     assert!(aws.accepted().is_empty());
 }
+
+// ---- evidence: --junit and --report ------------------------------------------------------------
+
+/// Reads a JUnit file with junitparser, as CI test reporters read one, and says what it found.
+const JUNIT_SUMMARY: &str = r#"
+import json, sys
+from junitparser import JUnitXml
+xml = JUnitXml.fromfile(sys.argv[1])
+suites = []
+for suite in xml:
+    cases = [{"classname": case.classname, "name": case.name, "time": case.time,
+              "results": [{"kind": type(r).__name__, "message": r.message} for r in case.result]}
+             for case in suite]
+    suites.append({"name": suite.name, "tests": suite.tests, "failures": suite.failures,
+                   "errors": suite.errors, "skipped": suite.skipped, "time": suite.time,
+                   "properties": {p.name: p.value for p in suite.properties()}, "cases": cases})
+print(json.dumps({"tests": xml.tests, "failures": xml.failures, "suites": suites}))
+"#;
+
+fn junit_summary(path: &Path) -> Value {
+    let output = std::process::Command::new(greenlight_tests::python::venv_python())
+        .args(["-c", JUNIT_SUMMARY])
+        .arg(path)
+        .output()
+        .expect("run junitparser");
+    assert!(output.status.success(), "junitparser cannot read {}: {}", path.display(), text(&output));
+    serde_json::from_slice(&output.stdout).expect("junitparser summary")
+}
+
+/// The only suite of a JUnit summary.
+fn the_suite(summary: &Value) -> &Value {
+    let suites = summary["suites"].as_array().expect("suites");
+    assert_eq!(suites.len(), 1, "one testsuite per run: {summary}");
+    &suites[0]
+}
+
+fn case<'a>(suite: &'a Value, name: &str) -> &'a Value {
+    suite["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name}: {suite}"))
+}
+
+/// A fresh directory for one test's files.
+fn scratch(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("greenlight-cli-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn path_arg(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn junit_has_a_case_per_check_with_failures_and_dry_run_skips() {
+    let target = Target::start().await;
+    let aws = deployment_for(Hook::AFTER_ALLOW_TEST_TRAFFIC).await;
+    let odd_name = "cart <v2> & \"total\"\u{1}";
+    let plan = json!({"checks": [
+        {"name": "cart", "http": {"url": format!("{}/v2/cart/healthy", target.url)}},
+        {"name": "down", "http": {"url": format!("{}/status/503", target.url)}},
+        {"name": "shadow", "dry_run": true, "http": {"url": format!("{}/not-json", target.url)}, "expect": {"json_schema": {}}},
+        {"name": odd_name, "http": {"url": format!("{}/v2/cart/healthy", target.url)}},
+    ]});
+    let dir = scratch("cases");
+    let (junit, report) = (dir.join("junit.xml"), dir.join("outcome.json"));
+    let output = smoke_run(
+        &aws,
+        Some(&plan),
+        &["--format", "json", "--junit", path_arg(&junit), "--report", path_arg(&report)],
+        &[],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+
+    let summary = junit_summary(&junit);
+    let suite = the_suite(&summary);
+    assert_eq!(suite["name"], "after-allow-test-traffic", "{suite}");
+    assert_eq!(
+        (&suite["tests"], &suite["failures"], &suite["skipped"], &suite["errors"]),
+        (&json!(4), &json!(1), &json!(1), &json!(0))
+    );
+    assert!(suite["time"].as_f64().unwrap() > 0.0, "{suite}");
+    assert_eq!(suite["properties"]["verdict"], "Failed");
+    assert_eq!(suite["properties"]["deployment_id"], ECS_EVENT_DEPLOYMENT);
+    assert_eq!(suite["properties"]["report"], "accepted");
+    for case in suite["cases"].as_array().unwrap() {
+        assert_eq!(case["classname"], "after-allow-test-traffic", "{case}");
+        assert!(case["time"].as_f64().is_some_and(|t| t >= 0.0), "{case}");
+    }
+    assert_eq!(case(suite, "cart")["results"], json!([]));
+    let down = &case(suite, "down")["results"];
+    assert_eq!(down[0]["kind"], "Failure", "{down}");
+    assert!(down[0]["message"].as_str().unwrap().contains("status 503"), "{down}");
+    let shadow = &case(suite, "shadow")["results"];
+    assert_eq!(shadow[0]["kind"], "Skipped", "{shadow}");
+    assert!(shadow[0]["message"].as_str().unwrap().starts_with("dry run: failed: "), "{shadow}");
+    // Markup survives escaping; the one character XML cannot carry at all is replaced.
+    assert_eq!(case(suite, "cart <v2> & \"total\"\u{FFFD}")["results"], json!([]));
+    assert!(suite["cases"].as_array().unwrap().iter().all(|c| c["name"] != "(verdict)"), "the failed check shows why");
+
+    let stdout: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&output)));
+    let written: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).expect("--report is JSON");
+    assert_eq!(written, stdout, "--report writes the document --format json prints");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gate_that_cannot_judge_fails_its_verdict_case() {
+    let dir = scratch("cannot-judge");
+    let (junit, report) = (dir.join("junit.xml"), dir.join("outcome.json"));
+    let files = ["--junit", path_arg(&junit), "--report", path_arg(&report)];
+    let verdict_failure = |expected_tests: u64| {
+        let summary = junit_summary(&junit);
+        let suite = the_suite(&summary).clone();
+        assert_eq!((&suite["tests"], &suite["failures"]), (&json!(expected_tests), &json!(1)), "{suite}");
+        let verdict = case(&suite, "(verdict)").clone();
+        assert_eq!(verdict["classname"], "after-allow-test-traffic");
+        assert_eq!(verdict["results"][0]["kind"], "Failure", "{verdict}");
+        verdict["results"][0]["message"].as_str().unwrap().to_owned()
+    };
+
+    // A bad plan: exit 2, Failed reported, and CI sees it fail.
+    let aws = deployment_for(Hook::AFTER_ALLOW_TEST_TRAFFIC).await;
+    let plan = json!({"checks": [{"name": "x", "http": {"url": "http://127.0.0.1:1"}, "attempts": 0}]});
+    let output = smoke_run(&aws, Some(&plan), &files, &[]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(verdict_failure(1).contains("at /checks/0/attempts"));
+    let written: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(written["verdict"]["status"], "Failed");
+
+    // A deployment CodeDeploy does not know: discovery fails before any check runs.
+    let empty = LocalAws::start().await;
+    let plan = json!({"checks": [{"name": "never runs", "http": {"url": "http://127.0.0.1:1"}}]});
+    let output = smoke_run(&empty, Some(&plan), &files, &[]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(verdict_failure(1).contains("discovery"));
+
+    // Every check a dry run: nothing judged, nothing failed, and still not green.
+    let target = Target::start().await;
+    let plan = json!({"checks": [{"name": "cart", "dry_run": true, "http": {"url": format!("{}/v2/cart/healthy", target.url)}}]});
+    let output = smoke_run(&aws, Some(&plan), &files, &[]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(verdict_failure(2).contains("nothing was judged"));
+
+    // An event that cannot be read stops before the gate: the JUnit still fails, the JSON says why.
+    let output = command("after-allow-test-traffic", &aws, Some(&plan))
+        .args(files)
+        .args(["--event", "events/malformed/not-json.json"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(verdict_failure(1).contains("event is not JSON"));
+    let written: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(written["error"].as_str().unwrap().contains("event is not JSON"), "{written}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_report_that_cannot_land_fails_the_junit_although_every_check_passed() {
+    let target = Target::start().await;
+    let aws = deployment_for(Hook::AFTER_ALLOW_TEST_TRAFFIC).await;
+    aws.fail_reports(&[greenlight_tests::ReportFault::ServerError; 3]);
+    let plan = json!({"checks": [{"name": "cart", "http": {"url": format!("{}/v2/cart/healthy", target.url)}}]});
+    let dir = scratch("not-delivered");
+    let (junit, report) = (dir.join("junit.xml"), dir.join("outcome.json"));
+    let output = smoke_run(
+        &aws,
+        Some(&plan),
+        &["--junit", path_arg(&junit), "--report", path_arg(&report)],
+        &[("AWS_RETRY_MODE", "standard"), ("AWS_MAX_ATTEMPTS", "3")],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let summary = junit_summary(&junit);
+    let suite = the_suite(&summary);
+    assert_eq!(case(suite, "cart")["results"], json!([]));
+    let message = case(suite, "(verdict)")["results"][0]["message"].as_str().unwrap();
+    assert!(message.starts_with("report not delivered: ") && message.contains("InternalFailure"), "{message}");
+    let written: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(written["report"], "not_delivered");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn evidence_files_that_cannot_be_written_stop_the_run_before_it_reports() {
+    let aws = deployment_for(Hook::AFTER_ALLOW_TEST_TRAFFIC).await;
+    let plan = json!({"checks": [{"name": "x", "http": {"url": "http://127.0.0.1:1"}}]});
+    let missing = scratch("unwritable").join("no-such-dir").join("out");
+    for (flag, what) in [("--junit", "JUnit report"), ("--report", "JSON report")] {
+        let output = smoke_run(&aws, Some(&plan), &[flag, path_arg(&missing)], &[]).await;
+        assert_eq!(output.status.code(), Some(2), "{flag}: {}", text(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&format!("cannot write the {what} to {}", missing.display())), "{}", text(&output));
+    }
+    assert_eq!(aws.report_calls(), 0, "an unwritable report path is caught before CodeDeploy hears anything");
+}
+
+// ---- the GitHub Actions example ----------------------------------------------------------------
+
+fn workflow_step<'a>(steps: &'a [Value], pick: impl Fn(&Value) -> bool, what: &str) -> &'a Value {
+    steps.iter().find(|s| pick(s)).unwrap_or_else(|| panic!("the workflow has no step that {what}"))
+}
+
+fn run_script(step: &Value) -> &str {
+    step["run"].as_str().unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_github_actions_example_runs_real_flags_and_publishes_the_junit_it_writes() {
+    let raw = std::fs::read_to_string(workspace_root().join("examples/github-actions/smoke.yml")).unwrap();
+    let workflow: Value = yaml_serde::from_str(&raw).expect("the workflow is YAML");
+    let jobs = workflow["jobs"].as_object().expect("jobs");
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let steps = jobs.values().next().unwrap()["steps"].as_array().expect("steps");
+
+    // The hook step is one plain command (no shell syntax), so its words are exactly the argv.
+    let hook_step = workflow_step(
+        steps,
+        |s| Hook::ALL.iter().any(|h| run_script(s).starts_with(&format!("{} ", h.name))),
+        "runs a hook",
+    );
+    let script = run_script(hook_step);
+    assert!(!script.contains(['$', '|', '&', ';', '<', '>', '\'', '"', '\\']), "{script}");
+    let words: Vec<&str> = script.split_whitespace().collect();
+    let (hook, args) = (words[0], &words[1..]);
+    let value_of = |flag: &str| {
+        let at = args.iter().position(|a| *a == flag).unwrap_or_else(|| panic!("{flag} missing: {script}"));
+        args[at + 1]
+    };
+    for flag in ["--dry-run", "--skip-discovery"] {
+        assert!(args.contains(&flag), "needs no AWS account, so {flag}: {script}");
+    }
+    let build = workflow_step(steps, |s| run_script(s).contains("cargo build"), "builds");
+    assert!(run_script(build).contains(&format!("-p {hook}")), "the hook is built: {}", run_script(build));
+
+    // The report action publishes the file the hook writes, and also when the gate failed.
+    let publish = workflow_step(
+        steps,
+        |s| s["uses"].as_str().is_some_and(|u| u.starts_with("mikepenz/action-junit-report@")),
+        "publishes the JUnit",
+    );
+    assert_eq!(publish["with"]["report_paths"], value_of("--junit"));
+    let condition = publish["if"].as_str().unwrap_or("");
+    assert!(
+        condition.contains("always()") || condition.contains("!cancelled()"),
+        "runs after a failed step: {condition:?}"
+    );
+
+    // The plan points at the service the workflow starts.
+    let start = workflow_step(steps, |s| run_script(s).starts_with("checkout-service "), "starts the service");
+    let service: Vec<&str> =
+        run_script(start).lines().next().unwrap().split(" >").next().unwrap().split_whitespace().collect();
+    let port_at = service.iter().position(|w| *w == "--port").expect("--port") + 1;
+    let plan_path = workspace_root().join(value_of("--plan"));
+    let plan = std::fs::read_to_string(&plan_path).unwrap();
+    let authority = format!("127.0.0.1:{}", service[port_at]);
+    assert!(plan.contains(&authority), "{} does not point at {authority}", plan_path.display());
+
+    // Run both as the workflow does: the service on a free port instead, the plan moved to it, and
+    // the reports written to a scratch directory instead of the checkout.
+    let mut service_args: Vec<String> = service[1..].iter().map(|w| (*w).to_owned()).collect();
+    service_args[port_at - 1] = "0".to_owned();
+    let mut server = Command::new(hook_binary("checkout-service"))
+        .args(&service_args)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start checkout-service");
+    let mut banner = String::new();
+    let mut stderr = tokio::io::BufReader::new(server.stderr.take().unwrap());
+    tokio::io::AsyncBufReadExt::read_line(&mut stderr, &mut banner).await.unwrap();
+    let listening = banner.trim().rsplit(' ').next().expect("address").to_owned();
+    let dir = scratch("workflow");
+    std::fs::create_dir_all(dir.join("schemas")).unwrap();
+    for schema in std::fs::read_dir(plan_path.parent().unwrap().join("schemas")).unwrap() {
+        let schema = schema.unwrap().path();
+        std::fs::copy(&schema, dir.join("schemas").join(schema.file_name().unwrap())).unwrap();
+    }
+    let moved_plan = dir.join("plan.json");
+    std::fs::write(&moved_plan, plan.replace(&authority, &listening)).unwrap();
+    let moved: Vec<std::path::PathBuf> = args
+        .iter()
+        .enumerate()
+        .map(|(i, arg)| match i.checked_sub(1).map(|prev| args[prev]) {
+            Some("--plan") => moved_plan.clone(),
+            Some("--junit" | "--report") => dir.join(arg),
+            _ => std::path::PathBuf::from(arg),
+        })
+        .collect();
+    let aws = LocalAws::start().await;
+    let output = command(hook, &aws, None).args(&moved).output().await.unwrap();
+    let _ = server.start_kill();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(aws.calls().is_empty(), "no AWS call: {:?}", aws.calls());
+
+    let summary = junit_summary(&dir.join(value_of("--junit")));
+    let suite = the_suite(&summary);
+    assert_eq!((&suite["tests"], &suite["failures"]), (&json!(2), &json!(0)), "{suite}");
+    assert_eq!(suite["name"], hook);
+    let outcome: Value = serde_json::from_slice(&std::fs::read(dir.join(value_of("--report"))).unwrap()).unwrap();
+    assert_eq!(outcome["verdict"]["status"], "Succeeded", "{outcome}");
+}

@@ -156,3 +156,277 @@ async fn json_logs_carry_one_line_per_check_and_a_summary() {
     assert_eq!(summary["fields"]["verdict"], "Failed");
     assert!(!logs.contains("very-secret-token"), "a secret reached the logs");
 }
+
+// ---- CloudWatch Embedded Metric Format -----------------------------------------------------------
+
+/// The units CloudWatch accepts (`MetricDatum.Unit`).
+const CLOUDWATCH_UNITS: &[&str] = &[
+    "Seconds",
+    "Microseconds",
+    "Milliseconds",
+    "Bytes",
+    "Kilobytes",
+    "Megabytes",
+    "Gigabytes",
+    "Terabytes",
+    "Bits",
+    "Kilobits",
+    "Megabits",
+    "Gigabits",
+    "Terabits",
+    "Percent",
+    "Count",
+    "Bytes/Second",
+    "Kilobytes/Second",
+    "Megabytes/Second",
+    "Gigabytes/Second",
+    "Terabytes/Second",
+    "Bits/Second",
+    "Kilobits/Second",
+    "Megabits/Second",
+    "Gigabits/Second",
+    "Terabits/Second",
+    "Count/Second",
+    "None",
+];
+
+/// Every rule of the Embedded Metric Format specification (and of CloudWatch's limits on what it
+/// extracts) that `document` breaks; CloudWatch drops a document that breaks any of them.
+fn emf_violations(document: &Value) -> Vec<String> {
+    let mut broken = Vec::new();
+    let Some(root) = document.as_object() else { return vec!["the document is not a JSON object".into()] };
+    let Some(aws) = root.get("_aws").and_then(Value::as_object) else {
+        return vec!["no _aws metadata object".into()];
+    };
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let (oldest, newest) = (now_ms - 14 * 24 * 3600 * 1000, now_ms + 2 * 3600 * 1000);
+    match aws.get("Timestamp").and_then(Value::as_u64) {
+        Some(ts) if (oldest..=newest).contains(&ts) => {}
+        other => broken
+            .push(format!("_aws.Timestamp must be epoch milliseconds within 14 days back, 2 hours ahead: {other:?}")),
+    }
+    let Some(directives) = aws.get("CloudWatchMetrics").and_then(Value::as_array) else {
+        broken.push("_aws.CloudWatchMetrics is not an array".into());
+        return broken;
+    };
+    let printable = |s: &str| {
+        (1..=1024).contains(&s.chars().count())
+            && s.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+            && !s.trim().is_empty()
+    };
+    for (i, directive) in directives.iter().enumerate() {
+        let at = format!("CloudWatchMetrics[{i}]");
+        if !directive["Namespace"].as_str().is_some_and(printable) {
+            broken.push(format!("{at}.Namespace must be 1–1024 printable ASCII characters"));
+        }
+        let Some(sets) = directive["Dimensions"].as_array() else {
+            broken.push(format!("{at}.Dimensions is not an array"));
+            continue;
+        };
+        let mut dimension_keys = Vec::new();
+        for (j, set) in sets.iter().enumerate() {
+            let Some(keys) = set.as_array() else {
+                broken.push(format!("{at}.Dimensions[{j}] is not an array"));
+                continue;
+            };
+            if keys.len() > 30 {
+                broken.push(format!("{at}.Dimensions[{j}] has {} dimensions, at most 30", keys.len()));
+            }
+            for key in keys {
+                let Some(key) = key.as_str().filter(|k| (1..=255).contains(&k.len())) else {
+                    broken
+                        .push(format!("{at}.Dimensions[{j}]: a dimension name is not a 1–255 character string: {key}"));
+                    continue;
+                };
+                match root.get(key) {
+                    Some(Value::String(value)) if printable(value) => {}
+                    other => broken.push(format!("dimension {key}: its value must be a member, a string of 1–1024 printable ASCII characters: {other:?}")),
+                }
+                dimension_keys.push(key);
+            }
+        }
+        let Some(metrics) = directive["Metrics"].as_array() else {
+            broken.push(format!("{at}.Metrics is not an array"));
+            continue;
+        };
+        if metrics.len() > 100 {
+            broken.push(format!("{at}.Metrics has {} metrics, at most 100", metrics.len()));
+        }
+        let mut names = std::collections::HashSet::new();
+        for metric in metrics {
+            let Some(name) = metric["Name"].as_str().filter(|n| (1..=1024).contains(&n.len())) else {
+                broken.push(format!("{at}: a metric has no 1–1024 character Name: {metric}"));
+                continue;
+            };
+            if !names.insert(name) || dimension_keys.contains(&name) {
+                broken.push(format!("{at}: {name} names two metrics, or a metric and a dimension"));
+            }
+            if let Some(unit) = metric.get("Unit")
+                && !unit.as_str().is_some_and(|u| CLOUDWATCH_UNITS.contains(&u))
+            {
+                broken.push(format!("metric {name}: {unit} is not a CloudWatch unit"));
+            }
+            if let Some(resolution) = metric.get("StorageResolution")
+                && *resolution != json!(1)
+                && *resolution != json!(60)
+            {
+                broken.push(format!("metric {name}: StorageResolution must be 1 or 60"));
+            }
+            match root.get(name) {
+                Some(Value::Number(_)) => {}
+                Some(Value::Array(values))
+                    if (1..=100).contains(&values.len()) && values.iter().all(Value::is_number) => {}
+                other => broken
+                    .push(format!("metric {name}: its value must be a member, a number or 1–100 numbers: {other:?}")),
+            }
+        }
+    }
+    broken
+}
+
+/// The EMF documents among a function's stdout lines.
+fn emf_documents(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect()
+}
+
+fn metric_names(document: &Value) -> Vec<&str> {
+    document["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["Name"].as_str())
+        .collect()
+}
+
+#[test]
+fn the_emf_checker_catches_each_broken_rule() {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let valid = json!({
+        "_aws": {"Timestamp": now_ms, "CloudWatchMetrics": [{"Namespace": "greenlight", "Dimensions": [["hook"]],
+            "Metrics": [{"Name": "Succeeded", "Unit": "Count"}]}]},
+        "hook": "pre-traffic", "Succeeded": 1,
+    });
+    assert_eq!(emf_violations(&valid), Vec::<String>::new());
+    type Breakage = Box<dyn Fn(&mut Value)>;
+    let breakages: Vec<(&str, Breakage)> = vec![
+        ("no _aws", Box::new(|d| d["_aws"] = Value::Null)),
+        ("no timestamp", Box::new(|d| d["_aws"]["Timestamp"] = Value::Null)),
+        ("timestamp in seconds", Box::new(move |d| d["_aws"]["Timestamp"] = json!(now_ms / 1000))),
+        ("metric value missing", Box::new(|d| d["Succeeded"] = Value::Null)),
+        ("metric value a string", Box::new(|d| d["Succeeded"] = json!("1"))),
+        ("101 values", Box::new(|d| d["Succeeded"] = json!(vec![1; 101]))),
+        ("dimension value missing", Box::new(|d| d["hook"] = Value::Null)),
+        ("dimension value a number", Box::new(|d| d["hook"] = json!(7))),
+        ("dimension value not ASCII", Box::new(|d| d["hook"] = json!("café"))),
+        ("bad unit", Box::new(|d| d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] = json!("Millis"))),
+        ("no namespace", Box::new(|d| d["_aws"]["CloudWatchMetrics"][0]["Namespace"] = Value::Null)),
+        (
+            "31 dimensions",
+            Box::new(|d| {
+                let keys: Vec<String> = (0..31).map(|i| format!("d{i}")).collect();
+                for key in &keys {
+                    d[key.as_str()] = json!("x");
+                }
+                d["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([keys]);
+            }),
+        ),
+        (
+            "101 metrics",
+            Box::new(|d| {
+                let metrics: Vec<Value> = (0..101).map(|i| json!({"Name": format!("m{i}")})).collect();
+                for i in 0..101 {
+                    d[format!("m{i}").as_str()] = json!(1);
+                }
+                d["_aws"]["CloudWatchMetrics"][0]["Metrics"] = json!(metrics);
+            }),
+        ),
+    ];
+    for (what, breakage) in breakages {
+        let mut broken = valid.clone();
+        breakage(&mut broken);
+        assert!(!emf_violations(&broken).is_empty(), "the checker missed: {what}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_run_prints_metrics_cloudwatch_can_extract_per_check_and_per_run() {
+    let (runtime, aws, target) = world().await;
+    let plan = json!({"checks": [
+        {"name": "cart", "http": {"url": format!("{}/v2/cart/healthy", target.url)}},
+        {"name": "down", "http": {"url": format!("{}/status/503", target.url)}},
+        {"name": "shadow café", "dry_run": true, "http": {"url": format!("{}/not-json", target.url)}, "expect": {"json_schema": {}}},
+    ]});
+    let child = start_function(&runtime, &aws, &plan, &[]);
+    let request = runtime.invoke(event("exec-emf"), Duration::from_secs(10));
+    let result = runtime.result(&request, Duration::from_secs(15)).await;
+    let stdout = stop(child).await;
+    assert!(matches!(result, Some(RuntimeResult::Response(_))), "{result:?}\n{stdout}");
+
+    let documents = emf_documents(&stdout);
+    assert_eq!(documents.len(), 4, "one per check and one for the run: {stdout}");
+    for document in &documents {
+        assert_eq!(emf_violations(document), Vec::<String>::new(), "{document}");
+        let directives = document["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert!(directives.iter().all(|d| d["Namespace"] == "greenlight"), "{document}");
+        assert_eq!(document["hook"], "after-allow-test-traffic");
+        assert_eq!(document["deployment_id"], DEPLOYMENT);
+    }
+    let check = |name: &str| {
+        documents.iter().find(|d| d["check"] == name).unwrap_or_else(|| panic!("no document for {name}: {stdout}"))
+    };
+    for name in ["cart", "down", "shadow caf\\u{e9}"] {
+        let document = check(name);
+        assert_eq!(document["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["hook", "check"]]), "{document}");
+        assert_eq!(metric_names(document), ["CheckPassed", "CheckLatency"], "{document}");
+        assert!(document["CheckLatency"].as_u64().is_some(), "{document}");
+    }
+    assert_eq!((&check("cart")["CheckPassed"], &check("cart")["dry_run"]), (&json!(1), &json!(false)));
+    assert_eq!(check("down")["CheckPassed"], 0);
+    assert_eq!(
+        (&check("shadow caf\\u{e9}")["CheckPassed"], &check("shadow caf\\u{e9}")["dry_run"]),
+        (&json!(0), &json!(true))
+    );
+
+    let run = documents.last().unwrap();
+    assert_eq!(run["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["hook"]]), "{run}");
+    assert_eq!(metric_names(run), ["Succeeded", "RunDuration", "ReportFailed"], "{run}");
+    assert_eq!((&run["Succeeded"], &run["ReportFailed"], &run["verdict"]), (&json!(0), &json!(0), &json!("Failed")));
+    assert!(run["RunDuration"].as_u64().is_some(), "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_a_report_that_did_not_land() {
+    let (runtime, aws, target) = world().await;
+    aws.fail_reports(&[ReportFault::ServerError; 3]);
+    let plan = json!({"checks": [{"name": "cart", "http": {"url": format!("{}/v2/cart/healthy", target.url)}}]});
+    let child = start_function(&runtime, &aws, &plan, &[("AWS_MAX_ATTEMPTS", "3")]);
+    let request = runtime.invoke(event("exec-emf-lost"), Duration::from_secs(20));
+    let result = runtime.result(&request, Duration::from_secs(25)).await;
+    let stdout = stop(child).await;
+    assert!(matches!(result, Some(RuntimeResult::Error(_))), "{result:?}\n{stdout}");
+    let documents = emf_documents(&stdout);
+    let run = documents.iter().find(|d| d.get("Succeeded").is_some()).unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(emf_violations(run), Vec::<String>::new(), "{run}");
+    assert_eq!(
+        (&run["Succeeded"], &run["ReportFailed"], &run["report"]),
+        (&json!(1), &json!(1), &json!("not_delivered"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_can_be_switched_off() {
+    let (runtime, aws, target) = world().await;
+    let plan = json!({"checks": [{"name": "cart", "http": {"url": format!("{}/v2/cart/healthy", target.url)}}]});
+    let child = start_function(&runtime, &aws, &plan, &[("GREENLIGHT_METRICS", "off")]);
+    let request = runtime.invoke(event("exec-emf-off"), Duration::from_secs(10));
+    let result = runtime.result(&request, Duration::from_secs(15)).await;
+    let stdout = stop(child).await;
+    assert!(matches!(result, Some(RuntimeResult::Response(_))), "{result:?}\n{stdout}");
+    assert!(stdout.contains("verdict"), "the logs still go out: {stdout}");
+    assert!(emf_documents(&stdout).is_empty(), "{stdout}");
+    assert!(!stdout.contains("_aws"), "{stdout}");
+}
