@@ -25,6 +25,8 @@ pub enum Side {
     Greenlight,
     /// The Python reference hook.
     Reference,
+    /// The std-only floor (`floor-hook`): the same four requests and nothing else.
+    Floor,
 }
 
 /// One hook configuration, deployed as its own Lambda function.
@@ -56,6 +58,7 @@ impl World {
     /// throttled copy of the one-check subjects.
     pub async fn start(hook_dir: &Path, quota: Option<&Cgroup>) -> Result<Self, String> {
         let hook = existing(hook_dir.join("pre-traffic"))?;
+        let floor_hook = existing(hook_dir.join("floor-hook"))?;
         let checkout = existing(hook_dir.join("checkout-function"))?;
         let python = greenlight_tests::python::venv_python();
         let reference_dir = workspace_root().join("bench").join("reference");
@@ -105,6 +108,10 @@ impl World {
                 environment,
             }
         };
+        let floor = |url: &str| ProcessConfig {
+            command: vec![floor_hook.display().to_string()],
+            environment: BTreeMap::from([("TARGET_URL".to_owned(), url.to_owned())]),
+        };
         let subject = |name: &'static str, side, process| Subject {
             name,
             side,
@@ -112,6 +119,7 @@ impl World {
             process,
         };
         let mut subjects = vec![
+            subject("floor-http", Side::Floor, floor(&http_url)),
             subject("reference-http", Side::Reference, reference(&http_url, None)),
             subject("greenlight-http", Side::Greenlight, greenlight(vec![http_url.clone()], None)),
             subject("reference-https", Side::Reference, reference(&https_url, Some(&ca))),
@@ -120,6 +128,7 @@ impl World {
             subject("greenlight-50x200ms", Side::Greenlight, greenlight(vec![slow_url; MANY_CHECKS], None)),
         ];
         if let Some(quota) = quota {
+            subjects.push(subject("floor-http-throttled", Side::Floor, quota.wrap(floor(&http_url))));
             subjects.push(subject("reference-http-throttled", Side::Reference, quota.wrap(reference(&http_url, None))));
             subjects.push(subject(
                 "greenlight-http-throttled",
