@@ -9,12 +9,17 @@ Asserts that
   of samconfig.toml names it;
 - no IAM statement grants a wildcard action, and Resource "*" appears only for actions that IAM
   cannot scope to a resource (per cfn-lint's copy of the Service Authorization Reference);
-- each hook role can report and discover, reads only the deployment group its hooks serve, and only
+- each hook role reads only the deployment group its hooks serve (when it reads one), and only
   the Lambda hooks may call the sample function (and only it, with its versions and aliases).
 
-Usage: check_template.py [--template PATH] [--plans-out DIR]
+Which actions each hook needs is not decided here: tests/tests/least_privilege.rs derives them from
+the AWS calls in the hook code and compares them with the grants this script writes out.
+
+Usage: check_template.py [--template PATH] [--plans-out DIR] [--grants-out FILE]
 With --plans-out, each hook's GREENLIGHT_PLAN, resolved with the parameter defaults, is written to
 DIR/<package>.json so the caller can validate it with the hooks' own plan loader.
+With --grants-out, FILE gets, for each hook package, its function, its role and the actions the
+role's statements allow, as the template spells them (JSON).
 Exits 1 with one line per problem.
 """
 
@@ -36,12 +41,6 @@ from samtranslator.yaml_helper import yaml_parse
 
 REPO = Path(__file__).resolve().parents[2]
 HOOK_PREFIX = "CodeDeployHook_"
-REQUIRED_CODEDEPLOY = {
-    "codedeploy:putlifecycleeventhookexecutionstatus",
-    "codedeploy:listdeploymenttargets",
-    "codedeploy:getdeploymenttarget",
-    "codedeploy:getdeployment",
-}
 LAMBDA_HOOKS = {"pre-traffic", "post-traffic"}
 # appspec file -> lifecycle event -> the hook package that serves it there.
 APPSPEC_HOOKS = {
@@ -295,7 +294,8 @@ def check_statement_shapes(cfn, problems):
                     )
 
 
-def check_hook_roles(cfn, hook_ids, sample_id, problems):
+def hook_roles(cfn, hook_ids, problems):
+    """hook package -> the logical id of its role."""
     resources = cfn["Resources"]
     roles = {}
     for package, logical_id in hook_ids.items():
@@ -304,6 +304,25 @@ def check_hook_roles(cfn, hook_ids, sample_id, problems):
         if role_id not in resources:
             problems.add(f"{logical_id}: Role must be !GetAtt <a role in this template>.Arn, found {json.dumps(role)}")
             continue
+        roles[package] = role_id
+    return roles
+
+
+def write_grants(cfn, hook_ids, package_roles, path):
+    grants = {}
+    for package, role_id in package_roles.items():
+        actions = set()
+        for _, statement in statements(cfn["Resources"][role_id]):
+            if statement.get("Effect") == "Allow":
+                actions.update(as_list(statement.get("Action", [])))
+        grants[package] = {"function": hook_ids[package], "role": role_id, "actions": sorted(actions)}
+    Path(path).write_text(json.dumps(grants, indent=2))
+
+
+def check_hook_roles(cfn, package_roles, sample_id, problems):
+    resources = cfn["Resources"]
+    roles = {}
+    for package, role_id in package_roles.items():
         roles.setdefault(role_id, set()).add(package)
     deployment_group = f"{sample_id}DeploymentGroup" if sample_id else None
     for role_id, packages in roles.items():
@@ -313,13 +332,11 @@ def check_hook_roles(cfn, hook_ids, sample_id, problems):
         role = resources[role_id]
         if role["Properties"].get("ManagedPolicyArns"):
             problems.add(f"{role_id}: managed policies bring grants this check cannot see; use inline statements")
-        granted = set()
         for policy_name, statement in statements(role):
             where = f"{role_id}/{policy_name}/{statement.get('Sid', '?')}"
             if statement.get("Effect") != "Allow":
                 continue
             actions = {a.lower() for a in as_list(statement.get("Action", []))}
-            granted |= actions
             targets = as_list(statement.get("Resource", []))
             if "codedeploy:getdeployment" in actions:
                 for target in targets:
@@ -335,8 +352,6 @@ def check_hook_roles(cfn, hook_ids, sample_id, problems):
             lambda_actions = {a for a in actions if a.startswith("lambda:")}
             if lambda_actions and not lambda_role:
                 problems.add(f"{where}: ECS hooks need no {', '.join(sorted(lambda_actions))}")
-            if lambda_actions - {"lambda:invokefunction", "lambda:getalias"}:
-                problems.add(f"{where}: Lambda hooks need only lambda:InvokeFunction and lambda:GetAlias")
             if lambda_actions:
                 for target in targets:
                     if not (sample_id and refers_to(target, sample_id)):
@@ -346,19 +361,13 @@ def check_hook_roles(cfn, hook_ids, sample_id, problems):
                 for target in targets:
                     if not any(refers_to(target, lid) for lid, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"):
                         problems.add(f"{where}: logs only on this template's log groups, found {json.dumps(target)}")
-        missing = REQUIRED_CODEDEPLOY - granted
-        if missing:
-            problems.add(
-                f"{role_id}: missing {', '.join(sorted(missing))}; without them a hook cannot discover or report, and an unreported hook stalls the deployment for an hour"
-            )
-        if lambda_role and "lambda:invokefunction" not in granted:
-            problems.add(f"{role_id}: the Lambda hooks need lambda:InvokeFunction for their invoke checks")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--template", default=str(REPO / "template.yaml"))
     parser.add_argument("--plans-out")
+    parser.add_argument("--grants-out")
     args = parser.parse_args()
     logging.getLogger("samtranslator").setLevel(logging.ERROR)
 
@@ -368,7 +377,10 @@ def main():
     sample_id = check_sample_function(sam, cfn, hook_ids, problems)
     check_appspecs(problems)
     check_statement_shapes(cfn, problems)
-    check_hook_roles(cfn, hook_ids, sample_id, problems)
+    package_roles = hook_roles(cfn, hook_ids, problems)
+    check_hook_roles(cfn, package_roles, sample_id, problems)
+    if args.grants_out:
+        write_grants(cfn, hook_ids, package_roles, args.grants_out)
 
     if problems:
         for problem in problems:
