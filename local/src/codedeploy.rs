@@ -1,6 +1,7 @@
 //! The CodeDeploy API (awsJson1_1): the operations a deployment's life needs, with the checks
 //! and exceptions real CodeDeploy applies.
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use serde_json::{Map, Value, json};
@@ -30,6 +31,23 @@ pub const OPERATIONS: &[&str] = &[
 
 /// The `X-Amz-Target` prefix of CodeDeploy operations.
 pub const TARGET_PREFIX: &str = "CodeDeploy_20141006.";
+
+/// A deployment created with ids chosen beforehand (`POST /_local/deployments`), so that hook
+/// events written before it existed, such as the repository's `events/*.json`, belong to it. The
+/// hooks of the events given an execution id are not invoked by the emulator: whoever holds the
+/// event delivers it (`cargo lambda invoke`, a hook in CLI mode), and the deployment waits for the
+/// report as CodeDeploy does.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentWithIds {
+    /// The deployment id: `d-` and nine of `[A-Z0-9]`, not used before.
+    pub deployment_id: String,
+    /// Execution ids by lifecycle event name (`AfterAllowTestTraffic`, ...), not used before.
+    #[serde(default)]
+    pub execution_ids: BTreeMap<String, String>,
+    /// The CreateDeployment input.
+    pub request: Map<String, Value>,
+}
 
 impl Emulator {
     /// Serves one CodeDeploy operation.
@@ -164,7 +182,20 @@ impl Emulator {
         Ok(json!({"deploymentGroupInfo": info}))
     }
 
+    /// CreateDeployment with the ids `chosen` names, whose events the caller delivers.
+    pub fn create_deployment_with_ids(&self, chosen: &DeploymentWithIds) -> Result<Value, ApiError> {
+        self.start_deployment(&chosen.request, Some(chosen))
+    }
+
     fn create_deployment(&self, input: &Map<String, Value>) -> Result<Value, ApiError> {
+        self.start_deployment(input, None)
+    }
+
+    fn start_deployment(
+        &self,
+        input: &Map<String, Value>,
+        chosen: Option<&DeploymentWithIds>,
+    ) -> Result<Value, ApiError> {
         let application = application_name(input)?;
         let group_name = match input.get("deploymentGroupName").and_then(Value::as_str) {
             Some(name) => checked_name(name, "InvalidDeploymentGroupNameException")?,
@@ -231,7 +262,11 @@ impl Emulator {
             None => group.auto_rollback_events.clone(),
         };
         let target = target_for(&state, &appspec, group)?;
-        let id = new_id(&mut state, "d-");
+        let id = match chosen {
+            Some(chosen) => checked_chosen_ids(&state, chosen, platform, &appspec)?,
+            None => new_id(&mut state, "d-"),
+        };
+        let external_id = |name: &str| chosen.and_then(|c| c.execution_ids.get(name)).cloned();
         let events = platform
             .lifecycle()
             .iter()
@@ -241,7 +276,8 @@ impl Emulator {
                 started: None,
                 ended: None,
                 hook: is_hook.then(|| appspec.hook_for(name).map(str::to_owned)).flatten(),
-                execution_id: None,
+                execution_id: external_id(name),
+                external: external_id(name).is_some(),
                 diagnostics: None,
             })
             .collect();
@@ -545,15 +581,55 @@ fn deployment<'a>(state: &'a State, input: &Map<String, Value>) -> Result<&'a De
         Some(id) if !id.is_empty() => id,
         _ => return Err(ApiError::client("DeploymentIdRequiredException", "deploymentId is required")),
     };
-    let well_formed =
-        id.len() == 11 && id.starts_with("d-") && id[2..].chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-    if !well_formed {
+    if !is_deployment_id(id) {
         return Err(ApiError::client("InvalidDeploymentIdException", format!("{id:?} is not a deployment id")));
     }
     state
         .deployments
         .get(id)
         .ok_or_else(|| ApiError::client("DeploymentDoesNotExistException", format!("Deployment {id} does not exist")))
+}
+
+/// Whether `id` looks like CodeDeploy's deployment ids: `d-` and nine of `[A-Z0-9]`.
+fn is_deployment_id(id: &str) -> bool {
+    id.len() == 11 && id.starts_with("d-") && id[2..].chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// The chosen deployment id, once it and the execution ids are known to be well formed, unused,
+/// and the execution ids name hook events this deployment's appspec wires.
+fn checked_chosen_ids(
+    state: &State,
+    chosen: &DeploymentWithIds,
+    platform: ComputePlatform,
+    appspec: &AppSpec,
+) -> Result<String, ApiError> {
+    let id = &chosen.deployment_id;
+    if !is_deployment_id(id) {
+        return Err(ApiError::client("InvalidDeploymentIdException", format!("{id:?} is not a deployment id")));
+    }
+    if state.deployments.contains_key(id) {
+        return Err(ApiError::client("InvalidDeploymentIdException", format!("{id} already exists")));
+    }
+    let used: Vec<&String> = state
+        .executions
+        .keys()
+        .chain(state.deployments.values().flat_map(|d| d.events.iter().filter_map(|e| e.execution_id.as_ref())))
+        .collect();
+    let mut seen = Vec::new();
+    for (event, execution_id) in &chosen.execution_ids {
+        let invalid = |message: String| ApiError::client("InvalidLifecycleEventHookExecutionIdException", message);
+        if !platform.lifecycle().iter().any(|(name, is_hook)| *is_hook && name == event) {
+            return Err(invalid(format!("{event} is not a hook event of a {} deployment", platform.as_str())));
+        }
+        if appspec.hook_for(event).is_none() {
+            return Err(invalid(format!("the AppSpec names no hook for {event}")));
+        }
+        if execution_id.is_empty() || used.contains(&execution_id) || seen.contains(&execution_id) {
+            return Err(invalid(format!("execution id {execution_id:?} of {event} is empty or already used")));
+        }
+        seen.push(execution_id);
+    }
+    Ok(id.clone())
 }
 
 fn started_deployment<'a>(state: &'a State, input: &Map<String, Value>) -> Result<&'a Deployment, ApiError> {

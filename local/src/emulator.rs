@@ -121,6 +121,10 @@ pub struct LifecycleEventState {
     pub hook: Option<String>,
     /// The execution id handed to the hook, when one was invoked.
     pub execution_id: Option<String>,
+    /// The hook's event is delivered by someone else (a developer's `cargo lambda invoke`, a
+    /// hook run in CLI mode) with an execution id chosen beforehand: the emulator does not invoke
+    /// the hook, it only waits for the report.
+    pub external: bool,
     /// Why it failed.
     pub diagnostics: Option<String>,
 }

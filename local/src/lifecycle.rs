@@ -104,17 +104,29 @@ impl Emulator {
         self.succeed(id).await;
     }
 
-    /// Invokes the hook asynchronously and waits for its report.
+    /// Invokes the hook asynchronously (unless its event is delivered externally) and waits for
+    /// its report.
     async fn run_hook(&self, id: &str, index: usize, function: &str) -> Result<(), Interruption> {
-        let execution_id = {
+        let (execution_id, external) = {
             let mut state = self.state();
-            let execution_id = uuid::Uuid::new_v4().to_string();
+            let event = state.deployments.get(id).map(|d| &d.events[index]);
+            let chosen = event.and_then(|e| e.execution_id.clone());
+            let external = event.is_some_and(|e| e.external);
+            let execution_id = chosen.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             state.executions.insert(execution_id.clone(), (id.to_owned(), index));
             if let Some(d) = state.deployments.get_mut(id) {
                 d.events[index].execution_id = Some(execution_id.clone());
             }
-            execution_id
+            (execution_id, external)
         };
+        if !external {
+            self.deliver(id, function, &execution_id)?;
+        }
+        self.await_report(id, index, function).await
+    }
+
+    /// Invokes the hook as CodeDeploy does, asynchronously, with the injected delivery faults.
+    fn deliver(&self, id: &str, function: &str, execution_id: &str) -> Result<(), Interruption> {
         let faults = self.faults();
         let event = json!({"DeploymentId": id, "LifecycleEventHookExecutionId": execution_id});
         let mut payloads = Vec::new();
@@ -130,6 +142,11 @@ impl Emulator {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// Waits for the hook's report, a stop or an alarm, up to the (scaled) one-hour limit.
+    async fn await_report(&self, id: &str, index: usize, function: &str) -> Result<(), Interruption> {
         let limit = Instant::now() + self.scale().apply(HOOK_REPORT_LIMIT);
         loop {
             let status = self.read(id, |d| d.events[index].status);

@@ -1,6 +1,6 @@
 //! One loopback port for everything: CodeDeploy (`POST /` with `X-Amz-Target`), Lambda
-//! (`/2015-03-31/functions/...`), and a control API under `/_local/` for alarms, injected faults
-//! and the record. Point SDKs at it with `AWS_ENDPOINT_URL=http://127.0.0.1:<port>`.
+//! (`/2015-03-31/functions/...`), and a control API under `/_local/` for alarms, injected faults,
+//! deployments with ids chosen beforehand, and the record. Point SDKs at it with `AWS_ENDPOINT_URL=http://127.0.0.1:<port>`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::codedeploy::TARGET_PREFIX;
+use crate::codedeploy::{DeploymentWithIds, TARGET_PREFIX};
 use crate::config::LocalConfig;
 use crate::emulator::{Emulator, Happening, TimeScale};
 use crate::lambda::InvocationType;
@@ -99,6 +99,7 @@ pub fn router(emulator: Emulator) -> Router {
         )
         .route("/2015-03-31/functions/{function}/aliases/{alias}", get(get_alias).put(update_alias))
         .route("/_local/health", get(|| async { "ok" }))
+        .route("/_local/deployments", post(create_deployment_with_ids))
         .route("/_local/deployments/{id}", get(deployment_record))
         .route("/_local/alarms/{name}", post(set_alarm))
         .route("/_local/faults", post(set_faults))
@@ -229,6 +230,16 @@ async fn update_alias(
     match emulator.update_alias(&function, &alias, &input) {
         Ok(output) => axum::Json(output).into_response(),
         Err(err) => err.into_rest_json(),
+    }
+}
+
+async fn create_deployment_with_ids(
+    State(emulator): State<Emulator>,
+    axum::Json(chosen): axum::Json<DeploymentWithIds>,
+) -> Response {
+    match emulator.create_deployment_with_ids(&chosen) {
+        Ok(output) => aws_json(&output),
+        Err(err) => err.into_aws_json(),
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 const ECS_EVENT_DEPLOYMENT: &str = "d-ECS000001";
-const LAMBDA_EVENT_DEPLOYMENT: &str = "d-LAMBDA0001";
+const LAMBDA_EVENT_DEPLOYMENT: &str = "d-LAMBDA001";
 
 fn command(hook: &str, aws: &LocalAws, plan: Option<&Value>) -> Command {
     let mut command = Command::new(hook_binary(hook));
