@@ -53,7 +53,40 @@ const RUN_BY: &[(&str, RunBy)] = &[
     (CLI_STDIN, RunBy::Test("docs::the_cli_mode_examples_run_as_documented")),
     (CLI_MALFORMED, RunBy::Test("docs::the_cli_mode_examples_run_as_documented")),
     ("bash .ci/run", RunBy::CiJob),
+    // The loop's test activates the same virtualenv (python::venv) and invokes every hook in order.
+    ("source \"$(bash scripts/python-env.sh)/bin/activate\"", RunBy::Test(CARGO_LAMBDA_LOOP)),
+    (
+        "cargo lambda invoke before-install --invoke-address 127.0.0.1 --data-file events/before-install.json",
+        RunBy::Test(CARGO_LAMBDA_LOOP),
+    ),
+    (
+        "cargo lambda invoke after-install --invoke-address 127.0.0.1 --data-file events/after-install.json",
+        RunBy::Test(CARGO_LAMBDA_LOOP),
+    ),
+    (
+        "cargo lambda invoke after-allow-test-traffic --invoke-address 127.0.0.1 --data-file events/after-allow-test-traffic.json",
+        RunBy::Test(CARGO_LAMBDA_LOOP),
+    ),
+    (
+        "cargo lambda invoke before-allow-traffic --invoke-address 127.0.0.1 --data-file events/before-allow-traffic.json",
+        RunBy::Test(CARGO_LAMBDA_LOOP),
+    ),
+    (
+        "cargo lambda invoke after-allow-traffic --invoke-address 127.0.0.1 --data-file events/after-allow-traffic.json",
+        RunBy::Test(CARGO_LAMBDA_LOOP),
+    ),
+    (
+        "cargo lambda invoke pre-traffic --invoke-address 127.0.0.1 --data-file events/pre-traffic.json",
+        RunBy::Test(CARGO_LAMBDA_LOOP),
+    ),
+    (
+        "cargo lambda invoke post-traffic --invoke-address 127.0.0.1 --data-file events/post-traffic.json",
+        RunBy::Test(CARGO_LAMBDA_LOOP),
+    ),
 ];
+
+/// The test that runs the local loop under the real `cargo lambda watch`.
+const CARGO_LAMBDA_LOOP: &str = "cargo_lambda::every_hook_judges_and_reports_once_under_cargo_lambda_watch";
 
 /// README.md and every page of the guide.
 fn documents() -> Vec<PathBuf> {
