@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use codedeploy_local::config::{AliasConfig, FunctionConfig, LocalConfig, ProcessConfig};
 use codedeploy_local::emulator::{Happening, RecordEntry, TimeScale};
-use codedeploy_local::lifecycle::{Faults, ReportFault};
+use codedeploy_local::faults::{Faults, ReportFault};
 use codedeploy_local::server::Server;
 use greenlight_tests::{Target, bin_dir};
 use serde_json::{Value, json};
@@ -168,7 +168,7 @@ async fn deploy_with(hook: Hook, faults: Faults, scale: TimeScale) -> Run {
     let log_dir = tempfile::tempdir().expect("a log directory");
     let server = Server::start(config, scale, 0, Some(log_dir.path().to_owned())).await.expect("emulator starts");
     let emulator = server.emulator.clone();
-    emulator.set_faults(faults);
+    emulator.set_faults(faults).expect("faults name only what is served");
     let call = |operation: &str, input: Value| emulator.codedeploy(operation, &input).expect(operation);
     call("CreateApplication", json!({"applicationName": "app", "computePlatform": "Lambda"}));
     call(
