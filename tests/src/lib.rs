@@ -1,17 +1,13 @@
-//! Test harness: real servers on loopback for greenlight's integration tests.
+//! Test harness for greenlight's integration tests, one module per fixture:
 //!
-//! - [`LocalAws`]: a small endpoint speaking CodeDeploy's awsJson1_1 protocol (the lifecycle-hook
-//!   operations, with faults to inject) and Lambda's restJson1 `Invoke`. It is its own reading of
-//!   the AWS contract and shares no code with the library.
-//! - [`Target`]: an HTTP service with the behaviours a smoke test meets in the wild: healthy,
-//!   contract-breaking, 500, not JSON, empty, hanging, slow, huge.
-//! - [`sdk_config`]: real AWS SDK configuration pointed at a [`LocalAws`].
-//! - [`hook_binary`]: the hook binaries, built once, for CLI- and Lambda-mode tests.
+//! - [`deployment`]: deployments on the local CodeDeploy (`codedeploy-local`), whole or held in
+//!   one event, and real AWS SDK configuration pointed at it;
+//! - [`targets`]: HTTP and HTTPS services for checks to judge;
+//! - [`binaries`]: the hook binaries and sample apps, built once, and the sample events;
+//! - [`python`]: the project's pinned Python tools.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -19,19 +15,17 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{get, post};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
+pub mod binaries;
+pub mod deployment;
 pub mod python;
+pub mod targets;
 
-/// Starts `router` on an ephemeral loopback port; the server lives as long as the runtime.
-pub async fn serve(router: Router) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-    let addr = listener.local_addr().expect("local addr");
-    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
-    addr
-}
+pub use binaries::{bin_dir, event_file, hook_binary, workspace_root};
+pub use deployment::sdk_config;
+pub use targets::{Target, TlsTarget, healthy_cart, serve};
 
 // ---- local CodeDeploy + Lambda ------------------------------------------------------------------
 
@@ -371,193 +365,6 @@ async fn invoke(
     response
 }
 
-/// Real AWS SDK configuration aimed at `endpoint`, with static test credentials and quick retry
-/// backoff (3 attempts, as the SDK's default).
-pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
-    let retry =
-        aws_config::retry::RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(20));
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_codedeploy::config::Credentials::new("AKIDTEST", "secret", None, None, "tests"))
-        .endpoint_url(endpoint)
-        .retry_config(retry)
-        .http_client(greenlight::tls::sdk_http_client())
-        .load()
-        .await
-}
-
-// ---- target service -----------------------------------------------------------------------------
-
-/// An HTTP service with the behaviours smoke tests meet. Paths:
-/// `/v2/cart/healthy` (the v2 contract), `/v2/cart/renamed-back` (carries `total_cents`, lacks
-/// `total_minor_units`), `/v2/cart/string-total` (wrong type), `/status/{code}`, `/not-json`,
-/// `/empty`, `/hang`, `/slow/{ms}`, `/huge` (64 MiB, streamed), `/flaky` (500 twice, then healthy),
-/// `/versioned` (headers `x-app-version: 47` and a secret-looking `x-session-token`).
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// `http://127.0.0.1:PORT`.
-    pub url: String,
-    huge_bytes_sent: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-/// The healthy v2 cart.
-pub fn healthy_cart() -> Value {
-    json!({"cart_id": "c-1", "currency": "EUR", "total_minor_units": 1299, "items": [{"sku": "tea", "quantity": 1}]})
-}
-
-impl Target {
-    /// Starts the service.
-    pub async fn start() -> Self {
-        let flaky = Arc::new(Mutex::new(0u32));
-        let huge_bytes_sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let huge_counter = huge_bytes_sent.clone();
-        let router =
-            Router::new()
-                .route("/v2/cart/healthy", get(|| async { axum::Json(healthy_cart()) }))
-                .route(
-                    "/v2/cart/renamed-back",
-                    get(|| async {
-                        axum::Json(json!({"cart_id": "c-1", "currency": "EUR", "total_cents": 1299, "items": []}))
-                    }),
-                )
-                .route(
-                    "/v2/cart/string-total",
-                    get(|| async {
-                        axum::Json(
-                            json!({"cart_id": "c-1", "currency": "EUR", "total_minor_units": "12.99", "items": []}),
-                        )
-                    }),
-                )
-                .route(
-                    "/status/{code}",
-                    any(|Path(code): Path<u16>| async move {
-                        StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT)
-                    }),
-                )
-                .route(
-                    "/not-json",
-                    get(|| async { ([(header::CONTENT_TYPE, "text/html")], "<html>maintenance</html>") }),
-                )
-                .route("/empty", get(|| async { StatusCode::OK }))
-                .route("/hang", get(|| async { std::future::pending::<()>().await }))
-                .route(
-                    "/slow/{ms}",
-                    get(|Path(ms): Path<u64>| async move {
-                        tokio::time::sleep(Duration::from_millis(ms)).await;
-                        axum::Json(healthy_cart())
-                    }),
-                )
-                .route("/huge", get(move || huge(huge_counter.clone())))
-                .route(
-                    "/flaky",
-                    get(move || {
-                        let flaky = flaky.clone();
-                        async move {
-                            let mut calls = flaky.lock().expect("flaky lock");
-                            *calls += 1;
-                            if *calls <= 2 {
-                                StatusCode::INTERNAL_SERVER_ERROR.into_response()
-                            } else {
-                                axum::Json(healthy_cart()).into_response()
-                            }
-                        }
-                    }),
-                )
-                .route(
-                    "/versioned",
-                    get(|| async {
-                        ([("x-app-version", "47"), ("x-session-token", "tok-SECRET-46")], axum::Json(healthy_cart()))
-                    }),
-                );
-        let addr = serve(router).await;
-        Self { url: format!("http://{addr}"), huge_bytes_sent }
-    }
-
-    /// How many bytes of `/huge` the server has handed to the connection so far.
-    pub fn huge_bytes_sent(&self) -> usize {
-        self.huge_bytes_sent.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-/// 64 MiB of JSON-looking bytes, streamed without a content length, so only a reader that caps
-/// what it reads finishes quickly.
-async fn huge(sent: Arc<std::sync::atomic::AtomicUsize>) -> Response {
-    let chunk = Bytes::from(vec![b' '; 64 * 1024]);
-    let first = Bytes::from_static(b"{\"pad\": \"");
-    let stream = futures_stream(first, chunk, 1024, sent);
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(stream))
-        .expect("huge response")
-}
-
-fn futures_stream(
-    first: Bytes,
-    chunk: Bytes,
-    count: usize,
-    sent: Arc<std::sync::atomic::AtomicUsize>,
-) -> impl futures_core::Stream<Item = Result<Bytes, std::io::Error>> {
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    tokio::spawn(async move {
-        if sender.send(Ok(first)).await.is_err() {
-            return;
-        }
-        for _ in 0..count {
-            if sender.send(Ok(chunk.clone())).await.is_err() {
-                return;
-            }
-            sent.fetch_add(chunk.len(), std::sync::atomic::Ordering::SeqCst);
-        }
-    });
-    tokio_stream::wrappers::ReceiverStream::new(receiver)
-}
-
-/// An HTTPS service (the healthy cart at `/v2/cart/healthy`) whose certificate is signed by a
-/// throwaway test CA, so TLS verification can be exercised with and without that CA trusted.
-#[derive(Debug, Clone)]
-pub struct TlsTarget {
-    /// `https://127.0.0.1:PORT`.
-    pub url: String,
-    /// The test CA, PEM.
-    pub ca_pem: String,
-}
-
-impl TlsTarget {
-    /// Generates a CA and a leaf for 127.0.0.1/localhost, and starts the service.
-    pub async fn start() -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-        // The test build has both rustls providers, so rustls cannot pick one by itself; the hooks'.
-        greenlight::tls::install_crypto_provider();
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "greenlight test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
-        let issuer = Issuer::new(ca_params, ca_key);
-        let leaf_key = KeyPair::generate().expect("leaf key");
-        let leaf_params =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).expect("leaf params");
-        let leaf = leaf_params.signed_by(&leaf_key, &issuer).expect("leaf cert");
-
-        let config = axum_server::tls_rustls::RustlsConfig::from_pem(
-            leaf.pem().into_bytes(),
-            leaf_key.serialize_pem().into_bytes(),
-        )
-        .await
-        .expect("TLS config");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
-        let router = Router::new().route("/v2/cart/healthy", get(|| async { axum::Json(healthy_cart()) }));
-        // TCP_NODELAY, as production TLS front ends set it: without it, the response waits behind
-        // the session tickets for a delayed ACK, and every other first request takes 40 ms more.
-        let acceptor =
-            axum_server::tls_rustls::RustlsAcceptor::new(config).acceptor(axum_server::accept::NoDelayAcceptor::new());
-        let server = axum_server::from_tcp(listener).expect("TLS server").acceptor(acceptor);
-        tokio::spawn(async move { server.serve(router.into_make_service()).await.expect("serve TLS") });
-        Self { url: format!("https://{addr}"), ca_pem: ca_cert.pem() }
-    }
-}
-
 // ---- Lambda Runtime API ------------------------------------------------------------------------
 
 /// What a function posted back for one invocation.
@@ -691,42 +498,4 @@ async fn runtime_init_error(State((state, _)): State<RuntimeShared>, body: Bytes
     let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     state.lock().expect("runtime lock").init_errors.push(value);
     StatusCode::ACCEPTED
-}
-
-// ---- hook binaries ------------------------------------------------------------------------------
-
-/// The workspace root.
-pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
-
-/// Path to a hook binary or a sample app, building them once per test process (cargo builds only
-/// the test package's own binaries for its tests).
-pub fn hook_binary(name: &str) -> PathBuf {
-    bin_dir().join(name)
-}
-
-/// The directory of the built hooks and sample apps (`target/<profile>`), building them once.
-pub fn bin_dir() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let mut command = std::process::Command::new(cargo);
-            command.current_dir(workspace_root()).args(["build", "--quiet", "-p", "checkout-examples"]);
-            for hook in greenlight::Hook::ALL {
-                command.args(["-p", hook.name]);
-            }
-            let status = command.status().expect("run cargo build");
-            assert!(status.success(), "building the hook binaries and sample apps failed");
-            // target/<profile>/deps/<test binary> → target/<profile>
-            let exe = std::env::current_exe().expect("current exe");
-            exe.parent().and_then(|deps| deps.parent()).expect("target profile dir").to_path_buf()
-        })
-        .clone()
-}
-
-/// The sample event for a hook.
-pub fn event_file(name: &str) -> PathBuf {
-    workspace_root().join("events").join(format!("{name}.json"))
 }
