@@ -437,13 +437,23 @@ impl Held {
             .collect()
     }
 
-    /// The events a `scripted-function` of `function` logged, in order.
-    pub fn events_received(&self, function: &str) -> Vec<Value> {
-        let log = std::fs::read_to_string(self.log_path(function)).unwrap_or_default();
-        log.lines()
-            .filter_map(|line| line.strip_prefix("event "))
-            .filter_map(|e| serde_json::from_str(e).ok())
-            .collect()
+    /// The events a `scripted-function` of `function` logged, in order, once there are at least
+    /// `count` (or after five seconds): the runtime host copies a process's output to its log as
+    /// it comes, so the last line may land after the invocation's answer.
+    pub async fn events_received(&self, function: &str, count: usize) -> Vec<Value> {
+        let until = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = std::fs::read_to_string(self.log_path(function)).unwrap_or_default();
+            let events: Vec<Value> = log
+                .lines()
+                .filter_map(|line| line.strip_prefix("event "))
+                .filter_map(|event| serde_json::from_str(event).ok())
+                .collect();
+            if events.len() >= count || tokio::time::Instant::now() >= until {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Where the runtime host writes `function`'s log.
