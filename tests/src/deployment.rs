@@ -456,6 +456,18 @@ impl Held {
         }
     }
 
+    /// The sample event of `hook` (`events/<hook>.json`) carrying the held deployment's ids, in
+    /// a file that lives as long as the deployment.
+    pub fn event_file(&self, hook: &str) -> PathBuf {
+        let sample = std::fs::read(crate::binaries::event_file(hook)).expect("the sample event");
+        let mut event: Value = serde_json::from_slice(&sample).expect("the sample event is JSON");
+        event["DeploymentId"] = json!(self.deployment_id);
+        event["LifecycleEventHookExecutionId"] = json!(self.execution_id);
+        let path = self.scratch().join(format!("{hook}.event.json"));
+        std::fs::write(&path, event.to_string()).expect("write the event");
+        path
+    }
+
     /// Where the runtime host writes `function`'s log.
     pub fn log_path(&self, function: &str) -> PathBuf {
         self.log_dir.path().join(format!("{function}.log"))
@@ -465,6 +477,11 @@ impl Held {
     pub fn scratch(&self) -> &Path {
         self.log_dir.path()
     }
+}
+
+/// An emulator with nothing deployed, for runs that must not reach a deployment.
+pub async fn empty() -> Server {
+    Server::start(LocalConfig::default(), SCALE, 0, None).await.expect("the emulator starts")
 }
 
 /// Waits until `event` of deployment `id` is in progress with its hook invoked; its execution id.
