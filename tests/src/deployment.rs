@@ -408,15 +408,6 @@ impl Held {
             .collect()
     }
 
-    /// Waits up to `limit` for `n` accepted reports.
-    pub async fn wait_for_reports(&self, n: usize, limit: Duration) -> Vec<AcceptedReport> {
-        let until = tokio::time::Instant::now() + limit;
-        while self.accepted().len() < n && tokio::time::Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        self.accepted()
-    }
-
     /// Every operation called over the AWS endpoints, in order.
     pub fn calls(&self) -> Vec<String> {
         self.emulator().calls().into_iter().map(|call| call.operation).collect()
@@ -474,7 +465,7 @@ impl Held {
     }
 
     /// A scratch directory that lives as long as the deployment.
-    pub fn scratch(&self) -> &Path {
+    fn scratch(&self) -> &Path {
         self.log_dir.path()
     }
 }
