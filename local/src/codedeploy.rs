@@ -329,17 +329,32 @@ impl Emulator {
     }
 
     fn get_deployment_target(&self, input: &Map<String, Value>) -> Result<Value, ApiError> {
-        let state = self.state();
+        let mut state = self.state();
         let deployment = started_deployment(&state, input)?;
         let target_id = match input.get("targetId").and_then(Value::as_str) {
             Some(id) if !id.is_empty() => id,
             _ => return Err(ApiError::client("DeploymentTargetIdRequiredException", "targetId is required")),
         };
-        Ok(json!({"deploymentTarget": deployment_target(deployment, target_id)?}))
+        let answer = json!({"deploymentTarget": deployment_target(deployment, target_id)?});
+        let id = deployment.id.clone();
+        self.start_green_tasks(&mut state, &id);
+        Ok(answer)
+    }
+
+    /// A slowly starting green task set (an injected fault) starts more tasks after each read.
+    fn start_green_tasks(&self, state: &mut State, deployment_id: &str) {
+        let Some(start) = self.faults().green_start else { return };
+        if let Some(TargetState::Ecs { task_sets, .. }) =
+            state.deployments.get_mut(deployment_id).map(|d| &mut d.target)
+        {
+            for green in task_sets.iter_mut().filter(|set| set.label == "Green") {
+                green.running = (green.running + start.started_per_read).min(green.desired);
+            }
+        }
     }
 
     fn batch_get_deployment_targets(&self, input: &Map<String, Value>) -> Result<Value, ApiError> {
-        let state = self.state();
+        let mut state = self.state();
         let deployment = started_deployment(&state, input)?;
         let ids = input.get("targetIds").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         if ids.is_empty() {
@@ -354,7 +369,10 @@ impl Emulator {
         let id = ids[0]
             .as_str()
             .ok_or_else(|| ApiError::client("InvalidDeploymentTargetIdException", "target ids are strings"))?;
-        Ok(json!({"deploymentTargets": [deployment_target(deployment, id)?]}))
+        let answer = json!({"deploymentTargets": [deployment_target(deployment, id)?]});
+        let id = deployment.id.clone();
+        self.start_green_tasks(&mut state, &id);
+        Ok(answer)
     }
 
     fn put_lifecycle_event_hook_execution_status(&self, input: &Map<String, Value>) -> Result<Value, ApiError> {

@@ -327,6 +327,22 @@ pub enum Happening {
     },
 }
 
+/// One call that reached the emulator's AWS endpoints, in the order they arrived, as CloudTrail
+/// would list it. Calls the emulator makes of itself (traffic shifting, say) are not listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiCall {
+    /// Milliseconds since the emulator started.
+    pub at_ms: u64,
+    /// The operation, as the service's API names it (`GetDeploymentTarget`, `Invoke`).
+    pub operation: String,
+    /// What it names: the `deploymentId` of a CodeDeploy call, the function of a Lambda call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// A Lambda call's `Qualifier` parameter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
+}
+
 /// Everything behind the emulator's lock.
 #[derive(Debug, Default)]
 pub struct State {
@@ -348,6 +364,8 @@ pub struct State {
     pub alarms_raised: BTreeSet<String>,
     /// Everything that happened.
     pub record: Vec<RecordEntry>,
+    /// Every call of the AWS endpoints.
+    pub calls: Vec<ApiCall>,
     /// Counter behind generated ids.
     pub next_id: u64,
 }
@@ -368,7 +386,7 @@ pub(crate) struct Inner {
     pub(crate) record_tx: broadcast::Sender<RecordEntry>,
     /// Alias routing state for weighted invocations: alias key → invocations so far per version.
     pub(crate) alias_rotation: Mutex<HashMap<String, BTreeMap<String, f64>>>,
-    pub(crate) faults: Mutex<crate::lifecycle::Faults>,
+    pub(crate) faults: Mutex<crate::faults::Faults>,
 }
 
 impl Emulator {
@@ -392,7 +410,7 @@ impl Emulator {
                 epoch: Instant::now(),
                 record_tx,
                 alias_rotation: Mutex::new(HashMap::new()),
-                faults: Mutex::new(crate::lifecycle::Faults::default()),
+                faults: Mutex::new(crate::faults::Faults::default()),
             }),
         };
         for (name, service) in &config.ecs_services {
@@ -441,6 +459,22 @@ impl Emulator {
         self.state().record.push(entry.clone());
         // Nobody listening is fine.
         let _ = self.inner.record_tx.send(entry);
+    }
+
+    /// Notes a call of the AWS endpoints.
+    pub fn note_call(&self, operation: &str, resource: Option<&str>, qualifier: Option<&str>) {
+        let call = ApiCall {
+            at_ms: self.now_ms(),
+            operation: operation.to_owned(),
+            resource: resource.map(str::to_owned),
+            qualifier: qualifier.map(str::to_owned),
+        };
+        self.state().calls.push(call);
+    }
+
+    /// Every call of the AWS endpoints so far.
+    pub fn calls(&self) -> Vec<ApiCall> {
+        self.state().calls.clone()
     }
 
     /// The record of one deployment.

@@ -14,6 +14,9 @@ use crate::emulator::{Emulator, Happening};
 use crate::runtime::{FunctionVersion, Invocation, InvokeOutcome};
 use crate::wire::ApiError;
 
+/// Every operation served, as the Lambda API names them.
+pub const OPERATIONS: &[&str] = &["Invoke", "GetAlias", "UpdateAlias"];
+
 /// Lambda retries a failed asynchronous invocation twice, after about one and two minutes.
 const ASYNC_RETRY_DELAYS_MINUTES: [u64; 2] = [1, 2];
 /// `X-Amz-Log-Result` carries at most the last 4 KB of the log.
@@ -45,7 +48,7 @@ impl InvocationType {
 /// A synchronous invocation's result, as the Invoke response carries it.
 #[derive(Debug)]
 pub struct InvokeResponse {
-    /// The version that ran.
+    /// The version that ran (`X-Amz-Executed-Version`; empty leaves the header out).
     pub executed_version: String,
     /// What the runtime host saw.
     pub invocation: Invocation,
@@ -152,7 +155,11 @@ impl Emulator {
         payload: Bytes,
     ) -> Result<InvokeResponse, ApiError> {
         let function = self.resolve(function_name, qualifier)?;
-        Ok(self.run_invocation(&function, payload, "RequestResponse", 1).await)
+        let mut response = self.run_invocation(&function, payload, "RequestResponse", 1).await;
+        if let Some(claimed) = self.faults().executed_versions.get(&function.function_name) {
+            response.executed_version.clone_from(claimed);
+        }
+        Ok(response)
     }
 
     /// Queues an invocation (Event), retried twice on failure as Lambda does. Returns at once.

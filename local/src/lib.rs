@@ -20,6 +20,7 @@ pub mod deployment_config;
 pub mod drill;
 pub mod ecs;
 pub mod emulator;
+pub mod faults;
 pub mod lambda;
 pub mod lifecycle;
 pub mod limits;

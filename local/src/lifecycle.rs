@@ -7,7 +7,6 @@
 //! back on the current version (Lambda) or blue (ECS). Whether the group enables auto rollback
 //! only decides how the rollback is described; no separate rollback deployment is created.
 
-use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -19,31 +18,6 @@ use crate::emulator::{Emulator, HOOK_REPORT_LIMIT, Happening, TargetState, TaskS
 
 /// How often waits look at reports, stops and alarms.
 const POLL: Duration = Duration::from_millis(20);
-
-/// Faults the emulator can inject, for tests and rehearsals of unhappy paths.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Faults {
-    /// Errors returned, in order, to the next PutLifecycleEventHookExecutionStatus calls.
-    #[serde(default)]
-    pub report_failures: VecDeque<ReportFault>,
-    /// How many times each hook event is delivered (Lambda may deliver an event more than once).
-    #[serde(default)]
-    pub deliveries: Option<u32>,
-    /// Also deliver an event without ids before the real one.
-    #[serde(default)]
-    pub malformed_delivery: bool,
-}
-
-/// An error injected on a report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReportFault {
-    /// HTTP 400 `ThrottlingException`, which SDKs retry with backoff.
-    Throttle,
-    /// HTTP 500 `InternalFailure`, which SDKs retry.
-    ServerError,
-}
 
 /// Why a deployment ended early.
 #[derive(Debug)]
@@ -57,20 +31,6 @@ enum Interruption {
 }
 
 impl Emulator {
-    /// Replaces the injected faults.
-    pub fn set_faults(&self, faults: Faults) {
-        *self.inner.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
-    }
-
-    /// Takes the next injected report error, if any.
-    pub fn next_report_fault(&self) -> Option<ReportFault> {
-        self.inner.faults.lock().unwrap_or_else(|p| p.into_inner()).report_failures.pop_front()
-    }
-
-    fn faults(&self) -> Faults {
-        self.inner.faults.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
     /// Runs deployment `id` to its end.
     pub(crate) async fn run_deployment(&self, id: &str) {
         self.update(id, |d| {
@@ -196,16 +156,15 @@ impl Emulator {
                     ecs.install_green(green).await;
                     ecs.desired_count
                 };
+                let slow_start = self.faults().green_start;
                 self.update(id, |d| {
                     if let TargetState::Ecs { task_sets, green_task_definition, .. } = &mut d.target {
-                        task_sets.push(task_set(
-                            "ecs-svc/green",
-                            "Green",
-                            green_task_definition,
-                            desired,
-                            "ACTIVE",
-                            0.0,
-                        ));
+                        let mut green =
+                            task_set("ecs-svc/green", "Green", green_task_definition, desired, "ACTIVE", 0.0);
+                        if let Some(start) = slow_start {
+                            green.running = start.running_at_install.min(desired);
+                        }
+                        task_sets.push(green);
                     }
                 });
             }

@@ -1,6 +1,7 @@
 //! One loopback port for everything: CodeDeploy (`POST /` with `X-Amz-Target`), Lambda
 //! (`/2015-03-31/functions/...`), and a control API under `/_local/` for alarms, injected faults,
-//! deployments with ids chosen beforehand, and the record. Point SDKs at it with `AWS_ENDPOINT_URL=http://127.0.0.1:<port>`.
+//! deployments with ids chosen beforehand, the calls received and the record. Point SDKs at it with
+//! `AWS_ENDPOINT_URL=http://127.0.0.1:<port>`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,8 +18,8 @@ use serde_json::{Value, json};
 use crate::codedeploy::{DeploymentWithIds, TARGET_PREFIX};
 use crate::config::LocalConfig;
 use crate::emulator::{Emulator, Happening, TimeScale};
+use crate::faults::{Faults, ReportFault};
 use crate::lambda::InvocationType;
-use crate::lifecycle::{Faults, ReportFault};
 use crate::runtime::RuntimeHost;
 use crate::wire::{ApiError, aws_json};
 
@@ -103,6 +104,7 @@ pub fn router(emulator: Emulator) -> Router {
         .route("/_local/deployments/{id}", get(deployment_record))
         .route("/_local/alarms/{name}", post(set_alarm))
         .route("/_local/faults", post(set_faults))
+        .route("/_local/calls", get(calls))
         .with_state(emulator)
 }
 
@@ -120,6 +122,13 @@ async fn codedeploy(State(emulator): State<Emulator>, headers: HeaderMap, body: 
             Err(err) => return ApiError::client("SerializationException", err.to_string()).into_aws_json(),
         }
     };
+    emulator.note_call(operation, input.get("deploymentId").and_then(Value::as_str), None);
+    if emulator.hangs(operation) {
+        return std::future::pending().await;
+    }
+    if let Some(denied) = emulator.denial(operation) {
+        return denied.into_aws_json();
+    }
     if operation == "PutLifecycleEventHookExecutionStatus"
         && let Some(fault) = emulator.next_report_fault()
     {
@@ -134,12 +143,7 @@ async fn codedeploy(State(emulator): State<Emulator>, headers: HeaderMap, body: 
 
 /// An injected report error, recorded like any other report.
 fn injected(emulator: &Emulator, input: &Value, fault: ReportFault) -> ApiError {
-    let error = match fault {
-        ReportFault::Throttle => ApiError::client("ThrottlingException", "Rate exceeded (injected)"),
-        ReportFault::ServerError => {
-            ApiError::with_status(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", "injected server error")
-        }
-    };
+    let error = fault.error();
     let field = |key: &str| input.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
     emulator.record(
         Some(&field("deploymentId")),
@@ -166,6 +170,10 @@ async fn invoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let qualifier = query.qualifier.as_deref();
+    if let Some(answer) = lambda_fault(&emulator, "Invoke", &function, qualifier).await {
+        return answer;
+    }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let invocation_type = match InvocationType::parse(header("x-amz-invocation-type")) {
         Ok(kind) => kind,
@@ -177,7 +185,6 @@ async fn invoke(
             .into_rest_json();
     }
     let body = if body.is_empty() { Bytes::from_static(b"{}") } else { body };
-    let qualifier = query.qualifier.as_deref();
     match invocation_type {
         InvocationType::DryRun => match emulator.resolve(&function, qualifier) {
             Ok(_) => StatusCode::NO_CONTENT.into_response(),
@@ -194,7 +201,9 @@ async fn invoke(
                     let mut response = (StatusCode::OK, result.invocation.payload.clone()).into_response();
                     let headers = response.headers_mut();
                     headers.insert("content-type", HeaderValue::from_static("application/json"));
-                    if let Ok(version) = HeaderValue::from_str(&result.executed_version) {
+                    if !result.executed_version.is_empty()
+                        && let Ok(version) = HeaderValue::from_str(&result.executed_version)
+                    {
                         headers.insert("x-amz-executed-version", version);
                     }
                     if let Some(kind) = result.invocation.function_error() {
@@ -211,7 +220,24 @@ async fn invoke(
     }
 }
 
+/// Notes a Lambda call and answers it as an injected fault says, if one applies.
+async fn lambda_fault(
+    emulator: &Emulator,
+    operation: &str,
+    function: &str,
+    qualifier: Option<&str>,
+) -> Option<Response> {
+    emulator.note_call(operation, Some(function), qualifier);
+    if emulator.hangs(operation) {
+        return std::future::pending().await;
+    }
+    emulator.denial(operation).map(ApiError::into_rest_json)
+}
+
 async fn get_alias(State(emulator): State<Emulator>, Path((function, alias)): Path<(String, String)>) -> Response {
+    if let Some(answer) = lambda_fault(&emulator, "GetAlias", &function, None).await {
+        return answer;
+    }
     match emulator.get_alias(&function, &alias) {
         Ok(output) => axum::Json(output).into_response(),
         Err(err) => err.into_rest_json(),
@@ -223,6 +249,9 @@ async fn update_alias(
     Path((function, alias)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
+    if let Some(answer) = lambda_fault(&emulator, "UpdateAlias", &function, None).await {
+        return answer;
+    }
     let input: Value = match serde_json::from_slice(&body) {
         Ok(input) => input,
         Err(err) => return ApiError::client("InvalidParameterValueException", err.to_string()).into_rest_json(),
@@ -282,6 +311,12 @@ async fn set_alarm(
 }
 
 async fn set_faults(State(emulator): State<Emulator>, axum::Json(faults): axum::Json<Faults>) -> Response {
-    emulator.set_faults(faults);
-    StatusCode::NO_CONTENT.into_response()
+    match emulator.set_faults(faults) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => (StatusCode::BAD_REQUEST, err.to_string()).into_response(),
+    }
+}
+
+async fn calls(State(emulator): State<Emulator>) -> Response {
+    axum::Json(emulator.calls()).into_response()
 }

@@ -40,11 +40,12 @@ SOURCES = Path(__file__).resolve().parents[2] / "local" / "src"
 ROLE = "arn:aws:iam::123456789012:role/codedeploy"
 HOOK = "CodeDeployHook_echo"
 # Errors any operation may return: AWS's common errors (API reference, "Common Errors") and the
-# awsJson protocol's own, for requests that are no operation's input at all.
+# awsJson protocol's own, for requests that are no operation's input at all. A caller without the
+# IAM grant gets AccessDeniedException from either service; Lambda answers it with 403.
 GENERIC = {
     "json": {"ThrottlingException": 400, "InternalFailure": 500, "SerializationException": 400,
-             "UnknownOperationException": 400},
-    "rest-json": {},
+             "UnknownOperationException": 400, "AccessDeniedException": 400},
+    "rest-json": {"AccessDeniedException": 403},
 }
 
 MODELS = {name: botocore.session.get_session().get_service_model(name) for name in ("codedeploy", "lambda")}
@@ -476,6 +477,11 @@ def scenario():
     call(lam, "Invoke", "InvalidParameterValueException", FunctionName="app", InvocationType="Sometime")
     call(lam, "Invoke", "InvalidParameterValueException", FunctionName="app:1", Qualifier="2")
     call(lam, "Invoke", "InvalidParameterValueException", FunctionName="no spaces!")
+    # A role without the grants (an injected fault).
+    control("faults", {"denied": ["Invoke", "GetDeployment"]})
+    call(lam, "Invoke", "AccessDeniedException", FunctionName="app", Qualifier="1", Payload=b"{}")
+    call(cd, "GetDeployment", "AccessDeniedException", deploymentId="d-AAAAAAAAA")
+    control("faults", {})
 
     # Lambda aliases: weights, then back.
     if alias:

@@ -1,25 +1,26 @@
 //! Every hook binary in CLI mode, as a person or a CI job runs it: a real process, its sample
 //! event, a plan, and a local CodeDeploy reached through the standard AWS endpoint variables.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;
 
+use codedeploy_local::faults::{Faults, ReportFault};
 use greenlight::Hook;
 use greenlight::hook::Platform;
-use greenlight_tests::{FunctionAnswer, LocalAws, Target, event_file, healthy_cart, hook_binary, workspace_root};
+use greenlight_tests::deployment::{Answer, Held, HeldTarget, empty, scripted};
+use greenlight_tests::targets::{Target, healthy_cart};
+use greenlight_tests::{event_file, hook_binary, workspace_root};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-const ECS_EVENT_DEPLOYMENT: &str = "d-ECS000001";
-const LAMBDA_EVENT_DEPLOYMENT: &str = "d-LAMBDA001";
-
-fn command(hook: &str, aws: &LocalAws, plan: Option<&Value>) -> Command {
+fn command(hook: &str, endpoint: &str, plan: Option<&Value>) -> Command {
     let mut command = Command::new(hook_binary(hook));
     command
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", &aws.url)
+        .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
         .env("AWS_SECRET_ACCESS_KEY", "secret")
@@ -40,30 +41,30 @@ fn text(output: &Output) -> String {
     )
 }
 
-/// A local CodeDeploy where the sample event's deployment is in `hook`'s own event.
-async fn deployment_for(hook: Hook) -> LocalAws {
-    let aws = LocalAws::start().await;
-    match hook.platform {
-        Platform::Ecs => aws.add_ecs_deployment(ECS_EVENT_DEPLOYMENT, hook.event.as_str(), 2),
-        Platform::Lambda => {
-            aws.add_lambda_deployment(LAMBDA_EVENT_DEPLOYMENT, "checkout", "4", "5", hook.event.as_str())
-        }
-    }
-    aws.add_function(
-        "checkout",
-        "5",
-        FunctionAnswer { payload: healthy_cart(), function_error: None, executed_version: "5".into() },
-    );
-    aws
+/// A local CodeDeploy whose deployment is held in `hook`'s own event; version 5 of a Lambda
+/// deployment's function answers the healthy cart.
+async fn deployment_for(hook: Hook) -> Held {
+    let target = match hook.platform {
+        Platform::Ecs => HeldTarget::Ecs,
+        Platform::Lambda => HeldTarget::Lambda {
+            current: scripted(Answer::Payload(json!({"ok": true}))),
+            target: scripted(Answer::Payload(healthy_cart())),
+        },
+    };
+    Held::start(target, hook.event.as_str(), BTreeMap::new(), Faults::default()).await
+}
+
+fn fail_reports(aws: &Held) {
+    aws.set_faults(Faults { report_failures: [ReportFault::ServerError; 3].into(), ..Faults::default() });
 }
 
 /// Runs the smoke hook (`after-allow-test-traffic`) on its sample event with `args` and `envs`.
-async fn smoke_run(aws: &LocalAws, plan: Option<&Value>, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    command("after-allow-test-traffic", aws, plan)
+async fn smoke_run(aws: &Held, plan: Option<&Value>, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    command("after-allow-test-traffic", &aws.endpoint(), plan)
         .args(args)
         .envs(envs.iter().copied())
         .arg("--event")
-        .arg(event_file("after-allow-test-traffic"))
+        .arg(aws.event_file("after-allow-test-traffic"))
         .output()
         .await
         .expect("run the smoke hook")
@@ -80,15 +81,19 @@ async fn every_hook_binary_judges_and_reports_its_sample_event() {
             checks.push(json!({"name": "new version", "invoke": {}, "expect": {"json_schema": {"required": ["total_minor_units"]}}}));
         }
         let plan = json!({"checks": checks});
-        let output =
-            command(hook.name, &aws, Some(&plan)).arg("--event").arg(event_file(hook.name)).output().await.unwrap();
+        let output = command(hook.name, &aws.endpoint(), Some(&plan))
+            .arg("--event")
+            .arg(aws.event_file(hook.name))
+            .output()
+            .await
+            .unwrap();
         assert_eq!(output.status.code(), Some(0), "{}: {}", hook.name, text(&output));
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(stdout.contains("verdict: Succeeded") && stdout.contains("report: accepted"), "{}", text(&output));
         let accepted = aws.accepted();
         assert_eq!(accepted.len(), 1, "{}", hook.name);
         assert_eq!(accepted[0].status, "Succeeded");
-        let event: Value = serde_json::from_slice(&std::fs::read(event_file(hook.name)).unwrap()).unwrap();
+        let event: Value = serde_json::from_slice(&std::fs::read(aws.event_file(hook.name)).unwrap()).unwrap();
         assert_eq!(accepted[0].execution_id, event["LifecycleEventHookExecutionId"].as_str().unwrap());
     }
 }
@@ -115,7 +120,7 @@ async fn json_output_carries_the_verdict_and_each_check() {
     let json: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&output)));
     assert_eq!(json["verdict"]["status"], "Failed");
     assert_eq!(json["report"], "accepted");
-    assert_eq!(json["deployment_id"], ECS_EVENT_DEPLOYMENT);
+    assert_eq!(json["deployment_id"], aws.deployment_id);
     assert!(json["verdict"]["checks"][0]["reason"].as_str().unwrap().contains("/total_minor_units is missing"));
 }
 
@@ -132,8 +137,12 @@ async fn malformed_events_are_usage_errors_and_report_nothing() {
     ];
     for (file, message) in cases {
         let path = Path::new("events/malformed").join(format!("{file}.json"));
-        let output =
-            command("after-allow-test-traffic", &aws, Some(&plan)).arg("--event").arg(&path).output().await.unwrap();
+        let output = command("after-allow-test-traffic", &aws.endpoint(), Some(&plan))
+            .arg("--event")
+            .arg(&path)
+            .output()
+            .await
+            .unwrap();
         assert_eq!(output.status.code(), Some(2), "{file}: {}", text(&output));
         assert!(String::from_utf8_lossy(&output.stderr).contains(message), "{file}: {}", text(&output));
     }
@@ -164,14 +173,14 @@ async fn dry_run_reads_the_event_from_stdin_and_reports_nothing() {
     let target = Target::start().await;
     let aws = deployment_for(Hook::PRE_TRAFFIC).await;
     let plan = json!({"checks": [{"name": "down", "http": {"url": format!("{}/status/503", target.url)}}]});
-    let mut child = command("pre-traffic", &aws, Some(&plan))
+    let mut child = command("pre-traffic", &aws.endpoint(), Some(&plan))
         .args(["--dry-run", "--event", "-"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let event = std::fs::read(event_file("pre-traffic")).unwrap();
+    let event = std::fs::read(aws.event_file("pre-traffic")).unwrap();
     child.stdin.take().unwrap().write_all(&event).await.unwrap();
     let output = child.wait_with_output().await.unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
@@ -181,10 +190,10 @@ async fn dry_run_reads_the_event_from_stdin_and_reports_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn usage_errors_exit_2() {
-    let aws = LocalAws::start().await;
-    let output = command("post-traffic", &aws, None).arg("--format").arg("yaml").output().await.unwrap();
+    let aws = empty().await;
+    let output = command("post-traffic", &aws.endpoint(), None).arg("--format").arg("yaml").output().await.unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
-    let output = command("post-traffic", &aws, None)
+    let output = command("post-traffic", &aws.endpoint(), None)
         .args(["--skip-discovery", "--event"])
         .arg(event_file("post-traffic"))
         .output()
@@ -192,8 +201,8 @@ async fn usage_errors_exit_2() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "--skip-discovery needs --dry-run: {}", text(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--dry-run"), "{}", text(&output));
-    assert_eq!(aws.report_calls(), 0);
-    let output = command("post-traffic", &aws, None).arg("--help").output().await.unwrap();
+    assert!(aws.emulator.calls().is_empty(), "{:?}", aws.emulator.calls());
+    let output = command("post-traffic", &aws.endpoint(), None).arg("--help").output().await.unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert!(String::from_utf8_lossy(&output.stdout).contains("Lambda AfterAllowTraffic"), "{}", text(&output));
 }
@@ -202,7 +211,7 @@ async fn usage_errors_exit_2() {
 async fn a_report_that_cannot_land_still_prints_the_verdict_and_exits_1() {
     let target = Target::start().await;
     let aws = deployment_for(Hook::AFTER_ALLOW_TEST_TRAFFIC).await;
-    aws.fail_reports(&[greenlight_tests::ReportFault::ServerError; 3]);
+    fail_reports(&aws);
     let plan = json!({"checks": [{"name": "cart", "http": {"url": format!("{}/v2/cart/healthy", target.url)}}]});
     let output = smoke_run(
         &aws,
@@ -306,7 +315,7 @@ async fn junit_has_a_case_per_check_with_failures_and_dry_run_skips() {
     );
     assert!(suite["time"].as_f64().unwrap() > 0.0, "{suite}");
     assert_eq!(suite["properties"]["verdict"], "Failed");
-    assert_eq!(suite["properties"]["deployment_id"], ECS_EVENT_DEPLOYMENT);
+    assert_eq!(suite["properties"]["deployment_id"], aws.deployment_id);
     assert_eq!(suite["properties"]["report"], "accepted");
     for case in suite["cases"].as_array().unwrap() {
         assert_eq!(case["classname"], "after-allow-test-traffic", "{case}");
@@ -353,13 +362,21 @@ async fn a_gate_that_cannot_judge_fails_its_verdict_case() {
     assert_eq!(written["verdict"]["status"], "Failed");
 
     // A deployment CodeDeploy does not know: discovery fails before any check runs.
-    let empty = LocalAws::start().await;
+    let empty = empty().await;
     let plan = json!({"checks": [{"name": "never runs", "http": {"url": "http://127.0.0.1:1"}}]});
-    let output = smoke_run(&empty, Some(&plan), &files, &[]).await;
+    let output = command("after-allow-test-traffic", &empty.endpoint(), Some(&plan))
+        .args(files)
+        .arg("--event")
+        .arg(event_file("after-allow-test-traffic"))
+        .output()
+        .await
+        .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     assert!(verdict_failure(1).contains("discovery"));
 
-    // Every check a dry run: nothing judged, nothing failed, and still not green.
+    // Every check a dry run: nothing judged, nothing failed, and still not green. The bad plan
+    // completed the first deployment's event, so this one gets a deployment of its own.
+    let aws = deployment_for(Hook::AFTER_ALLOW_TEST_TRAFFIC).await;
     let target = Target::start().await;
     let plan = json!({"checks": [{"name": "cart", "dry_run": true, "http": {"url": format!("{}/v2/cart/healthy", target.url)}}]});
     let output = smoke_run(&aws, Some(&plan), &files, &[]).await;
@@ -367,7 +384,7 @@ async fn a_gate_that_cannot_judge_fails_its_verdict_case() {
     assert!(verdict_failure(2).contains("nothing was judged"));
 
     // An event that cannot be read stops before the gate: the JUnit still fails, the JSON says why.
-    let output = command("after-allow-test-traffic", &aws, Some(&plan))
+    let output = command("after-allow-test-traffic", &aws.endpoint(), Some(&plan))
         .args(files)
         .args(["--event", "events/malformed/not-json.json"])
         .output()
@@ -383,7 +400,7 @@ async fn a_gate_that_cannot_judge_fails_its_verdict_case() {
 async fn a_report_that_cannot_land_fails_the_junit_although_every_check_passed() {
     let target = Target::start().await;
     let aws = deployment_for(Hook::AFTER_ALLOW_TEST_TRAFFIC).await;
-    aws.fail_reports(&[greenlight_tests::ReportFault::ServerError; 3]);
+    fail_reports(&aws);
     let plan = json!({"checks": [{"name": "cart", "http": {"url": format!("{}/v2/cart/healthy", target.url)}}]});
     let dir = scratch("not-delivered");
     let (junit, report) = (dir.join("junit.xml"), dir.join("outcome.json"));
@@ -510,11 +527,11 @@ async fn the_github_actions_example_runs_real_flags_and_publishes_the_junit_it_w
             _ => std::path::PathBuf::from(arg),
         })
         .collect();
-    let aws = LocalAws::start().await;
-    let output = command(hook, &aws, None).args(&moved).output().await.unwrap();
+    let aws = empty().await;
+    let output = command(hook, &aws.endpoint(), None).args(&moved).output().await.unwrap();
     let _ = server.start_kill();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    assert!(aws.calls().is_empty(), "no AWS call: {:?}", aws.calls());
+    assert!(aws.emulator.calls().is_empty(), "no AWS call: {:?}", aws.emulator.calls());
 
     let summary = junit_summary(&dir.join(value_of("--junit")));
     let suite = the_suite(&summary);

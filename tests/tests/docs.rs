@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use greenlight_tests::{LocalAws, bin_dir, workspace_root};
+use greenlight_tests::deployment::Held;
+use greenlight_tests::{bin_dir, workspace_root};
 use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Parser, Tag, TagEnd};
 use serde_json::Value;
 use tokio::process::Command;
@@ -424,14 +425,17 @@ async fn the_cli_mode_examples_run_as_documented() {
         text(CLI_MALFORMED, &output)
     );
 
-    let aws = LocalAws::start().await;
-    aws.add_ecs_deployment("d-ECS000001", "AfterAllowTestTraffic", 2);
-    let port = aws.url.rsplit(':').next().expect("a port");
-    let command = CLI_WHOLE_FLOW.replace("127.0.0.1:PORT", &format!("127.0.0.1:{port}"));
+    // The local CodeDeploy generates its deployment's ids, so the sample event is given them.
+    let aws = Held::ecs("AfterAllowTestTraffic").await;
+    let event = aws.event_file("after-allow-test-traffic");
+    let command = CLI_WHOLE_FLOW
+        .replace("http://127.0.0.1:PORT", &aws.endpoint())
+        .replace("events/after-allow-test-traffic.json", &event.display().to_string());
+    assert_ne!(command, CLI_WHOLE_FLOW, "the documented command names the endpoint and the sample event");
     let output = shell(&command).await;
     let json: Value =
         serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&command, &output)));
-    assert_eq!(json["deployment_id"], "d-ECS000001", "{}", text(&command, &output));
+    assert_eq!(json["deployment_id"], aws.deployment_id, "{}", text(&command, &output));
     assert_eq!(json["report"], "accepted", "{}", text(&command, &output));
     let accepted = aws.accepted();
     assert_eq!(accepted.len(), 1, "{}", text(&command, &output));

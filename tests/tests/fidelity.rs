@@ -23,9 +23,6 @@ use greenlight_tests::python::venv_python;
 use greenlight_tests::workspace_root;
 use serde_json::{Value, json};
 
-/// The Lambda operations the emulator's router serves (local/src/server.rs).
-const LAMBDA_OPERATIONS: &[&str] = &["Invoke", "GetAlias", "UpdateAlias"];
-
 /// Fast enough for async retries not to linger, slow enough that the (scaled) one-hour hook
 /// limit — five minutes here — outlasts the script, which keeps hook events in progress while it
 /// probes them.
@@ -150,7 +147,7 @@ async fn every_operation_and_error_matches_the_aws_models() {
     let script: PathBuf = workspace_root().join("tests/fidelity/check_fidelity.py");
     let server = Server::start(config(), SCALE, 0, None).await.expect("the emulator starts");
     let in_process = not_started_responses(&server.emulator).await;
-    let operations = json!({"codedeploy": OPERATIONS, "lambda": LAMBDA_OPERATIONS});
+    let operations = json!({"codedeploy": OPERATIONS, "lambda": codedeploy_local::lambda::OPERATIONS});
 
     let started = Instant::now();
     let child = tokio::process::Command::new(&python)

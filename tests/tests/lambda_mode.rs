@@ -1,62 +1,72 @@
-//! Hook binaries in Lambda mode: the real `lambda_runtime` loop against a local Runtime API, the
-//! deadline taken from `Lambda-Runtime-Deadline-Ms`, reports to a local CodeDeploy.
+//! Hook binaries in Lambda mode: the real `lambda_runtime` loop behind the local runtime host's
+//! Runtime API, the deadline taken from `Lambda-Runtime-Deadline-Ms` (the function timeout), and
+//! reports to the local CodeDeploy, whose deployment is held in the hook's event.
 
-use std::process::Stdio;
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
-use greenlight_tests::{LocalAws, ReportFault, RuntimeApi, RuntimeResult, Target, hook_binary, workspace_root};
+use axum::body::Bytes;
+use codedeploy_local::emulator::Happening;
+use codedeploy_local::faults::{Faults, ReportFault};
+use codedeploy_local::runtime::InvokeOutcome;
+use greenlight_tests::deployment::{Held, HeldTarget, function, process};
+use greenlight_tests::hook_binary;
+use greenlight_tests::targets::Target;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
 
-const DEPLOYMENT: &str = "d-ECS0000042";
+const HOOK: &str = "CodeDeployHook_after-allow-test-traffic";
 
-fn event(execution_id: &str) -> Vec<u8> {
-    json!({"DeploymentId": DEPLOYMENT, "LifecycleEventHookExecutionId": execution_id}).to_string().into_bytes()
+/// An ECS deployment held in AfterAllowTestTraffic, with `after-allow-test-traffic` hosted as a
+/// function of `timeout_seconds` running `plan` with any `extra` environment.
+async fn hosted(plan: &Value, extra: &[(&str, &str)], timeout_seconds: u64) -> Held {
+    let plan = plan.to_string();
+    let environment: Vec<(&str, &str)> =
+        [("GREENLIGHT_PLAN", plan.as_str())].into_iter().chain(extra.iter().copied()).collect();
+    let hook = process(vec![hook_binary("after-allow-test-traffic").display().to_string()], &environment);
+    let mut hook = function([("$LATEST", hook)]);
+    hook.timeout_seconds = timeout_seconds;
+    let functions = BTreeMap::from([(HOOK.to_owned(), hook)]);
+    Held::start(HeldTarget::Ecs, "AfterAllowTestTraffic", functions, Faults::default()).await
 }
 
-/// Starts `after-allow-test-traffic` as Lambda would, with `plan` and any `extra` environment.
-fn start_function(runtime: &RuntimeApi, aws: &LocalAws, plan: &Value, extra: &[(&str, &str)]) -> Child {
-    let mut command = Command::new(hook_binary("after-allow-test-traffic"));
-    command
-        .env_clear()
-        .envs(runtime.lambda_environment("CodeDeployHook_after-allow-test-traffic"))
-        .env("AWS_ENDPOINT_URL", &aws.url)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "secret")
-        .env("GREENLIGHT_PLAN", plan.to_string())
-        .envs(extra.iter().copied())
-        .current_dir(workspace_root())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command.spawn().expect("start the hook")
+fn fail_reports(aws: &Held, faults: &[ReportFault]) {
+    aws.set_faults(Faults { report_failures: faults.iter().copied().collect(), ..Faults::default() });
 }
 
-async fn world() -> (RuntimeApi, LocalAws, Target) {
-    let aws = LocalAws::start().await;
-    aws.add_ecs_deployment(DEPLOYMENT, "AfterAllowTestTraffic", 2);
-    (RuntimeApi::start().await, aws, Target::start().await)
+/// What the function answered: its response, or the error it posted; and its whole log so far.
+struct Answered {
+    result: Result<Value, Value>,
+    log: String,
 }
 
-async fn stop(mut child: Child) -> String {
-    child.start_kill().expect("kill");
-    let output = child.wait_with_output().await.expect("output");
-    String::from_utf8_lossy(&output.stdout).into_owned()
+/// Invokes the hook synchronously with `payload`, as Lambda hands it an event.
+async fn invoke(aws: &Held, payload: impl Into<Bytes>) -> Answered {
+    let response = aws.emulator().invoke(HOOK, None, payload.into()).await.expect("the hook is hosted");
+    // The runtime host writes the invocation's REPORT line before it answers, after the output.
+    let log = std::fs::read_to_string(aws.log_path(HOOK)).unwrap_or_default();
+    let payload = serde_json::from_slice(&response.invocation.payload).unwrap_or(Value::Null);
+    let result = match response.invocation.outcome {
+        InvokeOutcome::Response => Ok(payload),
+        InvokeOutcome::FunctionError { .. } => Err(payload),
+        other => panic!("the hook did not answer: {other:?}\n{log}"),
+    };
+    Answered { result, log }
+}
+
+fn event(aws: &Held) -> Vec<u8> {
+    aws.event_json().to_string().into_bytes()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hanging_target_is_reported_before_the_lambda_deadline() {
-    let (runtime, aws, target) = world().await;
+    let target = Target::start().await;
     let plan =
         json!({"checks": [{"name": "hangs", "http": {"url": format!("{}/hang", target.url)}, "timeout_ms": 600000}]});
-    let child = start_function(&runtime, &aws, &plan, &[]);
-    let started = std::time::Instant::now();
-    let request = runtime.invoke(event("exec-hang"), Duration::from_secs(4));
-    let result = runtime.result(&request, Duration::from_secs(10)).await;
+    let aws = hosted(&plan, &[], 4).await;
+    let started = Instant::now();
+    let answered = invoke(&aws, event(&aws)).await;
     let elapsed = started.elapsed();
-    let logs = stop(child).await;
-    let Some(RuntimeResult::Response(response)) = result else { panic!("no response: {result:?}\n{logs}") };
+    let Ok(response) = answered.result else { panic!("no response: {:?}\n{}", answered.result, answered.log) };
     assert!(elapsed < Duration::from_secs(4), "answered after the deadline: {elapsed:?}");
     assert_eq!(response["verdict"]["status"], "Failed", "{response}");
     assert_eq!(aws.accepted().len(), 1);
@@ -65,12 +75,9 @@ async fn a_hanging_target_is_reported_before_the_lambda_deadline() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_event_is_an_invocation_error_and_reports_nothing() {
-    let (runtime, aws, _target) = world().await;
-    let child = start_function(&runtime, &aws, &json!({"checks": []}), &[]);
-    let request = runtime.invoke(r#"{"deploymentId": "d-ECS0000042"}"#, Duration::from_secs(5));
-    let result = runtime.result(&request, Duration::from_secs(10)).await;
-    let logs = stop(child).await;
-    let Some(RuntimeResult::Error(error)) = result else { panic!("expected an error: {result:?}\n{logs}") };
+    let aws = hosted(&json!({"checks": []}), &[], 5).await;
+    let Answered { result, log: logs } = invoke(&aws, r#"{"deploymentId": "d-ECS0000042"}"#).await;
+    let Err(error) = result else { panic!("expected an error: {result:?}\n{logs}") };
     assert_eq!(error["errorType"], "greenlight.MalformedEvent", "{error}");
     assert!(error["errorMessage"].as_str().unwrap().contains("DeploymentId"), "{error}");
     assert!(logs.contains("raw=") && logs.contains("d-ECS0000042"), "the raw input is logged: {logs}");
@@ -79,38 +86,33 @@ async fn a_malformed_event_is_an_invocation_error_and_reports_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_report_that_fails_is_an_error_and_lambdas_retry_delivers_it() {
-    let (runtime, aws, target) = world().await;
-    aws.fail_reports(&[ReportFault::ServerError; 3]);
+    let target = Target::start().await;
     let plan = json!({"checks": [{"name": "cart", "http": {"url": format!("{}/v2/cart/healthy", target.url)}}]});
-    let child = start_function(&runtime, &aws, &plan, &[("AWS_MAX_ATTEMPTS", "3")]);
-    let first = runtime.invoke(event("exec-retry"), Duration::from_secs(20));
-    let first = runtime.result(&first, Duration::from_secs(25)).await;
+    let aws = hosted(&plan, &[("AWS_MAX_ATTEMPTS", "3")], 20).await;
+    fail_reports(&aws, &[ReportFault::ServerError; 3]);
+    let first = invoke(&aws, event(&aws)).await;
     // Lambda retries a failed asynchronous invocation with the same event.
-    let retry = runtime.invoke(event("exec-retry"), Duration::from_secs(20));
-    let retry = runtime.result(&retry, Duration::from_secs(25)).await;
-    let logs = stop(child).await;
-    let Some(RuntimeResult::Error(error)) = first else { panic!("expected an error: {first:?}\n{logs}") };
+    let retry = invoke(&aws, event(&aws)).await;
+    let Err(error) = first.result else { panic!("expected an error: {:?}\n{}", first.result, retry.log) };
     assert_eq!(error["errorType"], "greenlight.ReportFailed", "{error}");
-    assert!(matches!(retry, Some(RuntimeResult::Response(_))), "{retry:?}\n{logs}");
+    assert!(retry.result.is_ok(), "{:?}\n{}", retry.result, retry.log);
     assert_eq!(aws.accepted().len(), 1);
     assert_eq!(aws.accepted()[0].status, "Succeeded");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_report_throttled_twice_lands_before_the_deadline_with_the_sdks_real_backoff() {
-    let (runtime, aws, target) = world().await;
-    aws.fail_reports(&[ReportFault::Throttle, ReportFault::Throttle]);
+    let target = Target::start().await;
     // The default SDK retry backs off up to 1 s and then 2 s (jittered): 3 s, which fits in a 4 s
     // reserve. The reserve is capped at a third of the time left, so the invocation gets 12 s.
     let plan = json!({"report_reserve_ms": 4000,
         "checks": [{"name": "hangs", "http": {"url": format!("{}/hang", target.url)}, "timeout_ms": 600000}]});
-    let child = start_function(&runtime, &aws, &plan, &[]);
-    let started = std::time::Instant::now();
-    let request = runtime.invoke(event("exec-throttled"), Duration::from_secs(12));
-    let result = runtime.result(&request, Duration::from_secs(20)).await;
+    let aws = hosted(&plan, &[], 12).await;
+    fail_reports(&aws, &[ReportFault::Throttle, ReportFault::Throttle]);
+    let started = Instant::now();
+    let answered = invoke(&aws, event(&aws)).await;
     let elapsed = started.elapsed();
-    let logs = stop(child).await;
-    assert!(matches!(result, Some(RuntimeResult::Response(_))), "{result:?}\n{logs}");
+    assert!(answered.result.is_ok(), "{:?}\n{}", answered.result, answered.log);
     assert!(elapsed < Duration::from_secs(12), "answered after the deadline: {elapsed:?}");
     assert_eq!(aws.report_calls(), 3);
     assert_eq!(aws.accepted().len(), 1);
@@ -119,30 +121,32 @@ async fn a_report_throttled_twice_lands_before_the_deadline_with_the_sdks_real_b
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_plan_reports_failed_on_every_invocation() {
-    let (runtime, aws, _target) = world().await;
-    let child = start_function(&runtime, &aws, &json!({"checks": "none"}), &[]);
-    let request = runtime.invoke(event("exec-badplan"), Duration::from_secs(5));
-    let result = runtime.result(&request, Duration::from_secs(10)).await;
-    let logs = stop(child).await;
-    let Some(RuntimeResult::Response(response)) = result else { panic!("no response: {result:?}\n{logs}") };
+    let aws = hosted(&json!({"checks": "none"}), &[], 5).await;
+    let Answered { result, log: logs } = invoke(&aws, event(&aws)).await;
+    let Ok(response) = result else { panic!("no response: {result:?}\n{logs}") };
     assert!(response["verdict"]["reason"].as_str().unwrap().contains("at /checks"), "{response}");
     assert_eq!(aws.accepted()[0].status, "Failed");
-    assert!(runtime.init_errors().is_empty(), "a bad plan must not crash init");
+    let init_errors = aws
+        .emulator()
+        .state()
+        .record
+        .iter()
+        .filter(|e| matches!(&e.what, Happening::Invocation { outcome: "init_error", .. }))
+        .count();
+    assert_eq!(init_errors, 0, "a bad plan must not crash init: {logs}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn json_logs_carry_one_line_per_check_and_a_summary() {
-    let (runtime, aws, target) = world().await;
+    let target = Target::start().await;
     let plan = json!({"checks": [
         {"name": "cart", "http": {"url": format!("{}/v2/cart/healthy", target.url),
             "headers": {"authorization": "Bearer very-secret-token"}}},
         {"name": "down", "http": {"url": format!("{}/status/503", target.url)}}
     ]});
-    let child = start_function(&runtime, &aws, &plan, &[("AWS_LAMBDA_LOG_FORMAT", "JSON")]);
-    let request = runtime.invoke(event("exec-logs"), Duration::from_secs(10));
-    let result = runtime.result(&request, Duration::from_secs(15)).await;
-    let logs = stop(child).await;
-    assert!(matches!(result, Some(RuntimeResult::Response(_))), "{result:?}\n{logs}");
+    let aws = hosted(&plan, &[("AWS_LAMBDA_LOG_FORMAT", "JSON")], 10).await;
+    let Answered { result, log: logs } = invoke(&aws, event(&aws)).await;
+    assert!(result.is_ok(), "{result:?}\n{logs}");
     let lines: Vec<Value> = logs.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert!(!lines.is_empty(), "no JSON log lines: {logs}");
     let checks: Vec<&Value> = lines.iter().filter(|l| l["fields"]["message"] == "check").collect();
@@ -152,7 +156,7 @@ async fn json_logs_carry_one_line_per_check_and_a_summary() {
     assert_eq!(down["fields"]["attempts"], 1);
     assert!(down["fields"]["reason"].as_str().unwrap().contains("status 503"));
     let summary = lines.iter().find(|l| l["fields"]["message"] == "verdict").expect("summary line");
-    assert_eq!(summary["fields"]["deployment_id"], DEPLOYMENT);
+    assert_eq!(summary["fields"]["deployment_id"], aws.deployment_id);
     assert_eq!(summary["fields"]["verdict"], "Failed");
     assert!(!logs.contains("very-secret-token"), "a secret reached the logs");
 }
@@ -354,17 +358,15 @@ fn the_emf_checker_catches_each_broken_rule() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_run_prints_metrics_cloudwatch_can_extract_per_check_and_per_run() {
-    let (runtime, aws, target) = world().await;
+    let target = Target::start().await;
     let plan = json!({"checks": [
         {"name": "cart", "http": {"url": format!("{}/v2/cart/healthy", target.url)}},
         {"name": "down", "http": {"url": format!("{}/status/503", target.url)}},
         {"name": "shadow café", "dry_run": true, "http": {"url": format!("{}/not-json", target.url)}, "expect": {"json_schema": {}}},
     ]});
-    let child = start_function(&runtime, &aws, &plan, &[]);
-    let request = runtime.invoke(event("exec-emf"), Duration::from_secs(10));
-    let result = runtime.result(&request, Duration::from_secs(15)).await;
-    let stdout = stop(child).await;
-    assert!(matches!(result, Some(RuntimeResult::Response(_))), "{result:?}\n{stdout}");
+    let aws = hosted(&plan, &[], 10).await;
+    let Answered { result, log: stdout } = invoke(&aws, event(&aws)).await;
+    assert!(result.is_ok(), "{result:?}\n{stdout}");
 
     let documents = emf_documents(&stdout);
     assert_eq!(documents.len(), 4, "one per check and one for the run: {stdout}");
@@ -373,7 +375,7 @@ async fn every_run_prints_metrics_cloudwatch_can_extract_per_check_and_per_run()
         let directives = document["_aws"]["CloudWatchMetrics"].as_array().unwrap();
         assert!(directives.iter().all(|d| d["Namespace"] == "greenlight"), "{document}");
         assert_eq!(document["hook"], "after-allow-test-traffic");
-        assert_eq!(document["deployment_id"], DEPLOYMENT);
+        assert_eq!(document["deployment_id"], aws.deployment_id);
     }
     let check = |name: &str| {
         documents.iter().find(|d| d["check"] == name).unwrap_or_else(|| panic!("no document for {name}: {stdout}"))
@@ -400,14 +402,12 @@ async fn every_run_prints_metrics_cloudwatch_can_extract_per_check_and_per_run()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_count_a_report_that_did_not_land() {
-    let (runtime, aws, target) = world().await;
-    aws.fail_reports(&[ReportFault::ServerError; 3]);
+    let target = Target::start().await;
     let plan = json!({"checks": [{"name": "cart", "http": {"url": format!("{}/v2/cart/healthy", target.url)}}]});
-    let child = start_function(&runtime, &aws, &plan, &[("AWS_MAX_ATTEMPTS", "3")]);
-    let request = runtime.invoke(event("exec-emf-lost"), Duration::from_secs(20));
-    let result = runtime.result(&request, Duration::from_secs(25)).await;
-    let stdout = stop(child).await;
-    assert!(matches!(result, Some(RuntimeResult::Error(_))), "{result:?}\n{stdout}");
+    let aws = hosted(&plan, &[("AWS_MAX_ATTEMPTS", "3")], 20).await;
+    fail_reports(&aws, &[ReportFault::ServerError; 3]);
+    let Answered { result, log: stdout } = invoke(&aws, event(&aws)).await;
+    assert!(result.is_err(), "{result:?}\n{stdout}");
     let documents = emf_documents(&stdout);
     let run = documents.iter().find(|d| d.get("Succeeded").is_some()).unwrap_or_else(|| panic!("{stdout}"));
     assert_eq!(emf_violations(run), Vec::<String>::new(), "{run}");
@@ -419,13 +419,11 @@ async fn metrics_count_a_report_that_did_not_land() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_can_be_switched_off() {
-    let (runtime, aws, target) = world().await;
+    let target = Target::start().await;
     let plan = json!({"checks": [{"name": "cart", "http": {"url": format!("{}/v2/cart/healthy", target.url)}}]});
-    let child = start_function(&runtime, &aws, &plan, &[("GREENLIGHT_METRICS", "off")]);
-    let request = runtime.invoke(event("exec-emf-off"), Duration::from_secs(10));
-    let result = runtime.result(&request, Duration::from_secs(15)).await;
-    let stdout = stop(child).await;
-    assert!(matches!(result, Some(RuntimeResult::Response(_))), "{result:?}\n{stdout}");
+    let aws = hosted(&plan, &[("GREENLIGHT_METRICS", "off")], 10).await;
+    let Answered { result, log: stdout } = invoke(&aws, event(&aws)).await;
+    assert!(result.is_ok(), "{result:?}\n{stdout}");
     assert!(stdout.contains("verdict"), "the logs still go out: {stdout}");
     assert!(emf_documents(&stdout).is_empty(), "{stdout}");
     assert!(!stdout.contains("_aws"), "{stdout}");

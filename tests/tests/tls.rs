@@ -4,20 +4,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use greenlight::event::HookEvent;
 use greenlight::verdict::Status;
 use greenlight::{AwsClients, Gate, Hook, RunOutcome};
-use greenlight_tests::{LocalAws, TlsTarget, sdk_config};
+use greenlight_tests::deployment::{Held, sdk_config};
+use greenlight_tests::targets::TlsTarget;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 async fn run(plan: Value, base_dir: &std::path::Path) -> RunOutcome {
-    let aws = LocalAws::start().await;
-    aws.add_ecs_deployment("d-TLS0000001", "AfterAllowTestTraffic", 2);
+    let aws = Held::ecs("AfterAllowTestTraffic").await;
     let plan = greenlight::plan::parse(&plan.to_string(), base_dir);
-    let gate = Arc::new(Gate::new(Hook::AFTER_ALLOW_TEST_TRAFFIC, plan, AwsClients::new(&sdk_config(&aws.url).await)));
-    let event = HookEvent { deployment_id: "d-TLS0000001".into(), execution_id: "exec-tls".into() };
-    gate.run(&event, Instant::now() + Duration::from_secs(10)).await.expect("reported")
+    let sdk = sdk_config(&aws.endpoint()).await;
+    let gate = Arc::new(Gate::new(Hook::AFTER_ALLOW_TEST_TRAFFIC, plan, AwsClients::new(&sdk)));
+    gate.run(&aws.event(), Instant::now() + Duration::from_secs(10)).await.expect("reported")
 }
 
 fn scratch_dir(name: &str) -> std::path::PathBuf {
