@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
+use rustls::pki_types::CertificateDer;
 use tokio::time::Instant;
 
 use crate::checks::ProbeContext;
@@ -45,7 +46,7 @@ impl AwsClients {
     /// Clients from the environment, as every AWS SDK loads them, over [`crate::tls`]'s client.
     pub async fn from_env() -> Self {
         let loader =
-            aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(crate::tls::sdk_http_client());
+            aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(crate::aws_http::sdk_http_client());
         Self::new(&loader.load().await)
     }
 }
@@ -92,9 +93,9 @@ impl Gate {
     /// once: TLS verification on, the plan's extra CAs added, no redirects followed (a smoke test
     /// should see a 301, not what it points at).
     pub fn new(hook: Hook, plan: Result<Plan, PlanError>, aws: AwsClients) -> Self {
-        let ready = plan.map_err(|err| err.to_string()).and_then(|plan| match http_client(plan.extra_roots.clone()) {
+        let ready = plan.map_err(|err| err.to_string()).and_then(|plan| match http_client(&plan.extra_roots) {
             Ok(http) => Ok((plan, http)),
-            Err(err) => Err(format!("cannot build the HTTP client: {}", crate::checks::error_chain(&err))),
+            Err(err) => Err(format!("cannot build the HTTP client: {err}")),
         });
         Self {
             hook,
@@ -276,14 +277,15 @@ impl Gate {
     }
 }
 
-fn http_client(extra_roots: Vec<reqwest::Certificate>) -> reqwest::Result<reqwest::Client> {
-    crate::tls::install_crypto_provider();
+fn http_client(extra_roots: &[CertificateDer<'static>]) -> Result<reqwest::Client, String> {
+    let tls = crate::tls::client_config(extra_roots).map_err(|err| err.to_string())?;
     reqwest::Client::builder()
         .user_agent(concat!("greenlight/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
-        .tls_certs_merge(extra_roots)
+        .tls_backend_preconfigured(tls)
         .build()
+        .map_err(|err| crate::checks::error_chain(&err))
 }
 
 fn serialize_display<S: serde::Serializer>(value: &Option<ReportError>, serializer: S) -> Result<S::Ok, S::Error> {

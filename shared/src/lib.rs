@@ -9,6 +9,7 @@
 //! what CI and CloudWatch read: JUnit from CLI mode, metrics from Lambda mode.
 #![deny(missing_docs)]
 
+pub mod aws_http;
 pub mod checks;
 pub mod cli;
 pub mod discover;

@@ -277,7 +277,7 @@ pub struct Plan {
     /// Which header values are never shown.
     pub redactor: Redactor,
     /// Extra trusted CA certificates for HTTPS checks.
-    pub extra_roots: Vec<reqwest::Certificate>,
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// Explicit wait-for-green choice; `None` means the hook's default.
     pub wait_for_green: Option<bool>,
     /// Poll interval while waiting for green.
@@ -626,11 +626,9 @@ fn compile(doc: PlanDoc, base_dir: &Path) -> Result<Plan, PlanError> {
             Err(err) => {
                 issues.push(PlanIssue::new("/ca_bundle_file", format!("cannot read {}: {err}", path.display())))
             }
-            Ok(pem) => match reqwest::Certificate::from_pem_bundle(&pem) {
-                Ok(certs) if !certs.is_empty() => extra_roots = certs,
-                Ok(_) => issues
-                    .push(PlanIssue::new("/ca_bundle_file", format!("{} holds no PEM certificate", path.display()))),
-                Err(err) => issues.push(PlanIssue::new("/ca_bundle_file", format!("{}: {err}", path.display()))),
+            Ok(pem) => match crate::tls::parse_ca_bundle(&pem) {
+                Ok(certs) => extra_roots = certs,
+                Err(err) => issues.push(PlanIssue::new("/ca_bundle_file", format!("{} {err}", path.display()))),
             },
         }
     }

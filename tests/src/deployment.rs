@@ -508,7 +508,7 @@ pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
         .credentials_provider(aws_sdk_codedeploy::config::Credentials::new("AKIDTEST", "secret", None, None, "tests"))
         .endpoint_url(endpoint)
         .retry_config(retry)
-        .http_client(greenlight::tls::sdk_http_client())
+        .http_client(greenlight::aws_http::sdk_http_client())
         .load()
         .await
 }

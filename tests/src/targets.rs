@@ -182,7 +182,15 @@ impl TlsTarget {
         .expect("TLS config");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
-        let router = Router::new().route("/v2/cart/healthy", get(|| async { axum::Json(healthy_cart()) }));
+        // `POST /` answers an AWS JSON call with an error of its own, so a test can tell an SDK call
+        // that got through TLS to here from one that failed the handshake.
+        let aws_call = || async {
+            let error = json!({"__type": "ValidationException", "message": "answered by the TLS target"});
+            (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/x-amz-json-1.1")], error.to_string())
+        };
+        let router = Router::new()
+            .route("/v2/cart/healthy", get(|| async { axum::Json(healthy_cart()) }))
+            .route("/", axum::routing::post(aws_call));
         // TCP_NODELAY, as production TLS front ends set it: without it, the response waits behind
         // the session tickets for a delayed ACK, and every other first request takes 40 ms more.
         let acceptor =
