@@ -227,6 +227,8 @@ impl Emulator {
             None => return Err(ApiError::client("InvalidRevisionException", "revision.revisionType is required")),
         };
         let appspec = AppSpec::parse(content).map_err(|e| ApiError::client("InvalidRevisionException", e))?;
+        let mut revision = revision.clone();
+        revision["appSpecContent"]["sha256"] = json!(sha256_hex(content.as_bytes()));
 
         let mut state = self.state();
         let platform = application_platform(&state, &application)?;
@@ -240,6 +242,17 @@ impl Emulator {
                     platform.as_str()
                 ),
             ));
+        }
+        if platform == ComputePlatform::Lambda {
+            // The model's exceptions: "For Lambda deployments, false is expected."
+            for (member, code) in [
+                ("updateOutdatedInstancesOnly", "InvalidUpdateOutdatedInstancesOnlyValueException"),
+                ("ignoreApplicationStopFailures", "InvalidIgnoreApplicationStopFailuresValueException"),
+            ] {
+                if input.get(member).and_then(Value::as_bool) == Some(true) {
+                    return Err(ApiError::client(code, format!("{member} must be false for a Lambda deployment")));
+                }
+            }
         }
         let config_name = input
             .get("deploymentConfigName")
@@ -293,7 +306,7 @@ impl Emulator {
             created: SystemTime::now(),
             started: None,
             completed: None,
-            revision: revision.clone(),
+            revision,
             appspec,
             description: input.get("description").and_then(Value::as_str).map(str::to_owned),
             auto_rollback_events,
@@ -325,7 +338,25 @@ impl Emulator {
         if input.get("nextToken").and_then(Value::as_str).is_some_and(|t| !t.is_empty()) {
             return Err(ApiError::client("InvalidNextTokenException", "this listing has a single page"));
         }
-        Ok(json!({"targetIds": [deployment.target.target_id()]}))
+        let mut listed = true;
+        let filters = input.get("targetFilters").and_then(Value::as_object).into_iter().flatten();
+        for (name, values) in filters {
+            let values: Vec<&str> = values.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            listed &= match name.as_str() {
+                "TargetStatus" => values.contains(&target_status(deployment)),
+                // Only EC2/on-premises instances carry a Blue or Green label; Lambda and ECS
+                // targets match no label.
+                "ServerInstanceLabel" => false,
+                other => {
+                    return Err(ApiError::client(
+                        "InvalidTargetFilterNameException",
+                        format!("{other} is not a target filter: use TargetStatus or ServerInstanceLabel"),
+                    ));
+                }
+            };
+        }
+        let ids: Vec<String> = listed.then(|| deployment.target.target_id()).into_iter().collect();
+        Ok(json!({"targetIds": ids}))
     }
 
     fn get_deployment_target(&self, input: &Map<String, Value>) -> Result<Value, ApiError> {
@@ -705,6 +736,20 @@ fn deployment_info(d: &Deployment) -> Value {
     info
 }
 
+/// The status of a deployment's one target.
+fn target_status(d: &Deployment) -> &'static str {
+    match d.status {
+        "Succeeded" => "Succeeded",
+        "Failed" | "Stopped" => "Failed",
+        _ => "InProgress",
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 fn deployment_target(d: &Deployment, target_id: &str) -> Result<Value, ApiError> {
     if target_id != d.target.target_id() {
         return Err(ApiError::client(
@@ -712,11 +757,7 @@ fn deployment_target(d: &Deployment, target_id: &str) -> Result<Value, ApiError>
             format!("target {target_id} does not belong to {}", d.id),
         ));
     }
-    let target_status = match d.status {
-        "Succeeded" => "Succeeded",
-        "Failed" | "Stopped" => "Failed",
-        _ => "InProgress",
-    };
+    let target_status = target_status(d);
     let events: Vec<Value> = d
         .events
         .iter()

@@ -49,9 +49,10 @@ pub struct DrillArgs {
     /// Where the hook binaries and the checkout apps are (default: next to this program).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
-    /// The drill's plans and contract schema.
-    #[arg(long, default_value = "examples/drill")]
-    pub drill_dir: PathBuf,
+    /// The drill's plans and contract schema (default: `examples/drill` of the working directory,
+    /// else of the workspace this program was built in).
+    #[arg(long)]
+    pub drill_dir: Option<PathBuf>,
     /// Print only the summary, not the live timeline.
     #[arg(long)]
     pub quiet: bool,
@@ -202,6 +203,35 @@ pub struct ScenarioOutcome {
     pub surprises: Vec<String>,
 }
 
+/// The drill's directory of plans and schemas: the one given, else `examples/drill` in the working
+/// directory, in the workspace above this program (`target/<profile>/codedeploy-local`), or in the
+/// source tree it was compiled from, whichever has a `plans/` first.
+fn find_drill_dir(given: Option<&Path>) -> Result<PathBuf, String> {
+    const RELATIVE: &str = "examples/drill";
+    let holds_plans = |dir: &Path| dir.join("plans").is_dir();
+    if let Some(dir) = given {
+        return if holds_plans(dir) {
+            Ok(dir.to_path_buf())
+        } else {
+            Err(format!("--drill-dir {}: it has no plans/ directory", dir.display()))
+        };
+    }
+    let beside_the_binary =
+        std::env::current_exe().ok().and_then(|exe| exe.ancestors().nth(3).map(|workspace| workspace.join(RELATIVE)));
+    let candidates: Vec<PathBuf> = [Some(PathBuf::from(RELATIVE)), beside_the_binary]
+        .into_iter()
+        .flatten()
+        .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(RELATIVE)])
+        .collect();
+    candidates.iter().find(|dir| holds_plans(dir)).cloned().ok_or_else(|| {
+        let looked: Vec<String> = candidates.iter().map(|dir| dir.display().to_string()).collect();
+        format!(
+            "cannot find the drill's plans: no plans/ in {}; run from the repository root or pass --drill-dir DIR",
+            looked.join(", ")
+        )
+    })
+}
+
 /// Runs the drill from the command line.
 pub async fn run(args: DrillArgs) -> ExitCode {
     if args.time_scale <= 0.0 {
@@ -215,9 +245,16 @@ pub async fn run(args: DrillArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let drill_dir = match find_drill_dir(args.drill_dir.as_deref()) {
+        Ok(dir) => dir,
+        Err(err) => {
+            eprintln!("codedeploy-local drill: {err}");
+            return ExitCode::from(2);
+        }
+    };
     let setup = DrillSetup {
         bin_dir,
-        drill_dir: args.drill_dir.clone(),
+        drill_dir,
         out_dir: args.out.clone(),
         scale: TimeScale(args.time_scale),
         live: !args.quiet,
@@ -766,5 +803,24 @@ async fn print_timeline(mut events: tokio::sync::broadcast::Receiver<RecordEntry
             continue;
         }
         println!("{at:7.2}s  {line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drill_dir_without_plans_is_refused_by_name() {
+        let err = find_drill_dir(Some(Path::new("/nonexistent/drill"))).unwrap_err();
+        assert_eq!(err, "--drill-dir /nonexistent/drill: it has no plans/ directory");
+    }
+
+    #[test]
+    fn the_plans_are_found_from_outside_the_repository_root() {
+        // cargo runs this package's tests in local/, which has no examples/drill of its own.
+        assert!(!Path::new("examples/drill").exists(), "run from {:?}", std::env::current_dir());
+        let found = find_drill_dir(None).expect("found from the binary's or the sources' location");
+        assert!(found.join("plans/after-allow-test-traffic.json").is_file(), "{}", found.display());
     }
 }

@@ -184,6 +184,13 @@ async fn invoke(
         return ApiError::with_status(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException", message)
             .into_rest_json();
     }
+    // An empty payload is allowed (the function gets `{}`); anything else must be JSON.
+    if !body.is_empty()
+        && let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(&body)
+    {
+        let message = format!("Could not parse request body into json: {err}");
+        return ApiError::client("InvalidRequestContentException", message).into_rest_json();
+    }
     let body = if body.is_empty() { Bytes::from_static(b"{}") } else { body };
     match invocation_type {
         InvocationType::DryRun => match emulator.resolve(&function, qualifier) {

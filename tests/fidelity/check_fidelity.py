@@ -17,6 +17,7 @@ Exits 1 and lists every mismatch; prints a table of what was checked either way.
 
 import base64
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -362,6 +363,10 @@ def scenario():
         ("InvalidDeploymentConfigNameException", dict(group, revision=lambda_revision("1", "2"),
                                                       deploymentConfigName="CodeDeployDefault.ECSAllAtOnce")),
         ("InvalidDeploymentGroupNameException", dict(group, deploymentGroupName="no spaces!")),
+        ("InvalidUpdateOutdatedInstancesOnlyValueException", dict(group, revision=lambda_revision("1", "2"),
+                                                                  updateOutdatedInstancesOnly=True)),
+        ("InvalidIgnoreApplicationStopFailuresValueException", dict(group, revision=lambda_revision("1", "2"),
+                                                                    ignoreApplicationStopFailures=True)),
     ]
     for code, params in bad_deployments:
         call(cd, "CreateDeployment", code, **params)
@@ -371,8 +376,19 @@ def scenario():
     info = call(cd, "GetDeployment", **deployment)["deploymentInfo"]
     if not isinstance(info.get("createTime"), datetime.datetime):
         fail(f"GetDeployment: createTime parsed as {info.get('createTime')!r}")
+    sent = lambda_revision("1", "2")["appSpecContent"]["content"].encode()
+    if info["revision"]["appSpecContent"].get("sha256") != hashlib.sha256(sent).hexdigest():
+        fail(f"GetDeployment: revision.appSpecContent is {info['revision']['appSpecContent']}, without the "
+             "content's SHA-256")
     (target,) = call(cd, "ListDeploymentTargets", **deployment)["targetIds"]
     call(cd, "ListDeploymentTargets", "InvalidNextTokenException", nextToken="page-2", **deployment)
+    for filters, expected in [({"TargetStatus": ["InProgress", "Pending"]}, [target]),
+                              ({"TargetStatus": ["Succeeded"]}, []), ({"ServerInstanceLabel": ["Blue"]}, [])]:
+        listed = (call(cd, "ListDeploymentTargets", targetFilters=filters, **deployment) or {}).get("targetIds")
+        if listed != expected:
+            fail(f"ListDeploymentTargets with targetFilters {filters}: {listed}, expected {expected}")
+    call(cd, "ListDeploymentTargets", "InvalidTargetFilterNameException", targetFilters={"Colour": ["Blue"]},
+         **deployment)
     call(cd, "GetDeploymentTarget", targetId=target, **deployment)
     call(cd, "GetDeploymentTarget", "DeploymentTargetDoesNotExistException", targetId="nope:live", **deployment)
     call(cd, "GetDeploymentTarget", "DeploymentTargetIdRequiredException", targetId="", **deployment)
@@ -472,6 +488,7 @@ def scenario():
     large = b'{"pad": "' + b"x" * (3 * 1024 * 1024) + b'"}'
     call(lam, "Invoke", FunctionName="app", Qualifier="1", Payload=large)  # under Lambda's 6 MB limit
     call(lam, "Invoke", "RequestTooLargeException", FunctionName="app", Payload=b"x" * (6 * 1024 * 1024 + 1))
+    call(lam, "Invoke", "InvalidRequestContentException", FunctionName="app", Qualifier="1", Payload=b"not json")
     call(lam, "Invoke", "ResourceNotFoundException", FunctionName="nope")
     call(lam, "Invoke", "ResourceNotFoundException", FunctionName="app", Qualifier="9")
     call(lam, "Invoke", "InvalidParameterValueException", FunctionName="app", InvocationType="Sometime")

@@ -35,4 +35,17 @@ fn the_drill_script_writes_its_pictures_where_out_says() {
     assert!(out.join("lambda-canary/record.json").exists(), "no record: {text}");
     assert!(out.join("summary.md").exists(), "no summary: {text}");
     assert!(String::from_utf8_lossy(&output.stdout).contains(&out.display().to_string()), "{text}");
+
+    // The binary the script built, run from the same folder outside the workspace, finds the
+    // drill's plans without --drill-dir.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), Into::into);
+    let drill = target.join("debug/codedeploy-local");
+    let _ = std::fs::remove_dir_all(caller.join("direct"));
+    let output = Command::new(&drill)
+        .args(["drill", "--scenario", "lambda-canary", "--time-scale", "120", "--quiet", "--out", "direct"])
+        .current_dir(&caller)
+        .output()
+        .expect("run codedeploy-local drill");
+    assert!(output.status.success(), "{}: {}", drill.display(), String::from_utf8_lossy(&output.stderr));
+    assert!(caller.join("direct/lambda-canary.svg").exists(), "no picture from {}", drill.display());
 }
