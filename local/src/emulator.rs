@@ -10,11 +10,11 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use crate::appspec::AppSpec;
+use crate::codedeploy::appspec::AppSpec;
+use crate::codedeploy::deployment_config::DeploymentConfig;
 use crate::config::{EcsServiceConfig, FunctionConfig, LocalConfig, ProcessConfig};
-use crate::deployment_config::DeploymentConfig;
 use crate::ecs::EcsService;
-use crate::runtime::{ColdStart, RuntimeHost};
+use crate::lambda::runtime::{ColdStart, RuntimeHost};
 
 /// How much faster than AWS the emulator's clock runs for the waits CodeDeploy and Lambda
 /// impose: traffic-shifting intervals, the one-hour hook limit, async retry delays. A scale of 60

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use crate::emulator::Emulator;
-use crate::wire::ApiError;
+use crate::protocol::ApiError;
 
 /// What the emulator is asked to get wrong. The default injects nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

@@ -1,30 +1,31 @@
-//! codedeploy-local: a local CodeDeploy (awsJson1_1) and Lambda (restJson1) that run whole
-//! deployments against real processes, for end-to-end tests of lifecycle hooks and for the drill.
+//! codedeploy-local: a local AWS for rehearsing deployments. CodeDeploy and Lambda run whole
+//! deployments against real processes, ECS task sets serve behind real listeners, for end-to-end
+//! tests of lifecycle hooks and for the drill.
 //!
 //! It is a second, independent reading of the AWS contract: it shares no code with the hooks.
+//! One folder per AWS service, one module per wire protocol:
 //!
-//! - [`server`] serves both APIs and a small control API on one loopback port;
-//! - [`codedeploy`] and [`lambda`] are the operations, over the state in [`emulator`];
-//! - [`lifecycle`] runs each deployment; [`runtime`] runs functions as processes, under Lambda's
-//!   CPU and memory [`limits`] where asked; [`ecs`] and
-//!   [`traffic`] run task sets behind listeners;
-//! - [`drill`] rehearses releases end to end and draws them with [`chart`].
+//! - [`server`] serves every service and the [`control`] API on one loopback port;
+//! - [`protocol`] writes each wire protocol once: [`protocol::aws_json`] (CodeDeploy's
+//!   awsJson1_1) and [`protocol::rest_json`] (Lambda's restJson1), with AWS's error shapes;
+//! - [`codedeploy`]: its operations, the AppSpec, deployment configurations, and the
+//!   [`codedeploy::lifecycle`] that runs each deployment;
+//! - [`lambda`]: its operations, and the [`lambda::runtime`] host that runs functions as processes
+//!   behind a Runtime API, under Lambda's CPU and memory [`limits`] where asked;
+//! - [`ecs`]: task sets, behind the listeners of [`ecs::traffic`];
+//! - [`emulator`] holds the state they share, [`faults`] what a test injects into it;
+//! - [`drill`] rehearses releases end to end and draws them with [`drill::chart`].
 
 #![deny(missing_docs)]
 
-pub mod appspec;
-pub mod chart;
 pub mod codedeploy;
 pub mod config;
-pub mod deployment_config;
+pub mod control;
 pub mod drill;
 pub mod ecs;
 pub mod emulator;
 pub mod faults;
 pub mod lambda;
-pub mod lifecycle;
 pub mod limits;
-pub mod runtime;
+pub mod protocol;
 pub mod server;
-pub mod traffic;
-pub mod wire;

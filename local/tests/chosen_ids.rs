@@ -7,7 +7,7 @@ use std::time::Duration;
 use codedeploy_local::codedeploy::DeploymentWithIds;
 use codedeploy_local::config::{AliasConfig, FunctionConfig, LocalConfig, ProcessConfig};
 use codedeploy_local::emulator::{Emulator, TimeScale};
-use codedeploy_local::runtime::RuntimeHost;
+use codedeploy_local::lambda::runtime::RuntimeHost;
 use serde_json::{Value, json};
 
 async fn emulator() -> Emulator {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use codedeploy_local::config::{AliasConfig, FunctionConfig, LocalConfig, ProcessConfig};
 use codedeploy_local::emulator::{Emulator, TimeScale};
-use codedeploy_local::runtime::RuntimeHost;
+use codedeploy_local::lambda::runtime::RuntimeHost;
 use serde_json::json;
 
 async fn emulator() -> Emulator {

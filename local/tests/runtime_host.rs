@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use codedeploy_local::config::ProcessConfig;
-use codedeploy_local::runtime::{FunctionVersion, Invocation, InvokeOutcome, RuntimeHost};
+use codedeploy_local::lambda::runtime::{FunctionVersion, Invocation, InvokeOutcome, RuntimeHost};
 use serde_json::{Value, json};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake_function.py");

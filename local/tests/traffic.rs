@@ -7,7 +7,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
-use codedeploy_local::traffic::{Listener, Served, TASK_SET_HEADER, TaskSetLabel};
+use codedeploy_local::ecs::traffic::{Listener, Served, TASK_SET_HEADER, TaskSetLabel};
 use serde_json::{Value, json};
 
 /// An app that echoes what it received and names itself in `x-upstream`; `/unhealthy` answers 503.

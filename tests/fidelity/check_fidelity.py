@@ -548,7 +548,7 @@ def main():
             if not calls[service, operation]:
                 fail(f"{service} {operation}: served but never answered successfully here")
     emitted = set()
-    for source in sorted(SOURCES.glob("*.rs")):
+    for source in sorted(SOURCES.rglob("*.rs")):
         if source.name != "runtime.rs":  # the Runtime API functions call, not an AWS API of clients
             emitted |= set(re.findall(r'"([A-Z][A-Za-z]+(?:Exception|Failure))"', source.read_text()))
     unseen = emitted - set().union(*errors.values())

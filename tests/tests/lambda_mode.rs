@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use codedeploy_local::emulator::Happening;
 use codedeploy_local::faults::{Faults, ReportFault};
-use codedeploy_local::runtime::InvokeOutcome;
+use codedeploy_local::lambda::runtime::InvokeOutcome;
 use greenlight_tests::deployment::{Held, HeldTarget, function, process};
 use greenlight_tests::hook_binary;
 use greenlight_tests::targets::Target;

@@ -1,19 +1,24 @@
 //! The CodeDeploy API (awsJson1_1): the operations a deployment's life needs, with the checks
 //! and exceptions real CodeDeploy applies.
 
+pub mod appspec;
+pub mod deployment_config;
+pub mod lifecycle;
+
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use serde_json::{Map, Value, json};
 
-use crate::appspec::{AppSpec, Resource};
-use crate::deployment_config::DeploymentConfig;
+use crate::codedeploy::appspec::{AppSpec, Resource};
+use crate::codedeploy::deployment_config::DeploymentConfig;
+use crate::codedeploy::lifecycle::task_set;
 use crate::emulator::{
     Application, ComputePlatform, Deployment, DeploymentGroup, Emulator, Happening, LifecycleEventState, State,
     TargetState, TaskSetState, new_id,
 };
-use crate::lifecycle::task_set;
-use crate::wire::{ApiError, epoch_seconds};
+use crate::faults::ReportFault;
+use crate::protocol::{ApiError, epoch_seconds};
 
 /// Every operation served, as named in `X-Amz-Target: CodeDeploy_20141006.<Operation>`.
 pub const OPERATIONS: &[&str] = &[
@@ -29,8 +34,42 @@ pub const OPERATIONS: &[&str] = &[
     "StopDeployment",
 ];
 
-/// The `X-Amz-Target` prefix of CodeDeploy operations.
-pub const TARGET_PREFIX: &str = "CodeDeploy_20141006.";
+/// The service of CodeDeploy's `X-Amz-Target`s: `CodeDeploy_20141006.<Operation>`.
+pub const TARGET_SERVICE: &str = "CodeDeploy_20141006";
+
+/// Serves one operation as a client called it: noted in the calls, and answered as an injected
+/// fault says (a hang, a denial, a failed report) before the operation itself runs.
+pub(crate) async fn serve(emulator: &Emulator, operation: &str, input: &Value) -> Result<Value, ApiError> {
+    emulator.note_call(operation, input.get("deploymentId").and_then(Value::as_str), None);
+    if emulator.hangs(operation) {
+        return std::future::pending().await;
+    }
+    if let Some(denied) = emulator.denial(operation) {
+        return Err(denied);
+    }
+    if operation == "PutLifecycleEventHookExecutionStatus"
+        && let Some(fault) = emulator.next_report_fault()
+    {
+        return Err(injected(emulator, input, fault));
+    }
+    emulator.codedeploy(operation, input)
+}
+
+/// An injected report error, recorded like any other report.
+fn injected(emulator: &Emulator, input: &Value, fault: ReportFault) -> ApiError {
+    let error = fault.error();
+    let field = |key: &str| input.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+    emulator.record(
+        Some(&field("deploymentId")),
+        Happening::Report {
+            event: String::new(),
+            execution_id: field("lifecycleEventHookExecutionId"),
+            status: field("status"),
+            result: format!("{} (injected)", error.code),
+        },
+    );
+    error
+}
 
 /// A deployment created with ids chosen beforehand (`POST /_local/deployments`), so that hook
 /// events written before it existed, such as the repository's `events/*.json`, belong to it. The

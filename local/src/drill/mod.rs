@@ -3,6 +3,8 @@
 //! deployment, and runs a small load generator against the production path so the blast radius
 //! is counted per version. It prints a live timeline and writes a picture and a record of each.
 
+pub mod chart;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -16,12 +18,12 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::chart::{Marker, Sample, Timeline, render_svg};
 use crate::config::{AliasConfig, EcsServiceConfig, FunctionConfig, LocalConfig, ProcessConfig};
+use crate::drill::chart::{Marker, Sample, Timeline, render_svg};
+use crate::ecs::traffic::TASK_SET_HEADER;
 use crate::emulator::{ComputePlatform, Emulator, Happening, RecordEntry, TargetState, TimeScale};
-use crate::runtime::InvokeOutcome;
+use crate::lambda::runtime::InvokeOutcome;
 use crate::server::Server;
-use crate::traffic::TASK_SET_HEADER;
 
 /// How often the load generator sends a request.
 const LOAD_INTERVAL: Duration = Duration::from_millis(25);

@@ -1,6 +1,8 @@
 //! ECS services: task sets as real processes (blue and, during a deployment, green) behind a
 //! production and a test listener.
 
+pub mod traffic;
+
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
@@ -8,7 +10,7 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 use crate::config::{EcsServiceConfig, ProcessConfig};
-use crate::traffic::Listener;
+use crate::ecs::traffic::Listener;
 
 /// How long a task gets to start listening.
 const TASK_START_LIMIT: Duration = Duration::from_secs(15);

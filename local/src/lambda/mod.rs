@@ -2,6 +2,9 @@
 //! UpdateAlias. Invocations run on the runtime host; aliases with additional version weights
 //! split invocations between versions.
 
+pub(crate) mod http;
+pub mod runtime;
+
 use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
@@ -11,8 +14,8 @@ use serde_json::{Value, json};
 
 use crate::config::AliasConfig;
 use crate::emulator::{Emulator, Happening};
-use crate::runtime::{FunctionVersion, Invocation, InvokeOutcome};
-use crate::wire::ApiError;
+use crate::lambda::runtime::{FunctionVersion, Invocation, InvokeOutcome};
+use crate::protocol::ApiError;
 
 /// Every operation served, as the Lambda API names them.
 pub const OPERATIONS: &[&str] = &["Invoke", "GetAlias", "UpdateAlias"];

@@ -1,13 +1,15 @@
-//! The two AWS wire protocols the emulator speaks, and their error shapes.
+//! The AWS wire protocols, each written once, and the error every service answers with.
 //!
-//! - CodeDeploy, awsJson1_1: `POST /` with `X-Amz-Target: CodeDeploy_20141006.<Operation>`; errors
-//!   are HTTP 400 with `{"__type": "<Name>", "message": "..."}` and the `X-Amzn-Errortype` header.
-//! - Lambda, restJson1: errors carry their HTTP status, `X-Amzn-Errortype` and
-//!   `{"Type": "User", "message": "..."}`.
+//! - [`aws_json`]: `POST /` with `X-Amz-Target: <Service>.<Operation>` and a JSON body
+//!   (awsJson1_1 for CodeDeploy); errors are HTTP 400 with `{"__type", "message"}`.
+//! - [`rest_json`]: operations on paths, errors with their own HTTP status (restJson1 for Lambda).
+
+pub mod aws_json;
+pub mod rest_json;
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// An error as AWS returns it: the modelled exception name and a message.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -34,36 +36,32 @@ impl ApiError {
 
     /// The awsJson1_1 response.
     pub fn into_aws_json(self) -> Response {
-        let body = json!({"__type": self.code, "message": self.message});
-        error_response(self.status, self.code, "application/x-amz-json-1.1", body)
+        aws_json::error(aws_json::Version::V1_1, self)
     }
 
-    /// The restJson1 response. Lambda's model spells the message member `Message` for
-    /// ResourceNotFoundException and `message` for the others served here; clients tolerate
-    /// either, but the model is the contract.
+    /// The restJson1 response.
     pub fn into_rest_json(self) -> Response {
-        let key = if self.code == "ResourceNotFoundException" { "Message" } else { "message" };
-        let body = json!({"Type": "User", key: self.message});
-        error_response(self.status, self.code, "application/json", body)
+        rest_json::error(self)
     }
 }
 
-fn error_response(status: StatusCode, code: &'static str, content_type: &'static str, body: Value) -> Response {
+/// A response with `body`, its content type and, for an error, `X-Amzn-Errortype`.
+fn response(
+    status: StatusCode,
+    error_type: Option<&'static str>,
+    content_type: &'static str,
+    body: &Value,
+) -> Response {
     let mut response = (status, body.to_string()).into_response();
     let headers = response.headers_mut();
-    headers.insert("x-amzn-errortype", HeaderValue::from_static(code));
+    if let Some(code) = error_type {
+        headers.insert("x-amzn-errortype", HeaderValue::from_static(code));
+    }
     headers.insert("content-type", HeaderValue::from_static(content_type));
     response
 }
 
-/// A successful awsJson1_1 response.
-pub fn aws_json(body: &Value) -> Response {
-    let mut response = (StatusCode::OK, body.to_string()).into_response();
-    response.headers_mut().insert("content-type", HeaderValue::from_static("application/x-amz-json-1.1"));
-    response
-}
-
-/// Seconds since the Unix epoch, as CodeDeploy's JSON timestamps are.
+/// Seconds since the Unix epoch, as the JSON protocols' timestamps are.
 pub fn epoch_seconds(at: std::time::SystemTime) -> f64 {
     at.duration_since(std::time::UNIX_EPOCH).map(|d| (d.as_millis() as f64) / 1000.0).unwrap_or_default()
 }

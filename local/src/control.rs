@@ -1,0 +1,84 @@
+//! The control API under `/_local/`, for tests and the drill: deployments with ids chosen
+//! beforehand, a deployment's record, alarm states, injected faults, and the calls received.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::codedeploy::DeploymentWithIds;
+use crate::emulator::Emulator;
+use crate::faults::Faults;
+use crate::protocol::aws_json;
+
+/// The routes.
+pub(crate) fn routes() -> Router<Emulator> {
+    Router::new()
+        .route("/_local/health", get(|| async { "ok" }))
+        .route("/_local/deployments", post(create_deployment_with_ids))
+        .route("/_local/deployments/{id}", get(deployment_record))
+        .route("/_local/alarms/{name}", post(set_alarm))
+        .route("/_local/faults", post(set_faults))
+        .route("/_local/calls", get(calls))
+}
+
+async fn create_deployment_with_ids(
+    State(emulator): State<Emulator>,
+    axum::Json(chosen): axum::Json<DeploymentWithIds>,
+) -> Response {
+    match emulator.create_deployment_with_ids(&chosen) {
+        Ok(output) => aws_json::ok(aws_json::Version::V1_1, &output),
+        Err(err) => aws_json::error(aws_json::Version::V1_1, err),
+    }
+}
+
+async fn deployment_record(State(emulator): State<Emulator>, Path(id): Path<String>) -> Response {
+    let state = emulator.state();
+    let Some(deployment) = state.deployments.get(&id) else {
+        return (StatusCode::NOT_FOUND, format!("no deployment {id}")).into_response();
+    };
+    let summary = json!({
+        "deployment_id": deployment.id,
+        "status": deployment.status,
+        "error_code": deployment.error.as_ref().map(|(code, _)| code),
+        "error_message": deployment.error.as_ref().map(|(_, message)| message),
+        "rollback_message": deployment.rollback_message,
+        "events": deployment.events,
+        "target": deployment.target,
+    });
+    drop(state);
+    let mut summary = summary;
+    summary["record"] = json!(emulator.record_of(&id));
+    axum::Json(summary).into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct AlarmState {
+    state: String,
+}
+
+async fn set_alarm(
+    State(emulator): State<Emulator>,
+    Path(name): Path<String>,
+    axum::Json(body): axum::Json<AlarmState>,
+) -> Response {
+    match body.state.as_str() {
+        "ALARM" => emulator.set_alarm(&name, true),
+        "OK" => emulator.set_alarm(&name, false),
+        other => return (StatusCode::BAD_REQUEST, format!("state {other:?}: use ALARM or OK")).into_response(),
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn set_faults(State(emulator): State<Emulator>, axum::Json(faults): axum::Json<Faults>) -> Response {
+    match emulator.set_faults(faults) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => (StatusCode::BAD_REQUEST, err.to_string()).into_response(),
+    }
+}
+
+async fn calls(State(emulator): State<Emulator>) -> Response {
+    axum::Json(emulator.calls()).into_response()
+}

@@ -1,0 +1,66 @@
+//! awsJson1_0 and awsJson1_1: `POST /` with `X-Amz-Target: <Service>.<Operation>` and a JSON
+//! body. The two versions differ only in their content type. The request is parsed here once and
+//! handed to the service its target prefix names.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::ApiError;
+use crate::emulator::Emulator;
+
+/// The protocol's version, which names its content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// awsJson1_0.
+    V1_0,
+    /// awsJson1_1 (CodeDeploy).
+    V1_1,
+}
+
+impl Version {
+    /// `application/x-amz-json-1.0` or `-1.1`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::V1_0 => "application/x-amz-json-1.0",
+            Self::V1_1 => "application/x-amz-json-1.1",
+        }
+    }
+}
+
+/// A successful response.
+pub fn ok(version: Version, body: &Value) -> Response {
+    super::response(StatusCode::OK, None, version.content_type(), body)
+}
+
+/// An error response: its status, `X-Amzn-Errortype`, and `{"__type", "message"}`.
+pub fn error(version: Version, error: ApiError) -> Response {
+    let body = json!({"__type": error.code, "message": error.message});
+    super::response(error.status, Some(error.code), version.content_type(), &body)
+}
+
+/// Serves `POST /`: the service is the target's prefix, the operation what follows it.
+pub async fn serve(State(emulator): State<Emulator>, headers: HeaderMap, body: Bytes) -> Response {
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let (version, operation) = match target.split_once('.') {
+        Some((crate::codedeploy::TARGET_SERVICE, operation)) => (Version::V1_1, operation),
+        _ => {
+            let message = format!("X-Amz-Target {target:?} names no operation of a service served here");
+            return error(Version::V1_1, ApiError::client("UnknownOperationException", message));
+        }
+    };
+    let input: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(input) => input,
+            Err(err) => return error(version, ApiError::client("SerializationException", err.to_string())),
+        }
+    };
+    match crate::codedeploy::serve(&emulator, operation, &input).await {
+        Ok(output) => ok(version, &output),
+        Err(err) => error(version, err),
+    }
+}
