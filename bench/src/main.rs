@@ -207,7 +207,7 @@ async fn measure(
     if !emulator.wait_until_complete(&id, DEPLOYMENT_LIMIT).await {
         return Err(format!("deployment {id} did not finish within {DEPLOYMENT_LIMIT:?}"));
     }
-    let status = emulator.state().deployments.get(&id).map(|d| d.status).unwrap_or("missing");
+    let status = emulator.state().deployments.get(&id).map_or("missing", |d| d.status.as_str());
     if status != "Succeeded" {
         return Err(format!(
             "deployment {id} ended {status}; the hook's log is in the logs directory. The subject must pass for its timing to mean anything"

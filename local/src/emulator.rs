@@ -14,6 +14,7 @@ use crate::codedeploy::appspec::AppSpec;
 use crate::codedeploy::deployment_config::DeploymentConfig;
 use crate::config::{EcsServiceConfig, FunctionConfig, LocalConfig, ProcessConfig};
 use crate::ecs::EcsService;
+use crate::ecs::traffic::TaskSetLabel;
 use crate::lambda::runtime::{ColdStart, RuntimeHost};
 
 /// How much faster than AWS the emulator's clock runs for the waits CodeDeploy and Lambda
@@ -109,8 +110,8 @@ pub struct DeploymentGroup {
 pub struct LifecycleEventState {
     /// `BeforeAllowTraffic`, `Install`, ...
     pub name: &'static str,
-    /// `Pending`, `InProgress`, `Succeeded`, `Failed`, `Skipped`.
-    pub status: &'static str,
+    /// Where it is.
+    pub status: EventStatus,
     /// When it started.
     #[serde(skip)]
     pub started: Option<SystemTime>,
@@ -134,16 +135,16 @@ pub struct LifecycleEventState {
 pub struct TaskSetState {
     /// Its identifier.
     pub id: String,
-    /// `Blue` or `Green`.
-    pub label: &'static str,
+    /// Blue or green.
+    pub label: TaskSetLabel,
     /// The task definition it runs.
     pub task_definition: String,
     /// Tasks desired.
     pub desired: i64,
     /// Tasks running.
     pub running: i64,
-    /// `PRIMARY`, `ACTIVE` or `DRAINING`.
-    pub status: &'static str,
+    /// ECS's status of it.
+    pub status: TaskSetStatus,
     /// Production traffic share, percent.
     pub weight: f64,
 }
@@ -198,8 +199,8 @@ pub struct Deployment {
     pub config: DeploymentConfig,
     /// Lambda or ECS.
     pub platform: ComputePlatform,
-    /// `Created`, `InProgress`, `Succeeded`, `Failed`, `Stopped`.
-    pub status: &'static str,
+    /// Where it is.
+    pub status: DeploymentStatus,
     /// The error code and message of a deployment that did not succeed.
     pub error: Option<(&'static str, String)>,
     /// The rollback message, when traffic was put back.
@@ -229,7 +230,7 @@ pub struct Deployment {
 impl Deployment {
     /// Whether it has finished.
     pub fn is_complete(&self) -> bool {
-        matches!(self.status, "Succeeded" | "Failed" | "Stopped")
+        self.status.is_complete()
     }
 }
 
@@ -250,6 +251,101 @@ pub struct RecordEntry {
     pub what: Happening,
 }
 
+/// A deployment's status, spelled as CodeDeploy's `DeploymentStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DeploymentStatus {
+    /// Created, not started.
+    Created,
+    /// Running its lifecycle events.
+    InProgress,
+    /// Every event succeeded.
+    Succeeded,
+    /// An event failed, or an alarm went off.
+    Failed,
+    /// Stopped on request.
+    Stopped,
+}
+
+impl DeploymentStatus {
+    /// Whether a deployment in this status has ended.
+    pub fn is_complete(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Stopped)
+    }
+
+    /// CodeDeploy's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "Created",
+            Self::InProgress => "InProgress",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Stopped => "Stopped",
+        }
+    }
+}
+
+/// A lifecycle event's status, spelled as CodeDeploy's `LifecycleEventStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum EventStatus {
+    /// Not reached yet.
+    Pending,
+    /// Running, or waiting for its hook's report.
+    InProgress,
+    /// Done, or reported `Succeeded`.
+    Succeeded,
+    /// Reported `Failed`, or its hook did not report in time.
+    Failed,
+    /// Not run: the deployment ended before it.
+    Skipped,
+}
+
+impl EventStatus {
+    /// CodeDeploy's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::InProgress => "InProgress",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Skipped => "Skipped",
+        }
+    }
+}
+
+/// An ECS task set's status, as ECS spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskSetStatus {
+    /// Serving production.
+    Primary,
+    /// Started by the deployment, not (yet) primary.
+    Active,
+    /// Being drained of traffic.
+    Draining,
+}
+
+impl TaskSetStatus {
+    /// ECS's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Primary => "PRIMARY",
+            Self::Active => "ACTIVE",
+            Self::Draining => "DRAINING",
+        }
+    }
+}
+
+macro_rules! display_as_str {
+    ($($kind:ty),*) => {$(
+        impl std::fmt::Display for $kind {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+display_as_str!(DeploymentStatus, EventStatus, TaskSetStatus, TaskSetLabel);
+
 /// The kinds of things the record keeps.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -257,7 +353,7 @@ pub enum Happening {
     /// The deployment's status changed.
     DeploymentStatus {
         /// The new status.
-        status: &'static str,
+        status: DeploymentStatus,
         /// The error code, when it did not succeed.
         #[serde(skip_serializing_if = "Option::is_none")]
         error_code: Option<&'static str>,
@@ -270,7 +366,7 @@ pub enum Happening {
         /// The event.
         event: &'static str,
         /// The new status.
-        status: &'static str,
+        status: EventStatus,
     },
     /// A function was invoked.
     Invocation {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use codedeploy_local::codedeploy::DeploymentWithIds;
 use codedeploy_local::config::{AliasConfig, FunctionConfig, LocalConfig, ProcessConfig};
-use codedeploy_local::emulator::{Emulator, TimeScale};
+use codedeploy_local::emulator::{DeploymentStatus, Emulator, TimeScale};
 use codedeploy_local::lambda::runtime::RuntimeHost;
 use serde_json::{Value, json};
 
@@ -52,7 +52,7 @@ fn chosen(deployment_id: &str, execution_ids: Value) -> DeploymentWithIds {
 
 fn event_status(emulator: &Emulator, id: &str, event: &str) -> &'static str {
     let state = emulator.state();
-    state.deployments[id].events.iter().find(|e| e.name == event).map(|e| e.status).unwrap_or("missing")
+    state.deployments[id].events.iter().find(|e| e.name == event).map_or("missing", |e| e.status.as_str())
 }
 
 #[tokio::test]
@@ -77,7 +77,7 @@ async fn the_chosen_execution_is_awaited_not_invoked_and_its_report_moves_the_de
         json!({"deploymentId": "d-CHOSEN001", "lifecycleEventHookExecutionId": "exec-1", "status": "Succeeded"});
     emulator.codedeploy("PutLifecycleEventHookExecutionStatus", &report).expect("the report is accepted");
     assert!(emulator.wait_until_complete("d-CHOSEN001", Duration::from_secs(5)).await);
-    assert_eq!(emulator.state().deployments["d-CHOSEN001"].status, "Succeeded");
+    assert_eq!(emulator.state().deployments["d-CHOSEN001"].status, DeploymentStatus::Succeeded);
 }
 
 #[tokio::test]

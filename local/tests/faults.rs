@@ -205,7 +205,7 @@ async fn a_slow_green_task_set_starts_tasks_as_it_is_read() {
     let in_after_install = async {
         loop {
             let event = local.server.emulator.state().deployments[&id].events[2].clone();
-            if event.name == "AfterInstall" && event.status == "InProgress" {
+            if event.name == "AfterInstall" && event.status == codedeploy_local::emulator::EventStatus::InProgress {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -260,7 +260,7 @@ pub async fn deploy(hook: HookFunction, options: DeployOptions<'_>) -> Run {
     let (status, error_code) = {
         let state = emulator.state();
         let d = &state.deployments[&id];
-        (d.status.to_owned(), d.error.as_ref().map(|(code, _)| (*code).to_owned()))
+        (d.status.to_string(), d.error.as_ref().map(|(code, _)| (*code).to_owned()))
     };
     let record = emulator.record_of(&id);
     server.shutdown().await;
@@ -483,7 +483,10 @@ async fn held_execution(emulator: &Emulator, id: &str, event: &str) -> String {
             let state = emulator.state();
             let deployment = &state.deployments[id];
             let held = deployment.events.iter().find(|e| e.name == event);
-            if let Some(execution) = held.filter(|e| e.status == "InProgress").and_then(|e| e.execution_id.clone()) {
+            if let Some(execution) = held
+                .filter(|e| e.status == codedeploy_local::emulator::EventStatus::InProgress)
+                .and_then(|e| e.execution_id.clone())
+            {
                 return execution;
             }
             assert!(

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use codedeploy_local::config::{EcsServiceConfig, FunctionConfig, LocalConfig, ProcessConfig};
-use codedeploy_local::emulator::{Emulator, Happening, TimeScale};
+use codedeploy_local::ecs::traffic::TaskSetLabel;
+use codedeploy_local::emulator::{DeploymentStatus, Emulator, EventStatus, Happening, TimeScale};
 use codedeploy_local::server::Server;
 use serde_json::{Value, json};
 
@@ -117,14 +118,18 @@ async fn a_before_install_failure_fails_without_a_rollback_or_a_green_task_set()
             .expect("created");
     wait_until(emulator, &id, |d| d.is_complete()).await;
     let d = emulator.state().deployments[&id].clone();
-    assert_eq!((d.status, d.error.as_ref().map(|e| e.0)), ("Failed", Some("HOOK_EXECUTION_FAILURE")));
-    assert_eq!(d.events[0].status, "Failed");
-    assert!(d.events[1..].iter().all(|e| e.status == "Skipped"), "{:?}", d.events);
+    assert_eq!((d.status, d.error.as_ref().map(|e| e.0)), (DeploymentStatus::Failed, Some("HOOK_EXECUTION_FAILURE")));
+    assert_eq!(d.events[0].status, EventStatus::Failed);
+    assert!(d.events[1..].iter().all(|e| e.status == EventStatus::Skipped), "{:?}", d.events);
     assert!(d.rollback_message.is_none(), "nothing to roll back: {:?}", d.rollback_message);
     assert!(weight_changes(emulator, &id).is_empty());
     let codedeploy_local::emulator::TargetState::Ecs { task_sets, .. } = &d.target else { panic!("an ECS target") };
     let labels: Vec<_> = task_sets.iter().map(|set| (set.label, set.task_definition.as_str(), set.weight)).collect();
-    assert_eq!(labels, [("Blue", "checkout:1", 100.0)], "blue is there from the start; no green was created");
+    assert_eq!(
+        labels,
+        [(TaskSetLabel::Blue, "checkout:1", 100.0)],
+        "blue is there from the start; no green was created"
+    );
     server.shutdown().await;
 }
 
@@ -135,7 +140,7 @@ async fn stop_deployment_during_the_canary_puts_production_back_on_blue() {
     create_group(emulator);
     // No hooks: the deployment goes straight to the canary, which lasts five scaled minutes.
     let id = deploy(emulator, "CodeDeployDefault.ECSCanary10Percent5Minutes", json!([])).expect("created");
-    wait_until(emulator, &id, |d| d.events[6].status == "InProgress").await;
+    wait_until(emulator, &id, |d| d.events[6].status == EventStatus::InProgress).await;
 
     let second = deploy(emulator, "CodeDeployDefault.ECSAllAtOnce", json!([]));
     assert_eq!(second.unwrap_err(), "DeploymentLimitExceededException", "one deployment at a time per group");
@@ -144,7 +149,7 @@ async fn stop_deployment_during_the_canary_puts_production_back_on_blue() {
     assert_eq!(stopped["status"], "Pending");
     wait_until(emulator, &id, |d| d.is_complete()).await;
     let d = emulator.state().deployments[&id].clone();
-    assert_eq!((d.status, d.error.as_ref().map(|e| e.0)), ("Stopped", Some("MANUAL_STOP")));
+    assert_eq!((d.status, d.error.as_ref().map(|e| e.0)), (DeploymentStatus::Stopped, Some("MANUAL_STOP")));
     assert_eq!(
         weight_changes(emulator, &id),
         [("test", 100.0), ("production", 10.0), ("production", 0.0), ("test", 0.0)]

@@ -14,7 +14,10 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::ecs::TaskSet;
-use crate::emulator::{Emulator, HOOK_REPORT_LIMIT, Happening, TargetState, TaskSetState};
+use crate::ecs::traffic::TaskSetLabel;
+use crate::emulator::{
+    DeploymentStatus, Emulator, EventStatus, HOOK_REPORT_LIMIT, Happening, TargetState, TaskSetState, TaskSetStatus,
+};
 
 /// How often waits look at reports, stops and alarms.
 const POLL: Duration = Duration::from_millis(20);
@@ -34,10 +37,13 @@ impl Emulator {
     /// Runs deployment `id` to its end.
     pub(crate) async fn run_deployment(&self, id: &str) {
         self.update(id, |d| {
-            d.status = "InProgress";
+            d.status = DeploymentStatus::InProgress;
             d.started = Some(SystemTime::now());
         });
-        self.record(Some(id), Happening::DeploymentStatus { status: "InProgress", error_code: None, message: None });
+        self.record(
+            Some(id),
+            Happening::DeploymentStatus { status: DeploymentStatus::InProgress, error_code: None, message: None },
+        );
         let event_count = self.read(id, |d| d.events.len());
         for index in 0..event_count {
             if let Some(interruption) = self.interruption(id) {
@@ -49,10 +55,10 @@ impl Emulator {
                 (event.name, event.hook.clone(), is_hook)
             });
             if is_hook && hook.is_none() {
-                self.set_event(id, index, "Skipped", None);
+                self.set_event(id, index, EventStatus::Skipped, None);
                 continue;
             }
-            self.set_event(id, index, "InProgress", None);
+            self.set_event(id, index, EventStatus::InProgress, None);
             let result = match hook {
                 Some(function) => self.run_hook(id, index, &function).await,
                 None => self.system_event(id, index, name).await,
@@ -111,11 +117,11 @@ impl Emulator {
         loop {
             let status = self.read(id, |d| d.events[index].status);
             match status {
-                "Succeeded" => {
+                EventStatus::Succeeded => {
                     self.record(Some(id), Happening::EventStatus { event: self.event_name(id, index), status });
                     return Ok(());
                 }
-                "Failed" => {
+                EventStatus::Failed => {
                     return Err(Interruption::Failed {
                         code: "HOOK_EXECUTION_FAILURE",
                         message: format!("the {} hook {function} reported Failed", self.event_name(id, index)),
@@ -159,8 +165,14 @@ impl Emulator {
                 let slow_start = self.faults().green_start;
                 self.update(id, |d| {
                     if let TargetState::Ecs { task_sets, green_task_definition, .. } = &mut d.target {
-                        let mut green =
-                            task_set("ecs-svc/green", "Green", green_task_definition, desired, "ACTIVE", 0.0);
+                        let mut green = task_set(
+                            "ecs-svc/green",
+                            TaskSetLabel::Green,
+                            green_task_definition,
+                            desired,
+                            TaskSetStatus::Active,
+                            0.0,
+                        );
                         if let Some(start) = slow_start {
                             green.running = start.running_at_install.min(desired);
                         }
@@ -189,7 +201,7 @@ impl Emulator {
             }
             (other, _) => return Err(failed(format!("{other} is not a step of this deployment"))),
         }
-        self.set_event(id, index, "Succeeded", None);
+        self.set_event(id, index, EventStatus::Succeeded, None);
         Ok(())
     }
 
@@ -223,7 +235,7 @@ impl Emulator {
             TargetState::Lambda { weight, .. } => *weight = percent,
             TargetState::Ecs { task_sets, .. } => {
                 for set in task_sets.iter_mut() {
-                    set.weight = if set.label == "Green" { percent } else { 100.0 - percent };
+                    set.weight = if set.label == TaskSetLabel::Green { percent } else { 100.0 - percent };
                 }
             }
         });
@@ -246,14 +258,14 @@ impl Emulator {
     async fn end_early(&self, id: &str, index: usize, interruption: Interruption) {
         let event = self.event_name(id, index);
         let (status, code, message, rollback_event) = match interruption {
-            Interruption::Failed { code, message } => ("Failed", code, message, "DEPLOYMENT_FAILURE"),
+            Interruption::Failed { code, message } => (DeploymentStatus::Failed, code, message, "DEPLOYMENT_FAILURE"),
             Interruption::Stopped { auto_rollback } => {
                 let message = "the deployment was stopped (StopDeployment)".to_owned();
                 let event = if auto_rollback { "DEPLOYMENT_STOP_ON_REQUEST" } else { "" };
-                ("Stopped", "MANUAL_STOP", message, event)
+                (DeploymentStatus::Stopped, "MANUAL_STOP", message, event)
             }
             Interruption::Alarm(alarm) => (
-                "Stopped",
+                DeploymentStatus::Stopped,
                 "ALARM_ACTIVE",
                 format!("alarm {alarm} went off during {event}"),
                 "DEPLOYMENT_STOP_ON_ALARM",
@@ -262,17 +274,17 @@ impl Emulator {
         self.update(id, |d| {
             for e in d.events.iter_mut().skip(index) {
                 e.status = match e.status {
-                    "InProgress" => "Failed",
-                    "Pending" => "Skipped",
+                    EventStatus::InProgress => EventStatus::Failed,
+                    EventStatus::Pending => EventStatus::Skipped,
                     other => other,
                 };
             }
-            if d.events[index].status == "Failed" && d.events[index].diagnostics.is_none() {
+            if d.events[index].status == EventStatus::Failed && d.events[index].diagnostics.is_none() {
                 d.events[index].diagnostics = Some(message.clone());
             }
         });
-        if self.read(id, |d| d.events[index].status) == "Failed" {
-            self.record(Some(id), Happening::EventStatus { event, status: "Failed" });
+        if self.read(id, |d| d.events[index].status) == EventStatus::Failed {
+            self.record(Some(id), Happening::EventStatus { event, status: EventStatus::Failed });
         }
         // Nothing has moved at BeforeInstall, and a stop without auto rollback leaves traffic
         // where it is; everything else puts traffic back.
@@ -323,7 +335,7 @@ impl Emulator {
                 None => Err(format!("no ECS service {service}")),
             };
             if let Err(err) = promoted {
-                self.complete(id, "Failed", Some(("INTERNAL_ERROR", err)));
+                self.complete(id, DeploymentStatus::Failed, Some(("INTERNAL_ERROR", err)));
                 return;
             }
             let green = self.read(id, |d| match &d.target {
@@ -338,10 +350,10 @@ impl Emulator {
         if let Some(group) = self.state().groups.get_mut(&(application, group)) {
             group.last_successful = Some(id.to_owned());
         }
-        self.complete(id, "Succeeded", None);
+        self.complete(id, DeploymentStatus::Succeeded, None);
     }
 
-    fn complete(&self, id: &str, status: &'static str, error: Option<(&'static str, String)>) {
+    fn complete(&self, id: &str, status: DeploymentStatus, error: Option<(&'static str, String)>) {
         self.update(id, |d| {
             d.status = status;
             d.completed = Some(SystemTime::now());
@@ -351,12 +363,12 @@ impl Emulator {
         self.record(Some(id), Happening::DeploymentStatus { status, error_code, message });
     }
 
-    fn set_event(&self, id: &str, index: usize, status: &'static str, diagnostics: Option<String>) {
+    fn set_event(&self, id: &str, index: usize, status: EventStatus, diagnostics: Option<String>) {
         let name = self.update(id, |d| {
             let event = &mut d.events[index];
             event.status = status;
             let now = Some(SystemTime::now());
-            if status == "InProgress" {
+            if status == EventStatus::InProgress {
                 event.started = now;
             } else {
                 event.ended = now;
@@ -394,10 +406,10 @@ fn route_of(target: &TargetState) -> &'static str {
 
 pub(crate) fn task_set(
     id: &str,
-    label: &'static str,
+    label: TaskSetLabel,
     task_definition: &str,
     desired: i64,
-    status: &'static str,
+    status: TaskSetStatus,
     weight: f64,
 ) -> TaskSetState {
     TaskSetState {

@@ -13,9 +13,10 @@ use serde_json::{Map, Value, json};
 use crate::codedeploy::appspec::{AppSpec, Resource};
 use crate::codedeploy::deployment_config::DeploymentConfig;
 use crate::codedeploy::lifecycle::task_set;
+use crate::ecs::traffic::TaskSetLabel;
 use crate::emulator::{
-    Application, ComputePlatform, Deployment, DeploymentGroup, Emulator, Happening, LifecycleEventState, State,
-    TargetState, TaskSetState, new_id,
+    Application, ComputePlatform, Deployment, DeploymentGroup, DeploymentStatus, Emulator, EventStatus, Happening,
+    LifecycleEventState, State, TargetState, TaskSetState, TaskSetStatus, new_id,
 };
 use crate::faults::ReportFault;
 use crate::protocol::{ApiError, epoch_seconds};
@@ -324,7 +325,7 @@ impl Emulator {
             .iter()
             .map(|(name, is_hook)| LifecycleEventState {
                 name,
-                status: "Pending",
+                status: EventStatus::Pending,
                 started: None,
                 ended: None,
                 hook: is_hook.then(|| appspec.hook_for(name).map(str::to_owned)).flatten(),
@@ -339,7 +340,7 @@ impl Emulator {
             group: group_name.clone(),
             config,
             platform,
-            status: "Created",
+            status: DeploymentStatus::Created,
             error: None,
             rollback_message: None,
             created: SystemTime::now(),
@@ -358,7 +359,10 @@ impl Emulator {
             group.last_attempted = Some(id.clone());
         }
         drop(state);
-        self.record(Some(&id), Happening::DeploymentStatus { status: "Created", error_code: None, message: None });
+        self.record(
+            Some(&id),
+            Happening::DeploymentStatus { status: DeploymentStatus::Created, error_code: None, message: None },
+        );
         let emulator = self.clone();
         let deployment_id = id.clone();
         tokio::spawn(async move { emulator.run_deployment(&deployment_id).await });
@@ -417,7 +421,7 @@ impl Emulator {
         if let Some(TargetState::Ecs { task_sets, .. }) =
             state.deployments.get_mut(deployment_id).map(|d| &mut d.target)
         {
-            for green in task_sets.iter_mut().filter(|set| set.label == "Green") {
+            for green in task_sets.iter_mut().filter(|set| set.label == TaskSetLabel::Green) {
                 green.running = (green.running + start.started_per_read).min(green.desired);
             }
         }
@@ -487,24 +491,28 @@ impl Emulator {
                 format!("{execution_id} belongs to another deployment, not {deployment_id}"),
             ));
         }
-        if !matches!(status, "Succeeded" | "Failed") {
-            return Err(ApiError::client(
-                "InvalidLifecycleEventHookExecutionStatusException",
-                format!("status {status:?}: a hook may report only Succeeded or Failed"),
-            ));
-        }
+        let reported = match status {
+            "Succeeded" => EventStatus::Succeeded,
+            "Failed" => EventStatus::Failed,
+            _ => {
+                return Err(ApiError::client(
+                    "InvalidLifecycleEventHookExecutionStatusException",
+                    format!("status {status:?}: a hook may report only Succeeded or Failed"),
+                ));
+            }
+        };
         let deployment = state.deployments.get_mut(&deployment_id).expect("execution ids point at live deployments");
         let complete = deployment.is_complete();
         let event = &mut deployment.events[index];
-        if event.status != "InProgress" || complete {
+        if event.status != EventStatus::InProgress || complete {
             return Err(ApiError::client(
                 "LifecycleEventAlreadyCompletedException",
-                format!("{} of {deployment_id} has already completed ({})", event.name, event.status),
+                format!("{} of {deployment_id} has already completed ({})", event.name, event.status.as_str()),
             ));
         }
-        event.status = if status == "Succeeded" { "Succeeded" } else { "Failed" };
+        event.status = reported;
         event.ended = Some(SystemTime::now());
-        if status == "Failed" {
+        if reported == EventStatus::Failed {
             event.diagnostics = Some(format!("the hook {} reported Failed", event.hook.as_deref().unwrap_or("?")));
         }
         Ok((deployment_id, event.name))
@@ -517,7 +525,7 @@ impl Emulator {
         if deployment.is_complete() {
             return Err(ApiError::client(
                 "DeploymentAlreadyCompletedException",
-                format!("{id} has already completed ({})", deployment.status),
+                format!("{id} has already completed ({})", deployment.status.as_str()),
             ));
         }
         // The first call starts the stop; later ones find it under way, as the API reference says.
@@ -657,7 +665,14 @@ fn target_for(state: &State, appspec: &AppSpec, group: &DeploymentGroup) -> Resu
                 ApiError::client("InvalidECSServiceException", format!("ECS service {service} is not hosted"))
             })?;
             // The original task set is there from the start, so BeforeInstall hooks see it.
-            let blue = task_set("ecs-svc/blue", "Blue", &blue.task_definition, blue.desired_count, "PRIMARY", 100.0);
+            let blue = task_set(
+                "ecs-svc/blue",
+                TaskSetLabel::Blue,
+                &blue.task_definition,
+                blue.desired_count,
+                TaskSetStatus::Primary,
+                100.0,
+            );
             Ok(TargetState::Ecs { task_sets: vec![blue], service, green_task_definition: task_definition.clone() })
         }
     }
@@ -729,7 +744,7 @@ fn started_deployment<'a>(state: &'a State, input: &Map<String, Value>) -> Resul
 }
 
 fn deployment_info(d: &Deployment) -> Value {
-    let count = |status: &str| d.events.iter().filter(|e| e.status == status).count();
+    let count = |status: EventStatus| d.events.iter().filter(|e| e.status == status).count();
     let mut info = json!({
         "applicationName": d.application,
         "deploymentGroupName": d.group,
@@ -743,8 +758,9 @@ fn deployment_info(d: &Deployment) -> Value {
         "ignoreApplicationStopFailures": false,
         "updateOutdatedInstancesOnly": false,
         "deploymentOverview": {
-            "Pending": count("Pending"), "InProgress": count("InProgress"), "Succeeded": count("Succeeded"),
-            "Failed": count("Failed"), "Skipped": count("Skipped"), "Ready": 0,
+            "Pending": count(EventStatus::Pending), "InProgress": count(EventStatus::InProgress),
+            "Succeeded": count(EventStatus::Succeeded), "Failed": count(EventStatus::Failed),
+            "Skipped": count(EventStatus::Skipped), "Ready": 0,
         },
     });
     let mut revision = d.revision.clone();
@@ -778,9 +794,9 @@ fn deployment_info(d: &Deployment) -> Value {
 /// The status of a deployment's one target.
 fn target_status(d: &Deployment) -> &'static str {
     match d.status {
-        "Succeeded" => "Succeeded",
-        "Failed" | "Stopped" => "Failed",
-        _ => "InProgress",
+        DeploymentStatus::Succeeded => "Succeeded",
+        DeploymentStatus::Failed | DeploymentStatus::Stopped => "Failed",
+        DeploymentStatus::Created | DeploymentStatus::InProgress => "InProgress",
     }
 }
 
@@ -846,6 +862,6 @@ fn task_set_info(set: &TaskSetState) -> Value {
     json!({
         "identifer": set.id, "desiredCount": set.desired, "pendingCount": set.desired - set.running,
         "runningCount": set.running, "status": set.status, "trafficWeight": set.weight,
-        "targetGroup": {"name": format!("tg-{}", set.label.to_ascii_lowercase())}, "taskSetLabel": set.label,
+        "targetGroup": {"name": format!("tg-{}", set.label.as_str().to_ascii_lowercase())}, "taskSetLabel": set.label,
     })
 }

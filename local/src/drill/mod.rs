@@ -20,8 +20,10 @@ use tokio::time::Instant;
 
 use crate::config::{AliasConfig, EcsServiceConfig, FunctionConfig, LocalConfig, ProcessConfig};
 use crate::drill::chart::{Marker, Sample, Timeline, render_svg};
-use crate::ecs::traffic::TASK_SET_HEADER;
-use crate::emulator::{ComputePlatform, Emulator, Happening, RecordEntry, TargetState, TimeScale};
+use crate::ecs::traffic::{TASK_SET_HEADER, TaskSetLabel};
+use crate::emulator::{
+    ComputePlatform, DeploymentStatus, Emulator, EventStatus, Happening, RecordEntry, TargetState, TimeScale,
+};
 use crate::lambda::runtime::InvokeOutcome;
 use crate::server::Server;
 
@@ -620,7 +622,7 @@ async fn sample(
         let weight = emulator.state().deployments.get(&deployment_id).map_or(0.0, |d| match &d.target {
             TargetState::Lambda { weight, .. } => *weight,
             TargetState::Ecs { task_sets, .. } => {
-                task_sets.iter().find(|s| s.label == "Green").map_or(0.0, |s| s.weight)
+                task_sets.iter().find(|s| s.label == TaskSetLabel::Green).map_or(0.0, |s| s.weight)
             }
         });
         samples.push(Sample {
@@ -673,10 +675,10 @@ fn outcome_of(
     let mut outcome = ScenarioOutcome {
         scenario,
         deployment_id: deployment_id.to_owned(),
-        status: deployment.map(|d| d.status.to_owned()).unwrap_or_default(),
+        status: deployment.map(|d| d.status.to_string()).unwrap_or_default(),
         error_code: deployment.and_then(|d| d.error.as_ref().map(|(code, _)| (*code).to_owned())),
         events: deployment
-            .map(|d| d.events.iter().map(|e| (e.name.to_owned(), e.status.to_owned())).collect())
+            .map(|d| d.events.iter().map(|e| (e.name.to_owned(), e.status.to_string())).collect())
             .unwrap_or_default(),
         weights: Vec::new(),
         reports: Vec::new(),
@@ -748,11 +750,13 @@ fn markers(record: &[RecordEntry], started: Instant, emulator: &Emulator) -> Vec
         .iter()
         .filter_map(|entry| {
             let (label, failed) = match &entry.what {
-                Happening::EventStatus { event, status: "InProgress" } => ((*event).to_owned(), false),
-                Happening::EventStatus { event, status: "Failed" } => (format!("{event} Failed"), true),
+                Happening::EventStatus { event, status: EventStatus::InProgress } => ((*event).to_owned(), false),
+                Happening::EventStatus { event, status: EventStatus::Failed } => (format!("{event} Failed"), true),
                 Happening::Rollback { .. } => ("rollback".to_owned(), true),
-                Happening::DeploymentStatus { status, .. } if *status != "InProgress" && *status != "Created" => {
-                    ((*status).to_owned(), *status != "Succeeded")
+                Happening::DeploymentStatus { status, .. }
+                    if !matches!(status, DeploymentStatus::InProgress | DeploymentStatus::Created) =>
+                {
+                    (status.to_string(), *status != DeploymentStatus::Succeeded)
                 }
                 _ => return None,
             };

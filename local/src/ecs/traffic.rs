@@ -36,7 +36,7 @@ const SCALE: i64 = 10_000;
 
 /// A task set behind a listener, spelled the way CodeDeploy spells `TargetLabel` in its lifecycle
 /// APIs, so results can be reported per task set without translation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum TaskSetLabel {
     /// The original task set, serving production before the deployment.
     Blue,
