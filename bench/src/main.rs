@@ -95,8 +95,9 @@ async fn run(args: Args) -> Result<(), String> {
     let sizes = Sizes::read(&args.lambda_dirs)?;
     let world = World::start(&args.hook_dir, quota.as_ref()).await?;
     let config = world.local_config();
-    let server =
-        Server::start(config, codedeploy_local::emulator::TimeScale(1.0), 0, Some(args.out.join("logs"))).await?;
+    let server = Server::start(config, codedeploy_local::emulator::TimeScale(1.0), 0, Some(args.out.join("logs")))
+        .await
+        .map_err(|e| e.to_string())?;
     setup_group(&server.emulator)?;
 
     // On Ctrl-C or SIGTERM the runs stop, and the shutdown below still kills every hook process

@@ -12,9 +12,9 @@ use tokio::time::Instant;
 
 use crate::codedeploy::appspec::AppSpec;
 use crate::codedeploy::deployment_config::DeploymentConfig;
-use crate::config::{EcsServiceConfig, FunctionConfig, LocalConfig, ProcessConfig};
-use crate::ecs::EcsService;
+use crate::config::{ConfigError, EcsServiceConfig, FunctionConfig, LocalConfig, ProcessConfig};
 use crate::ecs::traffic::TaskSetLabel;
+use crate::ecs::{EcsError, EcsService};
 use crate::lambda::runtime::{ColdStart, RuntimeHost};
 
 /// How much faster than AWS the emulator's clock runs for the waits CodeDeploy and Lambda
@@ -249,6 +249,30 @@ pub struct RecordEntry {
     /// What happened.
     #[serde(flatten)]
     pub what: Happening,
+}
+
+/// Why the local AWS could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An ECS service's blue task set or listeners did not start.
+    #[error("ECS service {name}: {source}")]
+    Ecs {
+        /// The service.
+        name: String,
+        /// Why.
+        source: EcsError,
+    },
+    /// The port to serve on could not be bound.
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Listen {
+        /// The port asked for (0: any).
+        port: u16,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// A deployment's status, spelled as CodeDeploy's `DeploymentStatus`.
@@ -488,8 +512,8 @@ pub(crate) struct Inner {
 impl Emulator {
     /// An emulator hosting `config`'s functions and services. ECS services start their blue
     /// task set and listeners here.
-    pub async fn start(config: LocalConfig, runtime: RuntimeHost, scale: TimeScale) -> Result<Self, String> {
-        config.validate().map_err(|e| e.to_string())?;
+    pub async fn start(config: LocalConfig, runtime: RuntimeHost, scale: TimeScale) -> Result<Self, StartError> {
+        config.validate()?;
         let (record_tx, _) = broadcast::channel(1024);
         let state = State {
             functions: config.functions.clone(),
@@ -511,8 +535,9 @@ impl Emulator {
         };
         for (name, service) in &config.ecs_services {
             let blue = config.task_definitions[&service.task_definition].clone();
-            let started =
-                EcsService::start(name, service, &blue).await.map_err(|e| format!("ECS service {name}: {e}"))?;
+            let started = EcsService::start(name, service, &blue)
+                .await
+                .map_err(|source| StartError::Ecs { name: name.clone(), source })?;
             emulator.inner.ecs.lock().await.insert(name.clone(), started);
         }
         Ok(emulator)

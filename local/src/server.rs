@@ -11,7 +11,7 @@ use axum::Router;
 use axum::routing::post;
 
 use crate::config::LocalConfig;
-use crate::emulator::{Emulator, TimeScale};
+use crate::emulator::{Emulator, StartError, TimeScale};
 use crate::lambda::runtime::RuntimeHost;
 
 /// A running emulator and the address it serves on.
@@ -32,11 +32,11 @@ impl Server {
         scale: TimeScale,
         port: u16,
         log_dir: Option<PathBuf>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, StartError> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
-            .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            .map_err(|source| StartError::Listen { port, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen { port, source })?;
         let runtime = RuntimeHost::new(function_environment(addr), log_dir);
         let emulator = Emulator::start(config, runtime, scale).await?;
         let app = router(emulator.clone());

@@ -155,7 +155,7 @@ impl Emulator {
                 let process = process.ok_or_else(|| failed(format!("no task definition {green_task_definition}")))?;
                 // Started before taking the services' lock: a slow task must not hold up the
                 // listeners of every service.
-                let green = TaskSet::start(green_task_definition, &process).await.map_err(failed)?;
+                let green = TaskSet::start(green_task_definition, &process).await.map_err(|e| failed(e.to_string()))?;
                 let desired = {
                     let mut ecs = self.inner.ecs.lock().await;
                     let ecs = ecs.get_mut(service).ok_or_else(|| failed(format!("no ECS service {service}")))?;
@@ -183,7 +183,7 @@ impl Emulator {
             ("AllowTestTraffic", TargetState::Ecs { service, .. }) => {
                 let ecs = self.inner.ecs.lock().await;
                 let ecs = ecs.get(service).ok_or_else(|| failed(format!("no ECS service {service}")))?;
-                ecs.allow_test_traffic().map_err(failed)?;
+                ecs.allow_test_traffic().map_err(|e| failed(e.to_string()))?;
                 self.record(Some(id), Happening::Weights { old: 0.0, new: 100.0, route: "test" });
             }
             ("AllowTraffic", _) => {
@@ -222,7 +222,7 @@ impl Emulator {
             TargetState::Ecs { service, .. } => {
                 let ecs = self.inner.ecs.lock().await;
                 let ecs = ecs.get(service).ok_or_else(|| format!("no ECS service {service}"))?;
-                ecs.shift_production(percent)?;
+                ecs.shift_production(percent).map_err(|e| e.to_string())?;
             }
         }
         self.set_weight(id, percent);
@@ -318,7 +318,7 @@ impl Emulator {
             TargetState::Ecs { service, .. } => {
                 let mut ecs = self.inner.ecs.lock().await;
                 let ecs = ecs.get_mut(service).ok_or_else(|| format!("no ECS service {service}"))?;
-                ecs.roll_back().await?;
+                ecs.roll_back().await.map_err(|e| e.to_string())?;
                 self.set_weight(id, 0.0);
                 self.record(Some(id), Happening::Weights { old: 100.0, new: 0.0, route: "production" });
                 self.record(Some(id), Happening::Weights { old: 100.0, new: 0.0, route: "test" });
@@ -331,7 +331,7 @@ impl Emulator {
         let target = self.read(id, |d| d.target.clone());
         if let TargetState::Ecs { service, .. } = &target {
             let promoted = match self.inner.ecs.lock().await.get_mut(service) {
-                Some(ecs) => ecs.promote_green().await,
+                Some(ecs) => ecs.promote_green().await.map_err(|e| e.to_string()),
                 None => Err(format!("no ECS service {service}")),
             };
             if let Err(err) = promoted {

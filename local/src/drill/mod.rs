@@ -253,7 +253,7 @@ pub async fn run_scenario(setup: &DrillSetup, scenario: ScenarioName) -> Result<
     std::fs::create_dir_all(plans_dir.join("schemas"))
         .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
     let config = local_config(setup, scenario, &plans_dir);
-    let server = Server::start(config, setup.scale, 0, Some(out_dir.join("logs"))).await?;
+    let server = Server::start(config, setup.scale, 0, Some(out_dir.join("logs"))).await.map_err(|e| e.to_string())?;
     let result = drive(setup, scenario, &server, &plans_dir, started).await;
     server.shutdown().await;
     result

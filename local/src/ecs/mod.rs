@@ -10,10 +10,56 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 use crate::config::{EcsServiceConfig, ProcessConfig};
-use crate::ecs::traffic::Listener;
+use crate::ecs::traffic::{Listener, TaskSetLabel};
 
 /// How long a task gets to start listening.
 const TASK_START_LIMIT: Duration = Duration::from_secs(15);
+
+/// Why a task set or a service could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum EcsError {
+    /// No loopback port was free for a task.
+    #[error("no free port: {0}")]
+    NoFreePort(std::io::Error),
+    /// The task definition's command is empty.
+    #[error("task {0}: its command is empty")]
+    EmptyCommand(String),
+    /// The task's program could not be started.
+    #[error("cannot start {program}: {source}")]
+    CannotStart {
+        /// The program.
+        program: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The task exited before it listened.
+    #[error("task {task_definition} exited at start: {status}")]
+    ExitedAtStart {
+        /// The task definition.
+        task_definition: String,
+        /// How it exited.
+        status: std::process::ExitStatus,
+    },
+    /// The task did not listen in time.
+    #[error("task {task_definition} did not listen on {addr} within {TASK_START_LIMIT:?}")]
+    DidNotListen {
+        /// The task definition.
+        task_definition: String,
+        /// Where it should have listened.
+        addr: SocketAddr,
+    },
+    /// A listener could not bind.
+    #[error("{label} listener: {source}")]
+    Listener {
+        /// Which listener.
+        label: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The step needs a task set the service does not have.
+    #[error("the service has no {0} task set")]
+    NoTaskSet(TaskSetLabel),
+}
 
 /// One running task set: a process serving HTTP on a loopback port.
 #[derive(Debug)]
@@ -28,10 +74,10 @@ pub struct TaskSet {
 impl TaskSet {
     /// Starts `process` with `{port}` in its arguments replaced by a free port, and waits until
     /// it accepts connections.
-    pub async fn start(task_definition: &str, process: &ProcessConfig) -> Result<Self, String> {
-        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+    pub async fn start(task_definition: &str, process: &ProcessConfig) -> Result<Self, EcsError> {
+        let port = free_port().map_err(EcsError::NoFreePort)?;
         let args: Vec<String> = process.command.iter().map(|a| a.replace("{port}", &port.to_string())).collect();
-        let (program, rest) = args.split_first().ok_or("empty command")?;
+        let (program, rest) = args.split_first().ok_or_else(|| EcsError::EmptyCommand(task_definition.to_owned()))?;
         let mut child = Command::new(program)
             .args(rest)
             .envs(&process.environment)
@@ -40,7 +86,7 @@ impl TaskSet {
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("cannot start {program}: {e}"))?;
+            .map_err(|source| EcsError::CannotStart { program: program.clone(), source })?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let started = tokio::time::Instant::now();
         loop {
@@ -48,11 +94,11 @@ impl TaskSet {
                 return Ok(Self { task_definition: task_definition.to_owned(), addr, child });
             }
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("task {task_definition} exited at start: {status}"));
+                return Err(EcsError::ExitedAtStart { task_definition: task_definition.to_owned(), status });
             }
             if started.elapsed() > TASK_START_LIMIT {
                 let _ = child.kill().await;
-                return Err(format!("task {task_definition} did not listen on {addr} within {TASK_START_LIMIT:?}"));
+                return Err(EcsError::DidNotListen { task_definition: task_definition.to_owned(), addr });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -84,12 +130,12 @@ pub struct EcsService {
 
 impl EcsService {
     /// Starts the blue task set and both listeners, all traffic on blue.
-    pub async fn start(name: &str, config: &EcsServiceConfig, blue: &ProcessConfig) -> Result<Self, String> {
+    pub async fn start(name: &str, config: &EcsServiceConfig, blue: &ProcessConfig) -> Result<Self, EcsError> {
         let blue = TaskSet::start(&config.task_definition, blue).await?;
         let listener = |kind: &str, port: u16| {
             let label = format!("{name} {kind}");
             let addr = blue.addr;
-            async move { Listener::bind(&label, port, addr).await.map_err(|e| format!("{label} listener: {e}")) }
+            async move { Listener::bind(&label, port, addr).await.map_err(|source| EcsError::Listener { label, source }) }
         };
         let production = listener("production", config.production_port).await?;
         let test = listener("test", config.test_port).await?;
@@ -101,8 +147,12 @@ impl EcsService {
         (self.production.addr(), self.test.addr())
     }
 
-    fn blue_addr(&self) -> Result<SocketAddr, String> {
-        self.blue.as_ref().map(|b| b.addr).ok_or_else(|| "the service has no blue task set".to_owned())
+    fn blue_addr(&self) -> Result<SocketAddr, EcsError> {
+        self.blue.as_ref().map(|b| b.addr).ok_or(EcsError::NoTaskSet(TaskSetLabel::Blue))
+    }
+
+    fn green_addr(&self) -> Result<SocketAddr, EcsError> {
+        self.green.as_ref().map(|g| g.addr).ok_or(EcsError::NoTaskSet(TaskSetLabel::Green))
     }
 
     /// Install: the green task set joins the service. Traffic does not move yet.
@@ -113,21 +163,19 @@ impl EcsService {
     }
 
     /// AllowTestTraffic: the test listener routes to green.
-    pub fn allow_test_traffic(&self) -> Result<(), String> {
-        let green = self.green.as_ref().ok_or("no green task set to route test traffic to")?;
-        self.test.route(self.blue_addr()?, Some(green.addr), 100.0);
+    pub fn allow_test_traffic(&self) -> Result<(), EcsError> {
+        self.test.route(self.blue_addr()?, Some(self.green_addr()?), 100.0);
         Ok(())
     }
 
     /// AllowTraffic step: `green_percent` of production to green.
-    pub fn shift_production(&self, green_percent: f64) -> Result<(), String> {
-        let green = self.green.as_ref().ok_or("no green task set to shift production traffic to")?;
-        self.production.route(self.blue_addr()?, Some(green.addr), green_percent);
+    pub fn shift_production(&self, green_percent: f64) -> Result<(), EcsError> {
+        self.production.route(self.blue_addr()?, Some(self.green_addr()?), green_percent);
         Ok(())
     }
 
     /// Rollback: both listeners back on blue, green stopped.
-    pub async fn roll_back(&mut self) -> Result<(), String> {
+    pub async fn roll_back(&mut self) -> Result<(), EcsError> {
         let blue = self.blue_addr()?;
         self.production.route(blue, None, 0.0);
         self.test.route(blue, None, 0.0);
@@ -138,8 +186,8 @@ impl EcsService {
     }
 
     /// Success: green becomes the blue of the next deployment; the old blue stops.
-    pub async fn promote_green(&mut self) -> Result<(), String> {
-        let green = self.green.take().ok_or("no green task set to promote")?;
+    pub async fn promote_green(&mut self) -> Result<(), EcsError> {
+        let green = self.green.take().ok_or(EcsError::NoTaskSet(TaskSetLabel::Green))?;
         self.production.route(green.addr, None, 0.0);
         self.test.route(green.addr, None, 0.0);
         if let Some(old) = self.blue.replace(green) {
