@@ -113,8 +113,7 @@ pub async fn run(hook: Hook) -> ExitCode {
         Some(mib) => Some(MemoryLimit { mib, source: "--memory-mb" }),
         None => MemoryLimit::from_env(),
     };
-    let plan =
-        source.and_then(|source| plan::load(&source, &package_dir)).and_then(|plan| plan::fit_memory(plan, memory));
+    let plan = source.and_then(|source| plan::load(&source, &package_dir)).and_then(|plan| plan.fit_memory(memory));
     let plan_error = plan.as_ref().err().map(ToString::to_string);
 
     let gate = Gate::new(hook, plan, AwsClients::from_env().await)

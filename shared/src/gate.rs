@@ -43,7 +43,7 @@ impl AwsClients {
         Self { codedeploy: aws_sdk_codedeploy::Client::new(config), lambda: aws_sdk_lambda::Client::new(config) }
     }
 
-    /// Clients from the environment, as every AWS SDK loads them, over [`crate::tls`]'s client.
+    /// Clients from the environment, as every AWS SDK loads them, over [`crate::aws_http`]'s client.
     pub async fn from_env() -> Self {
         let loader =
             aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(crate::aws_http::sdk_http_client());

@@ -56,7 +56,7 @@ pub async fn gate_from_env(hook: Hook) -> Gate {
     let package_dir = plan::package_dir();
     let plan = PlanSource::from_env(&package_dir)
         .and_then(|source| plan::load(&source, &package_dir))
-        .and_then(|plan| plan::fit_memory(plan, MemoryLimit::from_env()));
+        .and_then(|plan| plan.fit_memory(MemoryLimit::from_env()));
     if let Err(err) = &plan {
         error!(hook = hook.name, error = %err, "plan unusable: every invocation will report Failed");
     }

@@ -186,18 +186,6 @@ impl fmt::Display for MemoryVerdict {
     }
 }
 
-/// `plan.fit_memory(limit)` where the memory is known; where it is not (no Lambda variable and no
-/// `/proc/meminfo`), the plan as it is, with a warning, since no figure can be compared.
-pub fn fit_memory(plan: Plan, limit: Option<MemoryLimit>) -> Result<Plan, PlanError> {
-    match limit {
-        Some(limit) => plan.fit_memory(limit),
-        None => {
-            tracing::warn!("the function's memory is unknown: the plan's memory need was not checked");
-            Ok(plan)
-        }
-    }
-}
-
 impl Plan {
     /// The most memory the checks may hold at once. HTTP checks without a schema never read their
     /// body; invoke checks always judge their result, and the SDK buffers up to Lambda's response
@@ -230,7 +218,13 @@ impl Plan {
     /// The plan, if its worst case fits in [`MEMORY_SHARE_PERCENT`] of `limit`; else why not.
     /// A plan that could exhaust the function's memory would be killed mid-run with no report,
     /// and so would Lambda's retries: it is refused at load, and every invocation reports Failed.
-    pub fn fit_memory(self, limit: MemoryLimit) -> Result<Self, PlanError> {
+    /// Where the memory is unknown (no Lambda variable and no `/proc/meminfo`), the plan as it is,
+    /// with a warning, since no figure can be compared.
+    pub fn fit_memory(self, limit: Option<MemoryLimit>) -> Result<Self, PlanError> {
+        let Some(limit) = limit else {
+            tracing::warn!("the function's memory is unknown: the plan's memory need was not checked");
+            return Ok(self);
+        };
         let need = self.memory_need();
         if need.total() <= limit.mib * MIB * MEMORY_SHARE_PERCENT / 100 {
             return Ok(self);
@@ -628,7 +622,7 @@ fn compile(doc: PlanDoc, base_dir: &Path) -> Result<Plan, PlanError> {
             }
             Ok(pem) => match crate::tls::parse_ca_bundle(&pem) {
                 Ok(certs) => extra_roots = certs,
-                Err(err) => issues.push(PlanIssue::new("/ca_bundle_file", format!("{} {err}", path.display()))),
+                Err(err) => issues.push(PlanIssue::new("/ca_bundle_file", format!("{}: {err}", path.display()))),
             },
         }
     }
@@ -989,7 +983,7 @@ mod tests {
         let need = plan.memory_need();
         assert_eq!(need.reading, 10 * MIB);
         assert_eq!(need.judging, 2 * 17 * MIB, "two slots, each a body and its 16× parse");
-        assert!(plan.fit_memory(SMALL_LAMBDA).is_ok());
+        assert!(plan.fit_memory(Some(SMALL_LAMBDA)).is_ok());
     }
 
     #[test]
@@ -1012,7 +1006,7 @@ mod tests {
     #[test]
     fn a_plan_over_its_memory_share_is_refused_with_the_numbers() {
         let limit = MemoryLimit { mib: 256, source: FUNCTION_MEMORY_ENV };
-        let err = schema_checks(4, 60 * MIB as usize).fit_memory(limit).unwrap_err().to_string();
+        let err = schema_checks(4, 60 * MIB as usize).fit_memory(Some(limit)).unwrap_err().to_string();
         assert!(err.contains("may hold 2280 MiB at once"), "{err}");
         assert!(err.contains("240 MiB of bodies being read"), "{err}");
         assert!(err.contains("over 50% of the 256 MiB from AWS_LAMBDA_FUNCTION_MEMORY_SIZE (128 MiB)"), "{err}");
