@@ -53,21 +53,23 @@ struct Connector {
 impl Connector {
     fn new((connect, read): Timeouts) -> Self {
         let (tls, tls_error) = match crate::tls::client_config(&[]) {
-            Ok(tls) => (tls, None),
+            Ok(tls) => (Ok(tls), None),
             Err(err) => (crate::tls::trusting_nothing(), Some(Arc::from(err.to_string()))),
         };
-        let mut builder = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy();
-        if let Some(connect) = connect {
-            builder = builder.connect_timeout(connect);
-        }
-        if let Some(read) = read {
-            builder = builder.read_timeout(read);
-        }
-        let client = builder.build().map_err(|err| Arc::from(crate::checks::error_chain(&err)));
-        Self { client, tls_error }
+        let client = tls.map_err(|err| err.to_string()).and_then(|tls| {
+            let mut builder = reqwest::Client::builder()
+                .tls_backend_preconfigured(tls)
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy();
+            if let Some(connect) = connect {
+                builder = builder.connect_timeout(connect);
+            }
+            if let Some(read) = read {
+                builder = builder.read_timeout(read);
+            }
+            builder.build().map_err(|err| crate::checks::error_chain(&err))
+        });
+        Self { client: client.map_err(Arc::from), tls_error }
     }
 
     fn refuse(why: &str) -> HttpConnectorFuture {
