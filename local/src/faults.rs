@@ -160,14 +160,30 @@ impl Emulator {
         self.inner.faults.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Notes a call of `operation` (on `resource`, at `qualifier`), then answers it as the injected
+    /// faults say: never, if the operation hangs; with AccessDeniedException, if it is denied.
+    /// `Ok` lets the operation itself run. Every service's calls go through here.
+    pub async fn answer_faults(
+        &self,
+        operation: &str,
+        resource: Option<&str>,
+        qualifier: Option<&str>,
+    ) -> Result<(), ApiError> {
+        self.note_call(operation, resource, qualifier);
+        if self.hangs(operation) {
+            return std::future::pending().await;
+        }
+        self.denial(operation).map_or(Ok(()), Err)
+    }
+
     /// The injected error for a call of `operation`, if it is denied.
-    pub fn denial(&self, operation: &str) -> Option<ApiError> {
+    fn denial(&self, operation: &str) -> Option<ApiError> {
         let denied = self.inner.faults.lock().unwrap_or_else(|p| p.into_inner()).denied.contains(operation);
         denied.then(|| Service::of(operation).map(|service| service.access_denied(operation))).flatten()
     }
 
     /// Whether calls of `operation` are never answered.
-    pub fn hangs(&self, operation: &str) -> bool {
+    fn hangs(&self, operation: &str) -> bool {
         self.inner.faults.lock().unwrap_or_else(|p| p.into_inner()).hanging.contains(operation)
     }
 }

@@ -41,13 +41,7 @@ pub const TARGET_SERVICE: &str = "CodeDeploy_20141006";
 /// Serves one operation as a client called it: noted in the calls, and answered as an injected
 /// fault says (a hang, a denial, a failed report) before the operation itself runs.
 pub(crate) async fn serve(emulator: &Emulator, operation: &str, input: &Value) -> Result<Value, ApiError> {
-    emulator.note_call(operation, input.get("deploymentId").and_then(Value::as_str), None);
-    if emulator.hangs(operation) {
-        return std::future::pending().await;
-    }
-    if let Some(denied) = emulator.denial(operation) {
-        return Err(denied);
-    }
+    emulator.answer_faults(operation, input.get("deploymentId").and_then(Value::as_str), None).await?;
     if operation == "PutLifecycleEventHookExecutionStatus"
         && let Some(fault) = emulator.next_report_fault()
     {

@@ -105,11 +105,7 @@ async fn lambda_fault(
     function: &str,
     qualifier: Option<&str>,
 ) -> Option<Response> {
-    emulator.note_call(operation, Some(function), qualifier);
-    if emulator.hangs(operation) {
-        return std::future::pending().await;
-    }
-    emulator.denial(operation).map(ApiError::into_rest_json)
+    emulator.answer_faults(operation, Some(function), qualifier).await.err().map(ApiError::into_rest_json)
 }
 
 async fn get_alias(State(emulator): State<Emulator>, Path((function, alias)): Path<(String, String)>) -> Response {
