@@ -57,6 +57,15 @@ fn carts(count: usize) -> String {
 }
 
 /// Serves `body` as JSON at `/body`, and counts every request with its instant.
+/// `count` checks of `{url}/body`, each reading up to `cap` bytes and judging them as a JSON array.
+fn array_checks(count: usize, url: &str, cap: usize) -> Vec<Value> {
+    let check = |i| {
+        json!({"name": format!("body {i}"), "http": {"url": format!("{url}/body"), "max_body_bytes": cap},
+               "expect": {"json_schema": {"type": "array"}}})
+    };
+    (0..count).map(check).collect()
+}
+
 async fn body_server(body: String) -> (String, Arc<Mutex<Vec<std::time::Instant>>>) {
     let hits = Arc::new(Mutex::new(Vec::new()));
     let counted = hits.clone();
@@ -104,13 +113,7 @@ async fn a_cpu_heavy_body_at_a_128mb_share_of_cpu_fails_at_its_timeout_and_repor
 #[tokio::test(flavor = "multi_thread")]
 async fn bodies_that_cannot_fit_in_a_256mb_function_are_refused_at_load_and_reported() {
     let (url, _) = body_server(carts(10)).await;
-    let checks: Vec<Value> = (0..4)
-        .map(|i| {
-            json!({"name": format!("body {i}"), "http": {"url": format!("{url}/body"), "max_body_bytes": 60 << 20},
-                   "expect": {"json_schema": {"type": "array"}}})
-        })
-        .collect();
-    let run = deploy(json!({"checks": checks}), 10, 256, &[Limit::MemoryMib(256)]).await;
+    let run = deploy(json!({"checks": array_checks(4, &url, 60 << 20)}), 10, 256, &[Limit::MemoryMib(256)]).await;
     assert_reported_once(&run, "Failed", Duration::from_secs(20));
     assert!(run.hook_log.contains("plan needs too much memory"), "logs:\n{}", run.hook_log);
     assert!(run.hook_log.contains("at least"), "the reason says what to change:\n{}", run.hook_log);
@@ -122,13 +125,7 @@ async fn dense_bodies_within_their_caps_fail_without_exhausting_a_256mb_function
     // parse to 80× their size: 670 MiB at once without the parse budget, far past the cgroup.
     let dense = format!("[{}]", vec![r#"{"a":0}"#; (2 << 20) / 8 - 1].join(","));
     let (url, _) = body_server(dense).await;
-    let checks: Vec<Value> = (0..4)
-        .map(|i| {
-            json!({"name": format!("dense {i}"), "http": {"url": format!("{url}/body"), "max_body_bytes": 2 << 20},
-                   "expect": {"json_schema": {"type": "array"}}})
-        })
-        .collect();
-    let run = deploy(json!({"checks": checks}), 10, 256, &[Limit::MemoryMib(256)]).await;
+    let run = deploy(json!({"checks": array_checks(4, &url, 2 << 20)}), 10, 256, &[Limit::MemoryMib(256)]).await;
     assert_reported_once(&run, "Failed", Duration::from_secs(20));
     assert!(run.hook_log.contains("too dense to judge"), "logs:\n{}", run.hook_log);
     let attempts: Vec<u32> = run
