@@ -23,6 +23,7 @@ pub mod config;
 pub mod control;
 pub mod drill;
 pub mod ecs;
+pub mod elbv2;
 pub mod emulator;
 pub mod faults;
 pub mod lambda;

@@ -844,18 +844,18 @@ fn deployment_target(d: &Deployment, target_id: &str) -> Result<Value, ApiError>
                     "deploymentId": d.id, "targetId": target_id,
                     "targetArn": format!("arn:aws:ecs:us-east-1:123456789012:service/{cluster}/{name}"),
                     "status": target_status, "lastUpdatedAt": updated, "lifecycleEvents": events,
-                    "taskSetsInfo": task_sets.iter().map(task_set_info).collect::<Vec<_>>(),
+                    "taskSetsInfo": task_sets.iter().map(|set| task_set_info(service, set)).collect::<Vec<_>>(),
                 }
             })
         }
     })
 }
 
-fn task_set_info(set: &TaskSetState) -> Value {
+fn task_set_info(service: &str, set: &TaskSetState) -> Value {
     // `identifer` is the model's spelling.
     json!({
         "identifer": set.id, "desiredCount": set.desired, "pendingCount": set.desired - set.running,
         "runningCount": set.running, "status": set.status, "trafficWeight": set.weight,
-        "targetGroup": {"name": format!("tg-{}", set.label.as_str().to_ascii_lowercase())}, "taskSetLabel": set.label,
+        "targetGroup": {"name": crate::elbv2::target_group(service, set.label).name}, "taskSetLabel": set.label,
     })
 }
