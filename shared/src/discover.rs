@@ -4,7 +4,7 @@
 //! rest: for Lambda the function, alias and versions; for ECS the blue and green task sets; for
 //! both, which lifecycle event is in progress, so a hook wired to the wrong event is caught.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_codedeploy::Client;
 use aws_sdk_codedeploy::error::{ProvideErrorMetadata, SdkError};
@@ -23,6 +23,9 @@ pub struct Deployment {
     pub target: DeploymentKind,
     /// Each lifecycle event and its status, in the order CodeDeploy lists them.
     pub lifecycle_events: Vec<(String, String)>,
+    /// When each lifecycle event that has started began: the windows of metric and alarm checks.
+    #[serde(skip)]
+    pub event_starts: Vec<(String, SystemTime)>,
 }
 
 /// What kind of thing a deployment moves traffic for.
@@ -82,6 +85,16 @@ impl Deployment {
             DeploymentKind::Lambda(_) => Platform::Lambda,
             DeploymentKind::Ecs(_) => Platform::Ecs,
         }
+    }
+
+    /// When the lifecycle event `name` started, if it has.
+    pub fn event_start(&self, name: &str) -> Option<SystemTime> {
+        self.event_starts.iter().find(|(event, _)| event == name).map(|(_, at)| *at)
+    }
+
+    /// When the deployment's first lifecycle event started.
+    pub fn first_event_start(&self) -> Option<SystemTime> {
+        self.event_starts.iter().map(|(_, at)| *at).min()
     }
 
     /// The lifecycle event CodeDeploy says is in progress.
@@ -228,6 +241,16 @@ async fn get_target(client: &Client, deployment_id: &str, target_id: &str) -> Re
     from_target(deployment_id, target_id, target)
 }
 
+/// The start time of every event that has one.
+fn starts(list: &[aws_sdk_codedeploy::types::LifecycleEvent]) -> Vec<(String, SystemTime)> {
+    list.iter()
+        .filter_map(|e| {
+            let started = SystemTime::try_from(*e.start_time()?).ok()?;
+            Some((e.lifecycle_event_name()?.to_owned(), started))
+        })
+        .collect()
+}
+
 fn from_target(deployment_id: &str, target_id: &str, target: &DeploymentTarget) -> Result<Deployment, DiscoveryError> {
     let events = |list: &[aws_sdk_codedeploy::types::LifecycleEvent]| {
         list.iter()
@@ -260,6 +283,7 @@ fn from_target(deployment_id: &str, target_id: &str, target: &DeploymentTarget) 
                 target_version_weight: info.target_version_weight(),
             }),
             lifecycle_events: events(lambda.lifecycle_events()),
+            event_starts: starts(lambda.lifecycle_events()),
         });
     }
     if let Some(ecs) = target.ecs_target() {
@@ -280,6 +304,7 @@ fn from_target(deployment_id: &str, target_id: &str, target: &DeploymentTarget) 
                 green: task_set(TargetLabel::Green),
             }),
             lifecycle_events: events(ecs.lifecycle_events()),
+            event_starts: starts(ecs.lifecycle_events()),
         });
     }
     Err(DiscoveryError::Unexpected(format!(
@@ -336,6 +361,7 @@ mod tests {
                 target_version_weight: 0.0,
             }),
             lifecycle_events: events.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect(),
+            event_starts: Vec::new(),
         }
     }
 

@@ -4,7 +4,7 @@
 //! panic or a hang anywhere in it still ends in a `Failed` report before the Lambda deadline.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -28,19 +28,45 @@ pub const MIN_REPORT_RESERVE: Duration = Duration::from_secs(1);
 /// Kept back from the Lambda deadline so the function returns before it is cut off.
 const RETURN_MARGIN: Duration = Duration::from_millis(200);
 
-/// AWS clients, built once at start-up and shared by every invocation.
+/// AWS clients, built once and shared by every invocation. CodeDeploy's and Lambda's are built at
+/// start-up; CloudWatch's and ELBv2's only when a metric or alarm check first needs them, so a plan
+/// without such checks starts as fast as before they existed.
 #[derive(Debug, Clone)]
 pub struct AwsClients {
     /// For discovery and reporting.
     pub codedeploy: aws_sdk_codedeploy::Client,
     /// For invoke checks.
     pub lambda: aws_sdk_lambda::Client,
+    config: SdkConfig,
+    cloudwatch: Arc<OnceLock<aws_sdk_cloudwatch::Client>>,
+    elbv2: Arc<OnceLock<aws_sdk_elasticloadbalancingv2::Client>>,
 }
 
 impl AwsClients {
     /// Clients from a loaded SDK config (region, credentials, endpoints, retries).
     pub fn new(config: &SdkConfig) -> Self {
-        Self { codedeploy: aws_sdk_codedeploy::Client::new(config), lambda: aws_sdk_lambda::Client::new(config) }
+        Self {
+            codedeploy: aws_sdk_codedeploy::Client::new(config),
+            lambda: aws_sdk_lambda::Client::new(config),
+            config: config.clone(),
+            cloudwatch: Arc::default(),
+            elbv2: Arc::default(),
+        }
+    }
+
+    /// For metric and alarm checks; built on first use.
+    pub fn cloudwatch(&self) -> &aws_sdk_cloudwatch::Client {
+        self.cloudwatch.get_or_init(|| aws_sdk_cloudwatch::Client::new(&self.config))
+    }
+
+    /// For the target group and load balancer dimensions of ECS metric checks; built on first use.
+    pub fn elbv2(&self) -> &aws_sdk_elasticloadbalancingv2::Client {
+        self.elbv2.get_or_init(|| aws_sdk_elasticloadbalancingv2::Client::new(&self.config))
+    }
+
+    /// Whether the CloudWatch client has been built: it must not be for a plan that does not use it.
+    pub fn cloudwatch_built(&self) -> bool {
+        self.cloudwatch.get().is_some()
     }
 
     /// Clients from the environment, as every AWS SDK loads them, over [`crate::aws_http`]'s client.
@@ -228,7 +254,9 @@ impl Gate {
         };
         let context = Arc::new(ProbeContext {
             http: http.clone(),
-            lambda: self.aws.lambda.clone(),
+            aws: self.aws.clone(),
+            started_at: std::time::SystemTime::now(),
+            ecs_dimensions: Arc::default(),
             deployment: deployment.clone(),
             redactor: plan.redactor.clone(),
             judging: Arc::clone(&self.judging),

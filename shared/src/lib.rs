@@ -23,6 +23,7 @@ pub mod report;
 pub mod runner;
 pub mod telemetry;
 pub mod tls;
+pub mod variables;
 pub mod verdict;
 
 pub use gate::{AwsClients, Gate, RunOutcome};

@@ -16,6 +16,13 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::Value;
 
+mod traffic;
+
+pub use traffic::{
+    Aggregate, AlarmsProbe, DEFAULT_MIN_SAMPLES, Dimension, Direction, Metric, MetricJudge, MetricProbe, MetricQuery,
+    MetricStat, Moment, NoData, Window,
+};
+
 /// The plan's JSON Schema, as kept in the repository.
 pub const PLAN_SCHEMA: &str = include_str!("../schema/plan.schema.json");
 
@@ -199,6 +206,8 @@ impl Plan {
                 Probe::Http(http) if check.expect.json_schema.is_some() => (http.max_body_bytes, http.max_body_bytes),
                 Probe::Http(_) => continue,
                 Probe::Invoke(invoke) => (LAMBDA_RESPONSE_LIMIT, invoke.max_result_bytes),
+                // A measurement keeps numbers only: datapoints of a bounded window, not documents.
+                Probe::Metric(_) | Probe::Alarms(_) => continue,
             };
             reading += read as u64;
             judging.push(cap as u64 * (1 + factor));
@@ -211,6 +220,7 @@ impl Plan {
         let caps = self.checks.iter().map(|check| match &check.probe {
             Probe::Http(http) => http.max_body_bytes as u64,
             Probe::Invoke(invoke) => invoke.max_result_bytes as u64,
+            Probe::Metric(_) | Probe::Alarms(_) => 0,
         });
         caps.max().unwrap_or(0)
     }
@@ -315,6 +325,17 @@ pub enum Probe {
     Http(HttpProbe),
     /// A synchronous Lambda invocation.
     Invoke(InvokeProbe),
+    /// CloudWatch queries on real traffic, judged.
+    Metric(MetricProbe),
+    /// CloudWatch alarms that must be quiet.
+    Alarms(AlarmsProbe),
+}
+
+impl Probe {
+    /// Whether measuring it calls CloudWatch.
+    pub fn uses_cloudwatch(&self) -> bool {
+        matches!(self, Self::Metric(_) | Self::Alarms(_))
+    }
 }
 
 /// An HTTP request to make.
@@ -462,6 +483,8 @@ struct CheckDoc {
     name: String,
     http: Option<HttpDoc>,
     invoke: Option<InvokeDoc>,
+    metric: Option<traffic::MetricDoc>,
+    alarms: Option<traffic::AlarmsDoc>,
     #[serde(default)]
     expect: ExpectDoc,
     attempts: Option<u32>,
@@ -583,17 +606,25 @@ fn plan_error_message(error: &jsonschema::ValidationError<'_>, pointer: &str) ->
     use jsonschema::error::ValidationErrorKind as Kind;
     let is_check = pointer.strip_prefix("/checks/").is_some_and(|rest| !rest.contains('/'));
     match error.kind() {
-        Kind::OneOfNotValid { .. } | Kind::OneOfMultipleValid { .. } if is_check => {
-            "a check needs exactly one of \"http\" or \"invoke\"".to_owned()
-        }
+        Kind::OneOfNotValid { .. } | Kind::OneOfMultipleValid { .. } if is_check => ONE_PROBE.to_owned(),
         Kind::Not { .. } if pointer.ends_with("/http") => "use \"body\" or \"json\", not both".to_owned(),
         Kind::Not { .. } if pointer.ends_with("/expect") => {
             "use \"json_schema\" or \"json_schema_file\", not both".to_owned()
+        }
+        Kind::AnyOf { .. } if pointer.ends_with("/alarms") => traffic::NAME_THE_ALARMS.to_owned(),
+        Kind::OneOfNotValid { .. } | Kind::OneOfMultipleValid { .. } if pointer.ends_with("/window") => {
+            "a window needs exactly one of \"since\" or \"last_ms\"".to_owned()
+        }
+        Kind::OneOfNotValid { .. } | Kind::OneOfMultipleValid { .. } if pointer.contains("/metric/") => {
+            "a query needs exactly one of \"MetricStat\" or \"Expression\"".to_owned()
         }
         Kind::Required { property } => format!("required property {property} is missing"),
         _ => shorten(&error.masked().to_string(), 300),
     }
 }
+
+/// What a check without exactly one kind is told.
+const ONE_PROBE: &str = "a check needs exactly one of \"http\", \"invoke\", \"metric\" or \"alarms\"";
 
 fn shorten(text: &str, limit: usize) -> String {
     match crate::clip(text, limit) {
@@ -678,8 +709,44 @@ fn compile_check(
         timeout: doc.timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis),
     };
 
-    let probe = match (doc.http, doc.invoke) {
-        (Some(http), None) => {
+    let traffic_only = |issues: &mut Vec<PlanIssue>, expect: &ExpectDoc| {
+        let written = expect.status.is_some()
+            || !expect.headers.is_empty()
+            || expect.json_schema.is_some()
+            || expect.json_schema_file.is_some()
+            || expect.max_latency_ms.is_some()
+            || expect.function_error;
+        if written {
+            issues.push(PlanIssue::new(
+                format!("{at}/expect"),
+                "metric and alarms checks have no response to expect; their judge says what passes",
+            ));
+        }
+    };
+    let probe = match (doc.http, doc.invoke, doc.metric, doc.alarms) {
+        (None, None, Some(metric), None) => {
+            traffic_only(issues, &doc.expect);
+            let probe = traffic::compile_metric(metric, &format!("{at}/metric"), issues)?;
+            return Some(Check {
+                name: doc.name,
+                probe: Probe::Metric(probe),
+                expect: Expect::default(),
+                measurement,
+                dry_run: doc.dry_run,
+            });
+        }
+        (None, None, None, Some(alarms)) => {
+            traffic_only(issues, &doc.expect);
+            let probe = traffic::compile_alarms(alarms, &format!("{at}/alarms"), issues)?;
+            return Some(Check {
+                name: doc.name,
+                probe: Probe::Alarms(probe),
+                expect: Expect::default(),
+                measurement,
+                dry_run: doc.dry_run,
+            });
+        }
+        (Some(http), None, None, None) => {
             if doc.expect.function_error {
                 issues.push(PlanIssue::new(
                     format!("{at}/expect/function_error"),
@@ -688,7 +755,7 @@ fn compile_check(
             }
             compile_http(http, &format!("{at}/http"), redactor, issues).map(Probe::Http)
         }
-        (None, Some(invoke)) => {
+        (None, Some(invoke), None, None) => {
             if !doc.expect.headers.is_empty() {
                 issues.push(PlanIssue::new(
                     format!("{at}/expect/headers"),
@@ -699,7 +766,7 @@ fn compile_check(
         }
         // The schema's oneOf rejects these first; record it anyway so a check is never dropped silently.
         _ => {
-            issues.push(PlanIssue::new(at, "a check needs exactly one of \"http\" or \"invoke\""));
+            issues.push(PlanIssue::new(at, ONE_PROBE));
             None
         }
     }?;

@@ -240,11 +240,13 @@ mod tests {
     }
 
     fn context() -> Arc<ProbeContext> {
-        let config = aws_sdk_lambda::Config::builder().behavior_version_latest().build();
+        let config = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
         crate::tls::install_crypto_provider();
         Arc::new(ProbeContext {
             http: reqwest::Client::new(),
-            lambda: aws_sdk_lambda::Client::from_conf(config),
+            aws: crate::AwsClients::new(&config),
+            started_at: std::time::SystemTime::now(),
+            ecs_dimensions: Arc::default(),
             deployment: None,
             redactor: Redactor::default(),
             judging: crate::checks::judge::judging_slots(),

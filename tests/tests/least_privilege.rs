@@ -7,8 +7,8 @@
 //! (`shared/src` and `hooks/*/src`, test modules aside) is found by parsing the source, and mapped
 //! to its IAM action with the SDK's own tables (the fluent method → operation name, the service's
 //! signing name → the IAM prefix). A call in `shared/src/checks/<kind>.rs` (or `checks/<kind>/`),
-//! where `<kind>` is one of the plan schema's check kinds (`http`, `invoke`), is needed by a hook
-//! only when its plan has a `<kind>` check; a call in `hooks/<package>` only by that hook; every
+//! where `<kind>` is one of the plan schema's check kinds (`http`, `invoke`, `metric`, `alarms`), is
+//! needed by a hook only when its plan has a `<kind>` check; a call in `hooks/<package>` only by that hook; every
 //! other call by every hook. What the template grants comes from tests/deploy/check_template.py,
 //! which reads each hook's role after the SAM transform, as CloudFormation will see it.
 

@@ -64,6 +64,7 @@ pub(super) async fn measure(check: Arc<Check>, context: &ProbeContext) -> Result
         None => function.clone(),
     };
     let mut output = context
+        .aws
         .lambda
         .invoke()
         .function_name(&function)

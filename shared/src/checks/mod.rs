@@ -1,9 +1,12 @@
 //! One measurement of one check: an HTTP request or a Lambda invocation, judged against its
 //! expectations. The runner ([`crate::runner`]) decides how many measurements make a verdict.
 
+mod alarms;
 mod http;
 mod invoke;
 pub mod judge;
+mod metric;
+mod window;
 
 use std::sync::Arc;
 
@@ -18,8 +21,14 @@ use crate::plan::{Check, Probe, Redactor};
 pub struct ProbeContext {
     /// Client for HTTP checks (TLS verification on, plan CAs added).
     pub http: reqwest::Client,
-    /// Client for invoke checks.
-    pub lambda: aws_sdk_lambda::Client,
+    /// AWS clients: Lambda for invoke checks, CloudWatch (built on first use) for metric and alarm
+    /// checks.
+    pub aws: crate::AwsClients,
+    /// When this run started: the start of a `since: hook` window.
+    pub started_at: std::time::SystemTime,
+    /// The ECS deployment's target group and load balancer dimensions, looked up once per run
+    /// by the first metric check that needs them.
+    pub ecs_dimensions: Arc<tokio::sync::OnceCell<Result<metric::EcsDimensions, String>>>,
     /// The deployment, when discovery ran.
     pub deployment: Option<Arc<Deployment>>,
     /// Which header values must never be shown.
@@ -34,6 +43,8 @@ pub async fn measure_once(check: Arc<Check>, context: &ProbeContext) -> Result<(
     match &check.probe {
         Probe::Http(_) => http::measure(check, context).await,
         Probe::Invoke(_) => invoke::measure(check, context).await,
+        Probe::Metric(_) => metric::measure(check, context).await,
+        Probe::Alarms(_) => alarms::measure(check, context).await,
     }
 }
 
