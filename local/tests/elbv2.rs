@@ -239,3 +239,16 @@ async fn a_denied_describe_arrives_as_access_denied() {
     );
     local.server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_describe_is_never_answered_and_the_others_are() {
+    let local = Local::start().await;
+    let faults = Faults { hanging: ["DescribeListeners".to_owned()].into(), ..Faults::default() };
+    local.server.emulator.set_faults(faults).expect("ELBv2 operations can hang");
+    let lbs = local.elb.describe_load_balancers().names("web").send().await.expect("not hanging");
+    let arn = lbs.load_balancers()[0].load_balancer_arn().expect("an ARN").to_owned();
+    let hung =
+        tokio::time::timeout(Duration::from_secs(1), local.elb.describe_listeners().load_balancer_arn(arn).send());
+    assert!(hung.await.is_err(), "DescribeListeners answered");
+    local.server.shutdown().await;
+}
