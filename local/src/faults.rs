@@ -23,8 +23,9 @@ pub struct Faults {
     /// Also deliver an event without ids before the real one.
     #[serde(default)]
     pub malformed_delivery: bool,
-    /// Operations answered with `AccessDeniedException`, as when the caller's role lacks the
-    /// grant: CodeDeploy operations by name, Lambda's as `Invoke`, `GetAlias`, `UpdateAlias`.
+    /// Operations answered with `AccessDeniedException` (ELBv2's `AccessDenied`), as when the
+    /// caller's role lacks the grant: CodeDeploy and ELBv2 operations by name, Lambda's as
+    /// `Invoke`, `GetAlias`, `UpdateAlias`.
     #[serde(default)]
     pub denied: BTreeSet<String>,
     /// Operations that are never answered, as on an overloaded or unreachable endpoint.
@@ -80,6 +81,8 @@ pub enum Service {
     CodeDeploy,
     /// Lambda (restJson1).
     Lambda,
+    /// Elastic Load Balancing v2 (awsQuery).
+    Elbv2,
 }
 
 impl Service {
@@ -89,6 +92,8 @@ impl Service {
             Some(Self::CodeDeploy)
         } else if crate::lambda::OPERATIONS.contains(&operation) {
             Some(Self::Lambda)
+        } else if crate::elbv2::OPERATIONS.contains(&operation) {
+            Some(Self::Elbv2)
         } else {
             None
         }
@@ -100,11 +105,12 @@ impl Service {
             (Self::CodeDeploy, _) => format!("codedeploy:{operation}"),
             (Self::Lambda, "Invoke") => "lambda:InvokeFunction".to_owned(),
             (Self::Lambda, _) => format!("lambda:{operation}"),
+            (Self::Elbv2, _) => format!("elasticloadbalancing:{operation}"),
         }
     }
 
     /// The error AWS answers when the caller may not call `operation`: HTTP 400 in CodeDeploy's
-    /// protocol, 403 in Lambda's.
+    /// protocol, 403 in Lambda's, and in ELBv2's awsQuery 403 with the code `AccessDenied`.
     pub fn access_denied(self, operation: &str) -> ApiError {
         let message = format!(
             "User: arn:aws:sts::123456789012:assumed-role/codedeploy-local/caller is not authorized to perform: {} (injected)",
@@ -113,6 +119,7 @@ impl Service {
         match self {
             Self::CodeDeploy => ApiError::client("AccessDeniedException", message),
             Self::Lambda => ApiError::with_status(StatusCode::FORBIDDEN, "AccessDeniedException", message),
+            Self::Elbv2 => ApiError::with_status(StatusCode::FORBIDDEN, "AccessDenied", message),
         }
     }
 }
@@ -121,8 +128,9 @@ impl Service {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaultError {
     /// An operation in `denied` or `hanging` that is not served.
-    #[error("{0:?} is not an operation served here (CodeDeploy: {codedeploy}; Lambda: {lambda})",
-        codedeploy = crate::codedeploy::OPERATIONS.join(", "), lambda = crate::lambda::OPERATIONS.join(", "))]
+    #[error("{0:?} is not an operation served here (CodeDeploy: {codedeploy}; Lambda: {lambda}; ELBv2: {elbv2})",
+        codedeploy = crate::codedeploy::OPERATIONS.join(", "), lambda = crate::lambda::OPERATIONS.join(", "),
+        elbv2 = crate::elbv2::OPERATIONS.join(", "))]
     UnknownOperation(String),
     /// A green start that counts tasks below zero.
     #[error("green_start counts must not be negative")]

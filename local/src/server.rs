@@ -79,7 +79,7 @@ fn function_environment(addr: SocketAddr) -> BTreeMap<String, String> {
 /// The routes: every service, by its protocol, and the control API.
 pub fn router(emulator: Emulator) -> Router {
     Router::new()
-        .route("/", post(crate::protocol::aws_json::serve))
+        .route("/", post(crate::protocol::serve_root))
         .merge(crate::lambda::http::routes())
         .merge(crate::control::routes())
         .with_state(emulator)

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Checks codedeploy-local against AWS's own service models, with boto3 as a second client.
 
-botocore's `codedeploy` and `lambda` models are the reference. Every operation the emulator
+botocore's `codedeploy`, `lambda` and `elbv2` models are the reference. Every operation the emulator
 serves must exist in them; every response must fit the operation's output shape; every error
 must be one the operation models (or one AWS documents as common to all operations) and carry
 the model's HTTP status. botocore's parser is lenient -- it drops unknown members and accepts
 nulls -- so each raw response is also walked against the shapes here (`conforms`), and then
 compared with what boto3 parsed from it (`agrees`): timestamps must come out as datetimes.
+ELBv2 speaks awsQuery: its XML is walked against the shapes (`xml_conforms`) and read again with
+botocore's `query` parser, and its error codes are the model's awsQuery codes.
 
 Usage: check_fidelity.py ENDPOINT, with
-  FIDELITY_OPERATIONS  {"codedeploy": [...], "lambda": [...]}: the operations the emulator serves;
+  FIDELITY_OPERATIONS  {"codedeploy": [...], "lambda": [...], "elbv2": [...]}: the operations the
+                       emulator serves;
   FIDELITY_RESPONSES   [{"operation", "status", "headers", "body"}]: CodeDeploy error responses the
                        caller produced in-process, for errors no HTTP client can reach on cue.
 Exits 1 and lists every mismatch; prints a table of what was checked either way.
@@ -28,6 +31,7 @@ import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
 from pathlib import Path
+from xml.etree import ElementTree
 
 import boto3
 import botocore.session
@@ -47,9 +51,13 @@ GENERIC = {
     "json": {"ThrottlingException": 400, "InternalFailure": 500, "SerializationException": 400,
              "UnknownOperationException": 400, "AccessDeniedException": 400},
     "rest-json": {"AccessDeniedException": 403},
+    # awsQuery's common errors (ELBv2): a bad parameter, a request that names no action, and a
+    # caller without the IAM grant, which query services answer with AccessDenied and 403.
+    "query": {"ValidationError": 400, "InvalidAction": 400, "MissingAction": 400, "AccessDenied": 403,
+              "Throttling": 400, "InternalFailure": 500},
 }
 
-MODELS = {name: botocore.session.get_session().get_service_model(name) for name in ("codedeploy", "lambda")}
+MODELS = {name: botocore.session.get_session().get_service_model(name) for name in ("codedeploy", "lambda", "elbv2")}
 failures = []
 calls = Counter()
 errors = defaultdict(set)
@@ -179,6 +187,8 @@ def json_body(content, what):
 
 
 def check_output(service, operation, http, parsed):
+    if MODELS[service].protocol == "query":
+        return check_query_output(service, operation, http, parsed)
     shape = MODELS[service].operation_model(operation).output_shape
     payload = shape.serialization.get("payload")
     if payload and shape.members[payload].type_name == "blob":
@@ -192,6 +202,8 @@ def check_output(service, operation, http, parsed):
 def check_error(service, operation, status, headers, body, code):
     """The error must be modelled for the operation (or generic) and carry the model's status."""
     model = MODELS[service]
+    if model.protocol == "query":
+        return check_query_error(service, operation, status, body, code)
     modelled = {shape.name: shape for shape in model.operation_model(operation).error_shapes}
     raw = json_body(body, f"{operation} {code}")
     if code in modelled:
@@ -241,6 +253,190 @@ def raw_error(service, operation, expect, status, headers, body):
 def codedeploy_raw(operation, body, target_prefix="CodeDeploy_20141006."):
     headers = {"X-Amz-Target": target_prefix + operation, "Content-Type": "application/x-amz-json-1.1"}
     return raw_request("POST", "/", body, headers)
+
+
+# ---- awsQuery (ELBv2): XML responses ------------------------------------------------------------
+
+def xml_tag(element):
+    """An element's name without its namespace."""
+    return element.tag.rsplit("}", 1)[-1]
+
+
+def xml_root(body, what):
+    try:
+        return ElementTree.fromstring(body)
+    except ElementTree.ParseError as error:
+        fail(f"{what}: the body is not XML ({error}): {body[:120]!r}")
+        return None
+
+
+def xml_conforms(shape, element, path):
+    """Problems with `element` as the awsQuery XML serialization of `shape`."""
+    kind = shape.type_name
+    children = list(element)
+    if kind == "structure":
+        names = {m.serialization.get("name", n): m for n, m in shape.members.items()}
+        problems = [f"{path}.{xml_tag(c)}: not a member of {shape.name}" for c in children if xml_tag(c) not in names]
+        counts = Counter(xml_tag(c) for c in children)
+        problems += [f"{path}.{n}: given {k} times" for n, k in counts.items() if k > 1]
+        problems += [f"{path}.{n}: required member of {shape.name} missing" for n in shape.required_members
+                     if shape.members[n].serialization.get("name", n) not in counts]
+        for child in children:
+            if xml_tag(child) in names:
+                problems += xml_conforms(names[xml_tag(child)], child, f"{path}.{xml_tag(child)}")
+        return problems
+    if kind == "list":
+        item = shape.member.serialization.get("name", "member")
+        problems = [f"{path}: <{xml_tag(c)}> in a list of <{item}>" for c in children if xml_tag(c) != item]
+        return problems + [p for i, c in enumerate(children) for p in xml_conforms(shape.member, c, f"{path}[{i}]")]
+    if kind == "map":
+        return [f"{path}: a map, which no ELBv2 output checked here has"]
+    if children:
+        return [f"{path}: elements inside a {kind}"]
+    text = element.text or ""
+    enum = getattr(shape, "enum", None)
+    readers = {"integer": int, "long": int, "double": float, "float": float,
+               "boolean": lambda t: {"true": True, "false": False}[t],
+               "timestamp": lambda t: datetime.datetime.fromisoformat(t.replace("Z", "+00:00"))}
+    try:
+        readers.get(kind, str)(text)
+    except (ValueError, KeyError):
+        return [f"{path}: {text!r:.60} is not a {kind} {shape.name}"]
+    if kind == "string" and enum and text not in enum:
+        return [f"{path}: {text!r:.60} is not one of {shape.name}'s {enum}"]
+    return []
+
+
+def check_query_output(service, operation, http, parsed):
+    """The XML envelope, then its result against the output shape, then botocore's query
+    parser's reading of it against what boto3 returned."""
+    model = MODELS[service]
+    shape = model.operation_model(operation).output_shape
+    root = xml_root(http.content, operation)
+    if root is None:
+        return
+    namespace = model.metadata.get("xmlNamespace")
+    if root.tag != f"{{{namespace}}}{operation}Response":
+        fail(f"{operation}: root element {root.tag}, expected {operation}Response in {namespace}")
+    wrapper = shape.serialization.get("resultWrapper")
+    tags = [xml_tag(c) for c in root]
+    if tags != [wrapper, "ResponseMetadata"]:
+        fail(f"{operation}: the response holds {tags}, expected [{wrapper}, ResponseMetadata]")
+    for child in root:
+        if xml_tag(child) == wrapper:
+            for problem in xml_conforms(shape, child, operation):
+                fail(problem)
+        elif xml_tag(child) == "ResponseMetadata" and not [r.text for r in child if xml_tag(r) == "RequestId"]:
+            fail(f"{operation}: ResponseMetadata without a RequestId")
+    response = {"status_code": http.status_code, "headers": http.headers, "body": http.content}
+    reparsed = create_parser("query").parse(response, shape)
+    reparsed.pop("ResponseMetadata", None)
+    if reparsed != {k: v for k, v in parsed.items() if k != "ResponseMetadata"}:
+        fail(f"{operation}: botocore's query parser read {reparsed!r:.200}, boto3 returned {parsed!r:.200}")
+    if not http.headers.get("x-amzn-RequestId"):
+        fail(f"{operation}: no x-amzn-RequestId header")
+
+
+def check_query_error(service, operation, status, body, code):
+    """`<ErrorResponse><Error><Type/><Code/><Message/></Error><RequestId/>`, a code the model
+    has for the operation (by its awsQuery code, not its shape name) or a common one, and the
+    model's HTTP status."""
+    model = MODELS[service]
+    root = xml_root(body, f"{operation} {code}")
+    if root is not None:
+        error = [c for c in root if xml_tag(c) == "Error"]
+        fields = {xml_tag(c): c.text for c in error[0]} if error else {}
+        if xml_tag(root) != "ErrorResponse" or len(error) != 1:
+            fail(f"{operation} {code}: {xml_tag(root)} with {len(error)} Error elements, expected one ErrorResponse")
+        want_type = "Receiver" if status >= 500 else "Sender"
+        if (fields.get("Type"), fields.get("Code")) != (want_type, code) or not fields.get("Message"):
+            fail(f"{operation} {code}: Error {fields}, expected Type {want_type}, Code {code} and a Message")
+        if not [c.text for c in root if xml_tag(c) == "RequestId"]:
+            fail(f"{operation} {code}: no RequestId")
+    modelled = {s.metadata.get("error", {}).get("code", s.name): s
+                for s in model.operation_model(operation).error_shapes}
+    if code in modelled:
+        want = modelled[code].metadata.get("error", {}).get("httpStatusCode", 400)
+    elif code in GENERIC[model.protocol]:
+        want = GENERIC[model.protocol][code]
+    else:
+        fail(f"{operation}: {code} is not an error the {service} model has for it")
+        want = status
+    if status != want:
+        fail(f"{operation} {code}: HTTP {status}, the model says {want}")
+    errors[service, operation].add(code)
+
+
+def elbv2_scenario():
+    """The load balancer, target groups and listeners of the hosted ECS service, each found the
+    ways a hook finds them, and every error the Describe operations answer."""
+    elb, elb_loose = client("elbv2"), client("elbv2", validate=False)
+    balancers = call(elb, "DescribeLoadBalancers")["LoadBalancers"]
+    (balancer,) = [b for b in balancers if b["LoadBalancerName"] == "web"]
+    arn = balancer["LoadBalancerArn"]
+    if (balancer["DNSName"], balancer["Type"], balancer["State"]["Code"]) != ("127.0.0.1", "application", "active"):
+        fail(f"DescribeLoadBalancers: {balancer}")
+    if call(elb, "DescribeLoadBalancers", Names=["web"])["LoadBalancers"] != [balancer]:
+        fail("DescribeLoadBalancers by name: not the load balancer listed")
+    if call(elb, "DescribeLoadBalancers", LoadBalancerArns=[arn])["LoadBalancers"] != [balancer]:
+        fail("DescribeLoadBalancers by ARN: not the load balancer listed")
+    call(elb, "DescribeLoadBalancers", PageSize=1)
+    call(elb, "DescribeLoadBalancers", "LoadBalancerNotFound", Names=["nope"])
+    call(elb, "DescribeLoadBalancers", "LoadBalancerNotFound", LoadBalancerArns=[arn + "0"])
+    call(elb, "DescribeLoadBalancers", "ValidationError", Names=["web"], LoadBalancerArns=[arn])
+    call(elb_loose, "DescribeLoadBalancers", "ValidationError", PageSize=0)
+    call(elb, "DescribeLoadBalancers", "ValidationError", Marker="not-a-marker")
+
+    groups = call(elb, "DescribeTargetGroups", LoadBalancerArn=arn)["TargetGroups"]
+    if [g["TargetGroupName"] for g in groups] != ["web-blue", "web-green"] or \
+            any(g["LoadBalancerArns"] != [arn] for g in groups):
+        fail(f"DescribeTargetGroups of {arn}: {groups}")
+    green = groups[1]
+    if call(elb, "DescribeTargetGroups", Names=["web-green"])["TargetGroups"] != [green]:
+        fail("DescribeTargetGroups by name: not the group listed")
+    if call(elb, "DescribeTargetGroups", TargetGroupArns=[green["TargetGroupArn"]])["TargetGroups"] != [green]:
+        fail("DescribeTargetGroups by ARN: not the group listed")
+    if call(elb, "DescribeTargetGroups", Names=[])["TargetGroups"] != []:  # sent as a bare `Names=`
+        fail("DescribeTargetGroups with no names: groups listed")
+    call(elb, "DescribeTargetGroups")
+    call(elb, "DescribeTargetGroups", "TargetGroupNotFound", Names=["web-red"])
+    call(elb, "DescribeTargetGroups", "TargetGroupNotFound", TargetGroupArns=[green["TargetGroupArn"] + "0"])
+    call(elb, "DescribeTargetGroups", "LoadBalancerNotFound", LoadBalancerArn=arn + "0")
+    call(elb, "DescribeTargetGroups", "ValidationError", Names=["web-green"], LoadBalancerArn=arn)
+
+    listeners = call(elb, "DescribeListeners", LoadBalancerArn=arn)["Listeners"]
+    for listener in listeners:
+        # A hook builds the test listener's URL from these, so it must answer there.
+        url = f"{listener['Protocol'].lower()}://{balancer['DNSName']}:{listener['Port']}/"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as answered:
+                status = answered.status
+        except (urllib.error.URLError, OSError) as error:
+            status = error
+        if status != 200:
+            fail(f"DescribeListeners: {url} answered {status}")
+        forwarded = [t["TargetGroupArn"] for a in listener["DefaultActions"] for t in a["ForwardConfig"]["TargetGroups"]]
+        if not forwarded or not set(forwarded) <= {g["TargetGroupArn"] for g in groups}:
+            fail(f"DescribeListeners: {listener['ListenerArn']} forwards to {forwarded}")
+    if len(listeners) != 2:
+        fail(f"DescribeListeners of {arn}: {len(listeners)} listeners, expected production and test")
+    test = listeners[-1]
+    if call(elb, "DescribeListeners", ListenerArns=[test["ListenerArn"]])["Listeners"] != [test]:
+        fail("DescribeListeners by ARN: not the listener listed")
+    call(elb, "DescribeListeners", "ListenerNotFound", ListenerArns=[test["ListenerArn"] + "0"])
+    call(elb, "DescribeListeners", "LoadBalancerNotFound", LoadBalancerArn=arn + "0")
+    call(elb, "DescribeListeners", "ValidationError")
+    call(elb, "DescribeListeners", "ValidationError", LoadBalancerArn=arn, ListenerArns=[test["ListenerArn"]])
+
+    control("faults", {"denied": ["DescribeListeners"]})
+    call(elb, "DescribeListeners", "AccessDenied", LoadBalancerArn=arn)
+    control("faults", {})
+
+    # Requests no SDK sends: an action ELBv2 has but the emulator does not serve, and no action.
+    form = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    raw_error("elbv2", "DescribeListeners", "InvalidAction",
+              *raw_request("POST", "/", b"Action=DescribeRules&Version=2015-12-01", form))
+    raw_error("elbv2", "DescribeListeners", "MissingAction", *raw_request("POST", "/", b"Version=2015-12-01", form))
 
 
 # ---- the emulator's control API -----------------------------------------------------------------
@@ -540,6 +736,10 @@ def main():
         scenario()
     except Exception:  # a call the rest depends on failed; the mismatches above say why
         fail("the scenario stopped early:\n" + traceback.format_exc())
+    try:
+        elbv2_scenario()
+    except Exception:
+        fail("the ELBv2 scenario stopped early:\n" + traceback.format_exc())
     in_process_responses()
 
     # Coverage: every served operation answered, every error code in the sources seen.

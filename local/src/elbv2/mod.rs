@@ -6,8 +6,27 @@
 //! per task set label. CloudWatch's `AWS/ApplicationELB` metrics carry the last part of their ARNs
 //! as dimensions (`app/<name>/<id>`, `targetgroup/<name>/<id>`), and CodeDeploy's ECS target names a
 //! target group by name only, so every name, ARN and dimension value comes from here.
+//!
+//! The API (awsQuery, [`crate::protocol::aws_query`]) describes them: [`describe`] serves
+//! [`OPERATIONS`].
+
+pub mod describe;
+
+pub use describe::serve;
 
 use crate::ecs::traffic::TaskSetLabel;
+
+/// Every operation served, as named in the request's `Action`.
+pub const OPERATIONS: &[&str] = &["DescribeLoadBalancers", "DescribeTargetGroups", "DescribeListeners"];
+
+/// The API version the requests name in `Version`, which picks this service.
+pub const API_VERSION: &str = "2015-12-01";
+
+/// The XML namespace of every response.
+pub const XML_NAMESPACE: &str = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/";
+
+/// The VPC every load balancer and target group is in: the emulated account's one.
+pub const VPC_ID: &str = "vpc-0c0de0e7105a1f00d";
 
 /// Region and account of every ARN the emulator makes.
 const ARN_PREFIX: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012";
@@ -35,6 +54,33 @@ pub struct TargetGroup {
     pub arn: String,
     /// CloudWatch's `TargetGroup` dimension value: `targetgroup/<name>/<id>`.
     pub dimension: String,
+}
+
+/// Which of a service's two listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerRole {
+    /// The production listener, which the deployment shifts last.
+    Production,
+    /// The test listener, which sends test traffic to green from AllowTestTraffic on.
+    Test,
+}
+
+impl ListenerRole {
+    /// `production` or `test`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Production => "production",
+            Self::Test => "test",
+        }
+    }
+}
+
+/// The ARN of one of `service`'s listeners: its load balancer's ARN with `listener/` for
+/// `loadbalancer/`, and the listener's own id.
+pub fn listener_arn(service: &str, role: ListenerRole) -> String {
+    let balancer = load_balancer(service);
+    let id = resource_id(&format!("listener:{service}:{}", role.as_str()));
+    format!("{ARN_PREFIX}:listener/{}/{id}", balancer.dimension)
 }
 
 /// The load balancer of the ECS service `cluster:service`.
@@ -96,6 +142,11 @@ mod tests {
         assert!(green.arn.ends_with(&format!(":{}", green.dimension)));
         assert_ne!(green, target_group("default:checkout", TaskSetLabel::Blue));
         assert_ne!(green.dimension, target_group("other:checkout", TaskSetLabel::Green).dimension);
+
+        let test = listener_arn("default:checkout", ListenerRole::Test);
+        assert!(test.starts_with(&format!("{ARN_PREFIX}:listener/{}/", lb.dimension)), "{test}");
+        assert_eq!(test.len(), format!("{ARN_PREFIX}:listener/{}/", lb.dimension).len() + 16);
+        assert_ne!(test, listener_arn("default:checkout", ListenerRole::Production));
     }
 
     #[test]

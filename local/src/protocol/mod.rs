@@ -3,13 +3,22 @@
 //! - [`aws_json`]: `POST /` with `X-Amz-Target: <Service>.<Operation>` and a JSON body
 //!   (awsJson1_1 for CodeDeploy); errors are HTTP 400 with `{"__type", "message"}`.
 //! - [`rest_json`]: operations on paths, errors with their own HTTP status (restJson1 for Lambda).
+//! - [`aws_query`]: `POST /` with a form-encoded `Action=…&Version=…` body and XML answers
+//!   (awsQuery for Elastic Load Balancing v2).
+//!
+//! awsJson and awsQuery share `POST /`; [`serve_root`] tells them apart by the content type.
 
 pub mod aws_json;
+pub mod aws_query;
 pub mod rest_json;
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+
+use crate::emulator::Emulator;
 
 /// An error as AWS returns it: the modelled exception name and a message.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -42,6 +51,15 @@ impl ApiError {
     /// The restJson1 response.
     pub fn into_rest_json(self) -> Response {
         rest_json::error(self)
+    }
+}
+
+/// Serves `POST /`: a form-encoded body is an awsQuery request, anything else awsJson.
+pub async fn serve_root(State(emulator): State<Emulator>, headers: HeaderMap, body: Bytes) -> Response {
+    if aws_query::is_query(&headers) {
+        aws_query::serve(emulator, body).await
+    } else {
+        aws_json::serve(State(emulator), headers, body).await
     }
 }
 
