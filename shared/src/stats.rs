@@ -28,8 +28,9 @@
 //! differences, so each end of the interval is one of them; this module finds that difference
 //! exactly, where R and Kayenta find it to their root finder's tolerance. When the samples are too
 //! few for the confidence asked, an end stops at the smallest or largest difference, as in R and
-//! Kayenta. Time grows as `(n₁ + n₂) log(n₁ + n₂)`; memory as `n₁ + n₂` (the differences are never
-//! stored).
+//! Kayenta. Each of the four differences it needs (two for the median, one per end) takes at most
+//! 64 passes over the two sorted samples, so time grows as `n₁ + n₂` after sorting and memory
+//! stays at the two samples: the `n₁n₂` differences are never stored.
 //!
 //! # The classification
 //!
@@ -127,7 +128,9 @@ pub enum Alternative {
 pub enum PValueMethod {
     /// Exact for small samples without ties, asymptotic otherwise (see the module doc).
     Auto,
-    /// The exact null distribution of `U`, without correction for ties.
+    /// The exact null distribution of `U`, without correction for ties. It costs about
+    /// `n₁n₂·min(n₁, n₂)/2` steps (trivial for what `Auto` gives it, at most 8 values on one side);
+    /// counts are exact while the number of arrangements fits in 128 bits, floats beyond.
     Exact,
     /// The normal approximation with tie and continuity corrections.
     Asymptotic,
@@ -810,4 +813,286 @@ fn order_key(value: f64) -> u64 {
 
 fn from_order_key(key: u64) -> f64 {
     f64::from_bits(if key >> 63 == 1 { key & !(1 << 63) } else { !key })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `count` values spread evenly over `spread` around `centre`, in a scrambled order.
+    fn around(centre: f64, spread: f64, count: usize) -> Vec<f64> {
+        (0..count).map(|i| centre + spread * (((i * 7) % count) as f64 / count as f64 - 0.5)).collect()
+    }
+
+    fn judge(baseline: &[f64], candidate: &[f64], direction: Direction) -> Classification {
+        classify(baseline, candidate, &JudgeConfig { direction, ..JudgeConfig::default() }).expect("valid input")
+    }
+
+    fn close(actual: f64, expected: f64) {
+        assert!((actual - expected).abs() <= 1e-12 * expected.abs().max(1.0), "{actual} != {expected}");
+    }
+
+    #[test]
+    fn scipy_documentation_example() {
+        let males = [19.0, 22.0, 16.0, 29.0, 24.0];
+        let females = [20.0, 11.0, 17.0, 12.0];
+        let exact = mann_whitney_u(&males, &females, Alternative::TwoSided, PValueMethod::Auto).expect("test");
+        assert_eq!(exact.method, PValueMethod::Exact);
+        assert_eq!(exact.u, 17.0);
+        close(exact.p_value, 0.1111111111111111);
+        let asymptotic =
+            mann_whitney_u(&males, &females, Alternative::TwoSided, PValueMethod::Asymptotic).expect("test");
+        close(asymptotic.p_value, 0.11134688653314041);
+        let less = mann_whitney_u(&females, &males, Alternative::Less, PValueMethod::Exact).expect("test");
+        assert_eq!(less.u, 3.0);
+        close(less.p_value, 0.05555555555555555);
+    }
+
+    #[test]
+    fn ties_make_auto_asymptotic() {
+        // SciPy 1.17.1: mannwhitneyu([1, 2, 2, 3], [2, 3, 3, 4, 5]) is (3.0, 0.09934224785346528).
+        let test = mann_whitney_u(
+            &[1.0, 2.0, 2.0, 3.0],
+            &[2.0, 3.0, 3.0, 4.0, 5.0],
+            Alternative::TwoSided,
+            PValueMethod::Auto,
+        )
+        .expect("test");
+        assert_eq!(test.method, PValueMethod::Asymptotic);
+        assert_eq!(test.u, 3.0);
+        close(test.p_value, 0.09934224785346528);
+    }
+
+    #[test]
+    fn exact_distribution_of_complete_separation() {
+        let low: Vec<f64> = (0..8).map(f64::from).collect();
+        let high: Vec<f64> = (10..18).map(f64::from).collect();
+        // Only one of the C(16, 8) = 12870 arrangements puts all of `high` above all of `low`.
+        let greater = mann_whitney_u(&high, &low, Alternative::Greater, PValueMethod::Auto).expect("test");
+        assert_eq!(greater.u, 64.0);
+        close(greater.p_value, 1.0 / 12870.0);
+        let two_sided = mann_whitney_u(&high, &low, Alternative::TwoSided, PValueMethod::Auto).expect("test");
+        close(two_sided.p_value, 2.0 / 12870.0);
+        let less = mann_whitney_u(&high, &low, Alternative::Less, PValueMethod::Auto).expect("test");
+        close(less.p_value, 1.0);
+    }
+
+    #[test]
+    fn float_counts_take_over_beyond_128_bits() {
+        // C(300, 150) ≈ 9.4e88 arrangements: the counts no longer fit in i128.
+        let x: Vec<f64> = (0..150).map(|i| f64::from(i) * 2.0).collect();
+        let y: Vec<f64> = (0..150).map(|i| f64::from(i) * 2.0 + 1.0).collect();
+        let exact = mann_whitney_u(&x, &y, Alternative::TwoSided, PValueMethod::Exact).expect("test");
+        let asymptotic = mann_whitney_u(&x, &y, Alternative::TwoSided, PValueMethod::Asymptotic).expect("test");
+        assert_eq!(exact.method, PValueMethod::Exact);
+        assert!((exact.p_value - asymptotic.p_value).abs() < 1e-3, "{exact:?} vs {asymptotic:?}");
+    }
+
+    #[test]
+    fn normal_quantile_matches_known_values() {
+        close(normal_upper_quantile(0.01), 2.3263478740408408);
+        close(normal_upper_quantile(0.025), 1.959963984540054);
+        close(normal_upper_quantile(0.5), 0.0);
+        close(normal_upper_quantile(1e-10), 6.361340902404056);
+    }
+
+    #[test]
+    fn nth_smallest_difference_matches_sorting_them_all() {
+        let x = [0.3, -1.25, 4.0, 0.3, 2.5, 7.0];
+        let y = [1.0, 0.1, -2.0, 3.5, 0.0];
+        let mut all: Vec<f64> = x.iter().flat_map(|a| y.iter().map(move |b| a - b)).collect();
+        all.sort_by(f64::total_cmp);
+        let differences = PairwiseDifferences::new(&x, &y).expect("finite");
+        for (rank, expected) in (1..).zip(&all) {
+            assert_eq!(differences.nth_smallest(rank), *expected, "rank {rank}");
+        }
+    }
+
+    #[test]
+    fn hodges_lehmann_of_a_pure_shift_is_the_shift() {
+        let baseline = around(10.0, 2.0, 20);
+        let candidate: Vec<f64> = baseline.iter().map(|v| v + 3.0).collect();
+        let shift = hodges_lehmann(&candidate, &baseline, 0.98).expect("shift");
+        close(shift.estimate, 3.0);
+        assert!(shift.lower < 3.0 && shift.upper > 3.0 && shift.lower > 0.0, "{shift:?}");
+        let wider = hodges_lehmann(&candidate, &baseline, 0.999).expect("shift");
+        assert!(wider.lower < shift.lower && wider.upper > shift.upper, "{wider:?} vs {shift:?}");
+    }
+
+    #[test]
+    fn equal_samples_pass() {
+        let values = around(0.3, 0.1, 20);
+        let verdict = judge(&values, &values, Direction::Either);
+        let Classification::Pass(evidence) = verdict else { panic!("{verdict:?}") };
+        assert_eq!(evidence.change, Change::NotSignificant);
+        assert_eq!(evidence.test.p_value, 1.0);
+        assert_eq!(evidence.shift.estimate, 0.0);
+        assert!(evidence.shift.lower < 0.0 && evidence.shift.upper > 0.0);
+    }
+
+    #[test]
+    fn all_one_value_passes() {
+        let verdict = judge(&[5.0; 10], &[5.0; 12], Direction::Either);
+        let Classification::Pass(evidence) = verdict else { panic!("{verdict:?}") };
+        assert_eq!((evidence.shift.lower, evidence.shift.upper), (0.0, 0.0));
+    }
+
+    #[test]
+    fn a_clear_increase_is_high_when_increase_is_bad() {
+        let baseline = around(0.30, 0.08, 30);
+        let candidate = around(0.92, 0.10, 30);
+        let verdict = judge(&baseline, &candidate, Direction::Increase);
+        let Classification::High(evidence) = verdict else { panic!("{verdict:?}") };
+        assert_eq!(evidence.change, Change::Higher);
+        assert!(evidence.test.p_value < 1e-6);
+        assert!(evidence.shift.lower > evidence.tolerance_band);
+        assert_eq!((evidence.candidate.count, evidence.baseline.count), (30, 30));
+        let reason = verdict.to_string();
+        assert!(
+            reason.starts_with("candidate median 0.918 vs baseline median 0.299: higher at 98 % confidence (p = "),
+            "{reason}"
+        );
+        assert!(reason.contains("beyond the 25 % tolerance"), "{reason}");
+        assert!(matches!(judge(&baseline, &candidate, Direction::Either), Classification::High(_)));
+        let allowed = judge(&baseline, &candidate, Direction::Decrease);
+        assert!(matches!(allowed, Classification::Pass(Evidence { change: Change::Higher, .. })), "{allowed:?}");
+        assert!(allowed.to_string().contains("which passes: only a decrease fails this metric"), "{allowed}");
+    }
+
+    #[test]
+    fn a_clear_decrease_is_low_when_decrease_is_bad() {
+        let baseline = around(120.0, 10.0, 25);
+        let candidate = around(80.0, 10.0, 25);
+        assert!(matches!(judge(&baseline, &candidate, Direction::Decrease), Classification::Low(_)));
+        assert!(matches!(judge(&baseline, &candidate, Direction::Either), Classification::Low(_)));
+        let allowed = judge(&baseline, &candidate, Direction::Increase);
+        let Classification::Pass(evidence) = allowed else { panic!("{allowed:?}") };
+        assert_eq!(evidence.change, Change::Lower);
+        assert!(evidence.shift.upper < -evidence.tolerance_band);
+    }
+
+    #[test]
+    fn noisy_overlapping_samples_pass() {
+        let baseline = around(1.0, 2.0, 40);
+        let candidate: Vec<f64> = around(1.05, 2.0, 37);
+        let verdict = judge(&baseline, &candidate, Direction::Either);
+        let Classification::Pass(evidence) = verdict else { panic!("{verdict:?}") };
+        assert_eq!(evidence.change, Change::NotSignificant);
+        assert!(evidence.test.p_value > 0.02);
+        assert!(verdict.to_string().contains("no difference at 98 % confidence"), "{verdict}");
+    }
+
+    #[test]
+    fn a_significant_shift_inside_the_band_passes() {
+        let baseline = around(1.0, 2.0, 40);
+        let candidate = around(2.5, 2.0, 40);
+        let config = JudgeConfig { tolerance: 0.9, direction: Direction::Either, ..JudgeConfig::default() };
+        let verdict = classify(&baseline, &candidate, &config).expect("valid");
+        let Classification::Pass(evidence) = verdict else { panic!("{verdict:?}") };
+        assert_eq!(evidence.change, Change::WithinTolerance);
+        assert!(evidence.test.p_value <= 0.02);
+        assert!(matches!(judge(&baseline, &candidate, Direction::Either), Classification::High(_)));
+    }
+
+    #[test]
+    fn constant_samples_that_differ_are_judged() {
+        assert!(matches!(judge(&[0.0; 10], &[5.0; 12], Direction::Increase), Classification::High(_)));
+        assert!(matches!(judge(&[5.0; 10], &[0.0; 12], Direction::Increase), Classification::Pass(_)));
+    }
+
+    #[test]
+    fn one_value_each_cannot_reach_the_confidence() {
+        let verdict = judge(&[1.0], &[100.0], Direction::Either);
+        let Classification::Pass(evidence) = verdict else { panic!("{verdict:?}") };
+        assert_eq!(evidence.test.p_value, 1.0);
+        assert_eq!((evidence.shift.lower, evidence.shift.estimate, evidence.shift.upper), (99.0, 99.0, 99.0));
+    }
+
+    #[test]
+    fn too_few_values_are_no_data_naming_the_side() {
+        let some = around(1.0, 1.0, 10);
+        let side = |baseline: &[f64], candidate: &[f64], min_samples| {
+            let config = JudgeConfig { min_samples, ..JudgeConfig::default() };
+            match classify(baseline, candidate, &config).expect("valid") {
+                Classification::NoData(missing) => Some(missing.side),
+                _ => None,
+            }
+        };
+        assert_eq!(side(&[], &some, 1), Some(Side::Baseline));
+        assert_eq!(side(&some, &[], 1), Some(Side::Candidate));
+        assert_eq!(side(&[], &[], 1), Some(Side::Both));
+        assert_eq!(side(&some[..4], &some, 5), Some(Side::Baseline));
+        assert_eq!(side(&some[..5], &some[..5], 5), None);
+        let config = JudgeConfig { min_samples: 3, ..JudgeConfig::default() };
+        let verdict = classify(&some, &[], &config).expect("valid");
+        assert_eq!(
+            verdict.to_string(),
+            "no data to judge: the candidate has too few values (baseline 10, candidate 0; at least 3 each are needed)"
+        );
+        assert_eq!(verdict.evidence(), None);
+    }
+
+    #[test]
+    fn empty_samples_are_refused_by_the_test_and_the_shift() {
+        assert_eq!(
+            mann_whitney_u(&[], &[1.0], Alternative::TwoSided, PValueMethod::Auto),
+            Err(StatsError::EmptySample { sample: "x" })
+        );
+        assert_eq!(hodges_lehmann(&[1.0], &[], 0.98), Err(StatsError::EmptySample { sample: "y" }));
+    }
+
+    #[test]
+    fn non_finite_values_are_refused_not_dropped() {
+        let good = around(1.0, 1.0, 10);
+        let mut with_nan = good.clone();
+        with_nan[3] = f64::NAN;
+        let err = classify(&good, &with_nan, &JudgeConfig::default()).expect_err("NaN");
+        assert!(matches!(err, StatsError::NonFinite { sample: "candidate", index: 3, .. }), "{err:?}");
+        assert_eq!(err.to_string(), "the candidate sample's value 3 is NaN, not a finite number");
+        let err = classify(&[f64::INFINITY], &good, &JudgeConfig::default()).expect_err("infinity");
+        assert!(matches!(err, StatsError::NonFinite { sample: "baseline", index: 0, .. }), "{err:?}");
+        // Refused even when the other side would have made it no data.
+        let err = classify(&[f64::NEG_INFINITY], &[], &JudgeConfig::default()).expect_err("infinity");
+        assert!(matches!(err, StatsError::NonFinite { sample: "baseline", .. }), "{err:?}");
+        assert!(matches!(
+            mann_whitney_u(&good, &[f64::NAN], Alternative::Less, PValueMethod::Auto),
+            Err(StatsError::NonFinite { sample: "y", index: 0, .. })
+        ));
+        assert_eq!(hodges_lehmann(&[f64::MAX], &[-f64::MAX], 0.98), Err(StatsError::DifferenceOverflow));
+    }
+
+    #[test]
+    fn invalid_settings_are_refused() {
+        let values = [1.0, 2.0];
+        let with = |config: JudgeConfig| classify(&values, &values, &config);
+        assert_eq!(
+            with(JudgeConfig { confidence: 1.0, ..JudgeConfig::default() }),
+            Err(StatsError::InvalidConfidence(1.0))
+        );
+        assert_eq!(
+            with(JudgeConfig { confidence: 98.0, ..JudgeConfig::default() }),
+            Err(StatsError::InvalidConfidence(98.0))
+        );
+        assert_eq!(
+            with(JudgeConfig { tolerance: 25.0, ..JudgeConfig::default() }),
+            Err(StatsError::InvalidTolerance(25.0))
+        );
+        assert_eq!(
+            with(JudgeConfig { tolerance: f64::NAN, ..JudgeConfig::default() }).map_err(|err| err.to_string()),
+            Err("tolerance NaN is not a fraction from 0 up to (not including) 1 (0.25 is 25 %)".to_owned())
+        );
+        assert_eq!(with(JudgeConfig { min_samples: 0, ..JudgeConfig::default() }), Err(StatsError::InvalidMinSamples));
+    }
+
+    #[test]
+    fn numbers_read_as_people_write_them() {
+        assert_eq!(Number(0.923456).to_string(), "0.923");
+        assert_eq!(Number(0.30).to_string(), "0.3");
+        assert_eq!(Number(1234.6).to_string(), "1235");
+        assert_eq!(Number(3.2e-7).to_string(), "3.20e-7");
+        assert_eq!(Signed(0.62).to_string(), "+0.62");
+        assert_eq!(Signed(-0.5).to_string(), "-0.5");
+        assert_eq!(Percent(0.98).to_string(), "98 %");
+        assert_eq!(Percent(0.995).to_string(), "99.5 %");
+    }
 }
