@@ -21,6 +21,7 @@ pub mod lambda;
 pub mod plan;
 pub mod report;
 pub mod runner;
+pub mod stats;
 pub mod telemetry;
 pub mod tls;
 pub mod variables;
