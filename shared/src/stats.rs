@@ -251,8 +251,9 @@ pub fn hodges_lehmann(x: &[f64], y: &[f64], confidence: f64) -> Result<ShiftEsti
     })
 }
 
-/// Which change of a metric is bad.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which change of a metric is bad (in a plan: `increase`, `decrease`, `either`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// A higher candidate is bad (latency, errors).
     Increase,

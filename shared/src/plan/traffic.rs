@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::PlanIssue;
+pub use crate::stats::Direction;
 use crate::variables;
 
 /// What an alarms check that names no alarm is told.
@@ -203,7 +204,7 @@ pub enum MetricJudge {
         direction: Direction,
         /// Confidence level of the test (0.5–0.9999).
         confidence: f64,
-        /// A difference within this fraction of the baseline is not a regression.
+        /// Kayenta's band: the interval's near end must clear this fraction of the estimated shift.
         tolerance: f64,
     },
 }
@@ -224,18 +225,6 @@ pub enum Aggregate {
     Sum,
     /// The latest.
     Last,
-}
-
-/// Which change of a metric is a regression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// Higher is worse (errors, latency).
-    Increase,
-    /// Lower is worse (successful checkouts).
-    Decrease,
-    /// Any change is worse.
-    Either,
 }
 
 /// What a side without enough datapoints means.
@@ -452,8 +441,8 @@ fn compile_judge(doc: JudgeDoc, at: &str, issues: &mut Vec<PlanIssue>) -> Option
         }
         JudgeDoc::RankTest { direction, confidence, tolerance } => MetricJudge::RankTest {
             direction,
-            confidence: confidence.unwrap_or(0.98),
-            tolerance: tolerance.unwrap_or(0.25),
+            confidence: confidence.unwrap_or(crate::stats::DEFAULT_CONFIDENCE),
+            tolerance: tolerance.unwrap_or(crate::stats::DEFAULT_TOLERANCE),
         },
     })
 }

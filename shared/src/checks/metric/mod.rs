@@ -16,6 +16,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 
 use super::{ProbeContext, window};
 use crate::plan::{Aggregate, Check, Direction, MetricJudge, MetricProbe, MetricQuery, NoData, Probe};
+use crate::stats::{self, Classification, JudgeConfig};
 
 mod variables;
 
@@ -172,7 +173,8 @@ fn judge(probe: &MetricProbe, candidate: &[f64], baseline: Option<&[f64]>) -> Re
             relative(candidate, baseline, direction, max_ratio, margin, of)
         }
         (MetricJudge::RankTest { direction, confidence, tolerance }, Some(baseline)) => {
-            rank_test(candidate, baseline, direction, confidence, tolerance)
+            let config = JudgeConfig { confidence, tolerance, direction, min_samples: 1 };
+            rank_test(probe, candidate, baseline, &config)
         }
         // The loader refuses comparing judges without a baseline.
         (_, None) => Err("this judge needs baseline queries".to_owned()),
@@ -253,15 +255,21 @@ fn relative(
     Ok(())
 }
 
-fn rank_test(
-    candidate: &[f64],
-    baseline: &[f64],
-    direction: Direction,
-    confidence: f64,
-    tolerance: f64,
-) -> Result<(), String> {
-    let _ = (candidate, baseline, direction, confidence, tolerance);
-    Err("rank_test is not available yet".to_owned())
+/// Kayenta's judgement of the per-period samples ([`crate::stats::classify`]).
+fn rank_test(probe: &MetricProbe, candidate: &[f64], baseline: &[f64], config: &JudgeConfig) -> Result<(), String> {
+    let sides = format!(
+        "candidate {} vs baseline {}",
+        probe.candidate_result,
+        probe.baseline_result.as_deref().unwrap_or("baseline")
+    );
+    match stats::classify(baseline, candidate, config) {
+        Ok(Classification::Pass(evidence)) => {
+            tracing::debug!(sides, verdict = %Classification::Pass(evidence), "rank test passed");
+            Ok(())
+        }
+        Ok(verdict) => Err(format!("{sides}: {verdict}")),
+        Err(err) => Err(format!("{sides}: cannot run the rank test: {err}")),
+    }
 }
 
 /// One value of a non-empty series.
@@ -376,6 +384,22 @@ mod tests {
         let decrease = probe(judge_with(Direction::Decrease), true);
         let reason = judge(&decrease, &[1.0; 3], Some(&[100.0; 3])).unwrap_err();
         assert!(reason.starts_with("candidate mean 1 is below the baseline's 100"), "{reason}");
+    }
+
+    #[test]
+    fn the_rank_test_fails_a_slower_candidate_and_passes_noise() {
+        let probe =
+            probe(MetricJudge::RankTest { direction: Direction::Increase, confidence: 0.98, tolerance: 0.25 }, true);
+        let blue = [0.30, 0.31, 0.29, 0.32, 0.30, 0.28, 0.31, 0.30, 0.29, 0.33];
+        let slower: Vec<f64> = blue.iter().map(|v| v * 3.0).collect();
+        let reason = judge(&probe, &slower, Some(&blue)).unwrap_err();
+        assert!(reason.starts_with("candidate green vs baseline blue: "), "{reason}");
+        assert!(reason.contains("higher at 98"), "{reason}");
+        let noisy = [0.31, 0.29, 0.30, 0.33, 0.28, 0.30, 0.32, 0.29, 0.31, 0.30];
+        assert_eq!(judge(&probe, &noisy, Some(&blue)), Ok(()));
+        // Faster is fine when only an increase is bad.
+        let faster: Vec<f64> = blue.iter().map(|v| v / 3.0).collect();
+        assert_eq!(judge(&probe, &faster, Some(&blue)), Ok(()));
     }
 
     #[test]
