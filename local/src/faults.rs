@@ -80,6 +80,8 @@ pub enum Service {
     CodeDeploy,
     /// Lambda (restJson1).
     Lambda,
+    /// CloudWatch (rpcv2Cbor and awsJson1_0).
+    CloudWatch,
 }
 
 impl Service {
@@ -89,6 +91,8 @@ impl Service {
             Some(Self::CodeDeploy)
         } else if crate::lambda::OPERATIONS.contains(&operation) {
             Some(Self::Lambda)
+        } else if crate::cloudwatch::OPERATIONS.contains(&operation) {
+            Some(Self::CloudWatch)
         } else {
             None
         }
@@ -100,6 +104,7 @@ impl Service {
             (Self::CodeDeploy, _) => format!("codedeploy:{operation}"),
             (Self::Lambda, "Invoke") => "lambda:InvokeFunction".to_owned(),
             (Self::Lambda, _) => format!("lambda:{operation}"),
+            (Self::CloudWatch, _) => format!("cloudwatch:{operation}"),
         }
     }
 
@@ -111,7 +116,7 @@ impl Service {
             self.action(operation)
         );
         match self {
-            Self::CodeDeploy => ApiError::client("AccessDeniedException", message),
+            Self::CodeDeploy | Self::CloudWatch => ApiError::client("AccessDeniedException", message),
             Self::Lambda => ApiError::with_status(StatusCode::FORBIDDEN, "AccessDeniedException", message),
         }
     }
@@ -121,8 +126,9 @@ impl Service {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaultError {
     /// An operation in `denied` or `hanging` that is not served.
-    #[error("{0:?} is not an operation served here (CodeDeploy: {codedeploy}; Lambda: {lambda})",
-        codedeploy = crate::codedeploy::OPERATIONS.join(", "), lambda = crate::lambda::OPERATIONS.join(", "))]
+    #[error("{0:?} is not an operation served here (CodeDeploy: {codedeploy}; Lambda: {lambda}; CloudWatch: {cloudwatch})",
+        codedeploy = crate::codedeploy::OPERATIONS.join(", "), lambda = crate::lambda::OPERATIONS.join(", "),
+        cloudwatch = crate::cloudwatch::OPERATIONS.join(", "))]
     UnknownOperation(String),
     /// A green start that counts tasks below zero.
     #[error("green_start counts must not be negative")]

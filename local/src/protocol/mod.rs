@@ -3,9 +3,11 @@
 //! - [`aws_json`]: `POST /` with `X-Amz-Target: <Service>.<Operation>` and a JSON body
 //!   (awsJson1_1 for CodeDeploy); errors are HTTP 400 with `{"__type", "message"}`.
 //! - [`rest_json`]: operations on paths, errors with their own HTTP status (restJson1 for Lambda).
+//! - [`rpc_v2_cbor`]: `POST /service/<Service>/operation/<Operation>` with CBOR (CloudWatch).
 
 pub mod aws_json;
 pub mod rest_json;
+pub mod rpc_v2_cbor;
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
