@@ -1,10 +1,11 @@
-//! Fidelity of the local CodeDeploy and Lambda to AWS's own service models.
+//! Fidelity of the local CodeDeploy, Lambda and CloudWatch to AWS's own service models.
 //!
 //! The emulator is only worth testing hooks against if it answers as AWS does. This test starts
 //! it in-process and runs `tests/fidelity/check_fidelity.py`, which drives a whole Lambda and
 //! ECS deployment through boto3 (an independent client with its own serializers and parsers) and
-//! checks every response and every error code against botocore's `codedeploy` and `lambda`
-//! models: operations, member names and types, enums, required members, modelled errors and
+//! checks every response and every error code against botocore's `codedeploy`, `lambda` and
+//! `cloudwatch` models (CloudWatch both through boto3's rpcv2Cbor and as raw awsJson1_0):
+//! operations, member names and types, enums, required members, modelled errors and
 //! their HTTP statuses. The script's output is a table of what it checked.
 //!
 //! The operation lists come from here, not from the script, so an operation added to the
@@ -147,7 +148,8 @@ async fn every_operation_and_error_matches_the_aws_models() {
     let script: PathBuf = workspace_root().join("tests/fidelity/check_fidelity.py");
     let server = Server::start(config(), SCALE, 0, None).await.expect("the emulator starts");
     let in_process = not_started_responses(&server.emulator).await;
-    let operations = json!({"codedeploy": OPERATIONS, "lambda": codedeploy_local::lambda::OPERATIONS});
+    let operations = json!({"codedeploy": OPERATIONS, "lambda": codedeploy_local::lambda::OPERATIONS,
+        "cloudwatch": codedeploy_local::cloudwatch::OPERATIONS});
 
     let started = Instant::now();
     let child = tokio::process::Command::new(&python)
