@@ -572,3 +572,68 @@ async fn aws_json_1_0_serves_the_same_handlers_with_query_error_codes() {
     assert_eq!(body["__type"], "ResourceNotFound");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_deployment_groups_alarms_are_cloudwatch_alarms_looked_up_by_name() {
+    let (server, cw) = start(60.0).await;
+    // Evaluated hourly (a minute here), so the state set below holds for the deployment.
+    cw.put_metric_alarm()
+        .alarm_name("errors-high")
+        .namespace("Shop")
+        .metric_name("Errors")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(3600)
+        .evaluation_periods(1)
+        .threshold(0.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+    cw.set_alarm_state()
+        .alarm_name("errors-high")
+        .state_value(StateValue::Alarm)
+        .state_reason("errors")
+        .send()
+        .await
+        .expect("SetAlarmState");
+    let emulator = &server.emulator;
+    let call = |operation: &str, input: Value| emulator.codedeploy(operation, &input).expect(operation);
+    call("CreateApplication", json!({"applicationName": "shop", "computePlatform": "Lambda"}));
+    let groups = [
+        ("in-alarm", json!({"enabled": true, "alarms": [{"name": "errors-high"}]})),
+        ("unknown", json!({"enabled": true, "alarms": [{"name": "no-such-alarm"}]})),
+        (
+            "unknown-ignored",
+            json!({"enabled": true, "ignorePollAlarmFailure": true, "alarms": [{"name": "no-such-alarm"}]}),
+        ),
+    ];
+    let appspec = json!({"version": 0.0, "Resources": [{"echo": {"Type": "AWS::Lambda::Function",
+        "Properties": {"Name": "echo", "Alias": "live", "CurrentVersion": "1", "TargetVersion": "2"}}}]});
+    let mut outcomes = Vec::new();
+    for (group, alarms) in groups {
+        call(
+            "CreateDeploymentGroup",
+            json!({"applicationName": "shop", "deploymentGroupName": group, "alarmConfiguration": alarms,
+                   "serviceRoleArn": "arn:aws:iam::123456789012:role/codedeploy"}),
+        );
+        let created = call(
+            "CreateDeployment",
+            json!({"applicationName": "shop", "deploymentGroupName": group,
+                   "revision": {"revisionType": "AppSpecContent", "appSpecContent": {"content": appspec.to_string()}}}),
+        );
+        let id = created["deploymentId"].as_str().unwrap().to_owned();
+        assert!(emulator.wait_until_complete(&id, Duration::from_secs(30)).await, "{group}: {id} did not end");
+        let state = emulator.state();
+        let deployment = &state.deployments[&id];
+        outcomes.push((group, deployment.status.as_str(), deployment.error.as_ref().map(|(code, _)| *code)));
+    }
+    assert_eq!(
+        outcomes,
+        [
+            ("in-alarm", "Stopped", Some("ALARM_ACTIVE")),
+            ("unknown", "Stopped", Some("ALARM_ACTIVE")),
+            ("unknown-ignored", "Succeeded", None),
+        ]
+    );
+    server.shutdown().await;
+}
