@@ -594,3 +594,49 @@ impl Emulator {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alarm(evaluation_periods: u64, datapoints_to_alarm: u64, treat_missing_data: &str) -> MetricAlarm {
+        let now = SystemTime::now();
+        MetricAlarm {
+            request: Map::new(),
+            watched: Watched::Queries { queries: Vec::new(), period: 60 },
+            evaluation_periods,
+            datapoints_to_alarm,
+            threshold: 5.0,
+            comparison: "GreaterThanThreshold".to_owned(),
+            treat_missing_data: treat_missing_data.to_owned(),
+            state: AlarmState::InsufficientData,
+            state_reason: String::new(),
+            state_updated: now,
+            state_transitioned: now,
+            configuration_updated: now,
+            evaluated_at: None,
+        }
+    }
+
+    fn state(alarm: &MetricAlarm, values: &[Option<f64>]) -> Option<AlarmState> {
+        verdict(alarm, values).map(|(state, _)| state)
+    }
+
+    #[test]
+    fn m_of_n_breaching_periods_raise_it() {
+        let two_of_three = alarm(3, 2, "missing");
+        assert_eq!(state(&two_of_three, &[Some(6.0), Some(1.0), Some(7.0)]), Some(AlarmState::Alarm));
+        assert_eq!(state(&two_of_three, &[Some(6.0), Some(1.0), Some(5.0)]), Some(AlarmState::Ok), "5 is not above 5");
+        assert_eq!(state(&two_of_three, &[Some(6.0), None, None]), Some(AlarmState::Ok));
+    }
+
+    #[test]
+    fn missing_data_counts_as_the_alarm_says() {
+        let none = [None, None];
+        assert_eq!(state(&alarm(2, 2, "missing"), &none), Some(AlarmState::InsufficientData));
+        assert_eq!(state(&alarm(2, 2, "notBreaching"), &none), Some(AlarmState::Ok));
+        assert_eq!(state(&alarm(2, 2, "breaching"), &none), Some(AlarmState::Alarm));
+        assert_eq!(state(&alarm(2, 2, "ignore"), &none), None, "ignore keeps the state");
+        assert_eq!(state(&alarm(2, 2, "breaching"), &[Some(9.0), None]), Some(AlarmState::Alarm));
+    }
+}

@@ -3,7 +3,9 @@
 //! An ECS blue/green deployment moves traffic by changing load-balancer listener weights between the
 //! original (blue) and replacement (green) task sets. Here each listener is a small reverse proxy whose
 //! weights the lifecycle engine moves the same way, so a load generator pointed at a listener sees what
-//! real clients would see, and can tell from [`TASK_SET_HEADER`] which task set answered.
+//! real clients would see, and can tell from [`TASK_SET_HEADER`] which task set answered. A listener
+//! bound with [`Listener::bind_recording`] also records every request as the load balancer's
+//! CloudWatch metrics ([`crate::cloudwatch::recording`]).
 
 use std::error::Error as _;
 use std::net::{Ipv4Addr, SocketAddr};
