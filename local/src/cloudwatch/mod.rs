@@ -1,5 +1,5 @@
 //! CloudWatch: metrics, metric math and metric alarms, over rpcv2Cbor (what the SDKs speak) and
-//! awsJson1_0, both handled by [`serve`] on JSON values.
+//! awsJson1_0, both handled by one `serve` on JSON values.
 //!
 //! - [`store`] keeps the datapoints; [`put_metric_data`] serves PutMetricData;
 //! - [`get_metric_data`] serves GetMetricData, with [`statistic`] and [`expression`] (metric math);
