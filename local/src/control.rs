@@ -1,5 +1,9 @@
 //! The control API under `/_local/`, for tests and the drill: deployments with ids chosen
 //! beforehand, a deployment's record, alarm states, injected faults, and the calls received.
+//!
+//! `POST /_local/alarms/{name}` with `{"state": "ALARM"|"OK"}` is the manual override: a CloudWatch
+//! alarm of that name moves as SetAlarmState would move it (until its next evaluation); any other
+//! name is held raised until cleared.
 
 use axum::Router;
 use axum::extract::{Path, State};

@@ -480,7 +480,8 @@ pub struct State {
     pub task_definitions: BTreeMap<String, ProcessConfig>,
     /// Hosted ECS services (`cluster:service`); `task_definition` is the one each runs now.
     pub ecs_services: BTreeMap<String, EcsServiceConfig>,
-    /// Alarms in the ALARM state.
+    /// Alarms raised by the control API's override (`/_local/alarms/{name}`) that CloudWatch has
+    /// no alarm of; CloudWatch's own alarms keep their state in [`crate::cloudwatch`].
     pub alarms_raised: BTreeSet<String>,
     /// Everything that happened.
     pub record: Vec<RecordEntry>,
@@ -507,6 +508,18 @@ pub(crate) struct Inner {
     /// Alias routing state for weighted invocations: alias key → invocations so far per version.
     pub(crate) alias_rotation: Mutex<HashMap<String, BTreeMap<String, f64>>>,
     pub(crate) faults: Mutex<crate::faults::Faults>,
+    pub(crate) cloudwatch: crate::cloudwatch::CloudWatch,
+}
+
+/// An emulator handle that does not keep it alive (for its own background tasks).
+#[derive(Debug, Clone)]
+pub(crate) struct WeakEmulator(std::sync::Weak<Inner>);
+
+impl WeakEmulator {
+    /// The emulator, while it exists.
+    pub(crate) fn upgrade(&self) -> Option<Emulator> {
+        self.0.upgrade().map(|inner| Emulator { inner })
+    }
 }
 
 impl Emulator {
@@ -531,11 +544,13 @@ impl Emulator {
                 record_tx,
                 alias_rotation: Mutex::new(HashMap::new()),
                 faults: Mutex::new(crate::faults::Faults::default()),
+                cloudwatch: crate::cloudwatch::CloudWatch::default(),
             }),
         };
+        emulator.spawn_alarm_evaluation();
         for (name, service) in &config.ecs_services {
             let blue = config.task_definitions[&service.task_definition].clone();
-            let started = EcsService::start(name, service, &blue)
+            let started = EcsService::start(name, service, &blue, emulator.metrics())
                 .await
                 .map_err(|source| StartError::Ecs { name: name.clone(), source })?;
             emulator.inner.ecs.lock().await.insert(name.clone(), started);
@@ -617,8 +632,23 @@ impl Emulator {
         }
     }
 
-    /// Raises (`true`) or clears an alarm, as CloudWatch would move it to ALARM or OK.
+    /// A handle that does not keep the emulator alive.
+    pub(crate) fn downgrade(&self) -> WeakEmulator {
+        WeakEmulator(Arc::downgrade(&self.inner))
+    }
+
+    /// Raises (`true`) or clears an alarm by hand: a CloudWatch alarm of that name moves to ALARM
+    /// or OK as SetAlarmState would (until its next evaluation); a name CloudWatch has no alarm of
+    /// is kept raised until cleared.
     pub fn set_alarm(&self, name: &str, raised: bool) {
+        let state = if raised {
+            crate::cloudwatch::alarms::AlarmState::Alarm
+        } else {
+            crate::cloudwatch::alarms::AlarmState::Ok
+        };
+        if self.set_alarm_state(name, state, "Set by hand through codedeploy-local's control API".to_owned()) {
+            return;
+        }
         {
             let mut state = self.state();
             if raised {

@@ -83,6 +83,8 @@ pub enum Service {
     Lambda,
     /// Elastic Load Balancing v2 (awsQuery).
     Elbv2,
+    /// CloudWatch (rpcv2Cbor and awsJson1_0).
+    CloudWatch,
 }
 
 impl Service {
@@ -94,6 +96,8 @@ impl Service {
             Some(Self::Lambda)
         } else if crate::elbv2::OPERATIONS.contains(&operation) {
             Some(Self::Elbv2)
+        } else if crate::cloudwatch::OPERATIONS.contains(&operation) {
+            Some(Self::CloudWatch)
         } else {
             None
         }
@@ -106,6 +110,7 @@ impl Service {
             (Self::Lambda, "Invoke") => "lambda:InvokeFunction".to_owned(),
             (Self::Lambda, _) => format!("lambda:{operation}"),
             (Self::Elbv2, _) => format!("elasticloadbalancing:{operation}"),
+            (Self::CloudWatch, _) => format!("cloudwatch:{operation}"),
         }
     }
 
@@ -117,7 +122,7 @@ impl Service {
             self.action(operation)
         );
         match self {
-            Self::CodeDeploy => ApiError::client("AccessDeniedException", message),
+            Self::CodeDeploy | Self::CloudWatch => ApiError::client("AccessDeniedException", message),
             Self::Lambda => ApiError::with_status(StatusCode::FORBIDDEN, "AccessDeniedException", message),
             Self::Elbv2 => ApiError::with_status(StatusCode::FORBIDDEN, "AccessDenied", message),
         }
@@ -128,9 +133,9 @@ impl Service {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaultError {
     /// An operation in `denied` or `hanging` that is not served.
-    #[error("{0:?} is not an operation served here (CodeDeploy: {codedeploy}; Lambda: {lambda}; ELBv2: {elbv2})",
+    #[error("{0:?} is not an operation served here (CodeDeploy: {codedeploy}; Lambda: {lambda}; ELBv2: {elbv2}; CloudWatch: {cloudwatch})",
         codedeploy = crate::codedeploy::OPERATIONS.join(", "), lambda = crate::lambda::OPERATIONS.join(", "),
-        elbv2 = crate::elbv2::OPERATIONS.join(", "))]
+        elbv2 = crate::elbv2::OPERATIONS.join(", "), cloudwatch = crate::cloudwatch::OPERATIONS.join(", "))]
     UnknownOperation(String),
     /// A green start that counts tasks below zero.
     #[error("green_start counts must not be negative")]

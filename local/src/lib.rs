@@ -7,9 +7,12 @@
 //!
 //! - [`server`] serves every service and the [`control`] API on one loopback port;
 //! - [`protocol`] writes each wire protocol once: [`protocol::aws_json`] (CodeDeploy's
-//!   awsJson1_1) and [`protocol::rest_json`] (Lambda's restJson1), with AWS's error shapes;
+//!   awsJson1_1), [`protocol::rest_json`] (Lambda's restJson1) and
+//!   [`protocol::rpc_v2_cbor`] (CloudWatch's rpcv2Cbor), with AWS's error shapes;
 //! - [`codedeploy`]: its operations, the AppSpec, deployment configurations, and the
 //!   [`codedeploy::lifecycle`] that runs each deployment;
+//! - [`cloudwatch`]: metrics, metric math and alarms, over [`protocol::rpc_v2_cbor`] and awsJson1_0;
+//!   the ECS listeners and Lambda invocations record the metrics AWS would publish;
 //! - [`lambda`]: its operations, and the [`lambda::runtime`] host that runs functions as processes
 //!   behind a Runtime API, under Lambda's CPU and memory [`limits`] where asked;
 //! - [`ecs`]: task sets, behind the listeners of [`ecs::traffic`];
@@ -18,6 +21,7 @@
 
 #![deny(missing_docs)]
 
+pub mod cloudwatch;
 pub mod codedeploy;
 pub mod config;
 pub mod control;

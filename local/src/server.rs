@@ -1,5 +1,6 @@
 //! One loopback port for everything: the services, each by its wire protocol (CodeDeploy's
-//! awsJson1_1 on `POST /`, Lambda's restJson1 under `/2015-03-31/functions/`), and the
+//! awsJson1_1 on `POST /`, Lambda's restJson1 under `/2015-03-31/functions/`, CloudWatch's
+//! rpcv2Cbor under `/service/` and awsJson1_0 on `POST /`), and the
 //! [`crate::control`] API under `/_local/`. Point SDKs at it with
 //! `AWS_ENDPOINT_URL=http://127.0.0.1:<port>`.
 
@@ -80,6 +81,7 @@ fn function_environment(addr: SocketAddr) -> BTreeMap<String, String> {
 pub fn router(emulator: Emulator) -> Router {
     Router::new()
         .route("/", post(crate::protocol::serve_root))
+        .route("/service/{service}/operation/{operation}", post(crate::protocol::rpc_v2_cbor::serve))
         .merge(crate::lambda::http::routes())
         .merge(crate::control::routes())
         .with_state(emulator)

@@ -726,6 +726,261 @@ def in_process_responses():
             fail(f"{response['operation']} of a deployment not yet started: {code}")
 
 
+# ---- CloudWatch (rpcv2Cbor through boto3, and raw awsJson1_0) -----------------------------------
+# Self-contained: CloudWatch's responses are CBOR for boto3, and its errors carry awsQuery codes in
+# x-amzn-query-error, so it has its own call and check functions.
+
+MODELS["cloudwatch"] = botocore.session.get_session().get_service_model("cloudwatch")
+CLOUDWATCH_TARGET = "GraniteServiceVersion20100801."
+# Errors any CloudWatch operation may return (CloudWatch's "Common Errors"), by __type: the
+# awsQueryError code it goes with and its HTTP status.
+CLOUDWATCH_GENERIC = {"AccessDeniedException": ("AccessDenied", 400), "ValidationError": ("ValidationError", 400),
+                      "ThrottlingException": ("Throttling", 400), "InternalFailure": (None, 500),
+                      "SerializationException": (None, 400), "UnknownOperationException": (None, 400)}
+
+
+def cloudwatch_cbor(content):
+    """The CBOR body as botocore decodes it (tag 1 becomes a datetime)."""
+    from botocore.parsers import RpcV2CBORParser
+    return RpcV2CBORParser()._initial_body_parse(content) if content else {}
+
+
+def cloudwatch_tagged(shape, value, path, problems):
+    """`value` with its datetimes as epoch seconds; a timestamp member without tag 1, or tag 1 on
+    anything else, is a problem."""
+    kind = shape.type_name
+    if kind == "timestamp":
+        if not isinstance(value, datetime.datetime):
+            problems.append(f"{path}: {value!r:.40} is not CBOR tag 1 (a timestamp)")
+            return value
+        return value.timestamp()
+    if isinstance(value, datetime.datetime):
+        problems.append(f"{path}: tag 1 on a {kind}")
+        return value.timestamp()
+    if kind == "structure" and isinstance(value, dict):
+        names = {n: m for n, m in shape.members.items()}
+        return {k: cloudwatch_tagged(names[k], v, f"{path}.{k}", problems) if k in names else v
+                for k, v in value.items()}
+    if kind == "list" and isinstance(value, list):
+        return [cloudwatch_tagged(shape.member, v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    return value
+
+
+def cloudwatch_check_error(operation, status, headers, raw, code):
+    """__type is modelled (or common), x-amzn-query-error names the model's awsQuery code, and
+    the status is the model's."""
+    model = MODELS["cloudwatch"]
+    modelled = {shape.name: shape for shape in model.operation_model(operation).error_shapes}
+    kind = raw.get("__type")
+    query_header = HeadersDict(headers).get("x-amzn-query-error")
+    if kind in modelled:
+        error = modelled[kind].metadata.get("error", {})
+        query_code, want = error.get("code"), error.get("httpStatusCode", 400)
+    elif kind in CLOUDWATCH_GENERIC:
+        query_code, want = CLOUDWATCH_GENERIC[kind]
+    else:
+        fail(f"cloudwatch {operation}: {kind} is not an error the model has for it")
+        return
+    fault = "Receiver" if want >= 500 else "Sender"
+    if query_code and query_header != f"{query_code};{fault}":
+        fail(f"cloudwatch {operation} {kind}: x-amzn-query-error {query_header!r}, expected {query_code};{fault}")
+    if query_code and code != query_code:
+        fail(f"cloudwatch {operation} {kind}: boto3 read code {code}, the model's awsQuery code is {query_code}")
+    if status != want:
+        fail(f"cloudwatch {operation} {kind}: HTTP {status}, the model says {want}")
+    if not isinstance(raw.get("message"), str):
+        fail(f"cloudwatch {operation} {kind}: no message")
+    errors["cloudwatch", operation] |= {kind, code}
+
+
+def cloudwatch_output(operation, raw, parsed, where):
+    shape = MODELS["cloudwatch"].operation_model(operation).output_shape
+    if shape is not None:
+        for problem in conforms(shape, raw, operation) + agrees(shape, raw, parsed, operation):
+            fail(f"({where}) {problem}")
+
+
+def cloudwatch_call(api, operation, expect=None, **params):
+    """Calls `operation` through boto3, which picks awsJson1_0 from CloudWatch's protocol list
+    (botocore ranks json above smithy-rpc-v2-cbor). With `expect` (an awsQuery code), it must fail so."""
+    try:
+        parsed = getattr(api, botocore.xform_name(operation))(**params)
+    except ClientError as error:
+        http, code = last_response["http"], error.response["Error"]["Code"]
+        if code != expect:
+            fail(f"cloudwatch {operation}: {code} ({error.response['Error']['Message']}), expected {expect or 'success'}")
+        cloudwatch_check_error(operation, http.status_code, http.headers, json_body(http.content, operation), code)
+        return None
+    except BotoCoreError as error:
+        fail(f"cloudwatch {operation}: boto3 could not complete the call: {error}")
+        return None
+    if expect:
+        fail(f"cloudwatch {operation}: succeeded, expected {expect}")
+    cloudwatch_output(operation, json_body(last_response["http"].content, operation), parsed, "boto3")
+    calls["cloudwatch", operation] += 1
+    return parsed
+
+
+def cloudwatch_cbor_call(operation, expect=None, **params):
+    """Calls `operation` over rpcv2Cbor with botocore's own CBOR serializer and parser (what boto3
+    would send if it ranked CBOR first), checking the raw CBOR too: tag 1 exactly on timestamps."""
+    from botocore.serialize import create_serializer
+    model = MODELS["cloudwatch"].operation_model(operation)
+    request = create_serializer("smithy-rpc-v2-cbor", include_validation=False).serialize_to_request(params, model)
+    status, headers, body = raw_request(request["method"], request["url_path"], request["body"],
+                                        dict(request["headers"]))
+    headers = HeadersDict(headers)
+    if headers.get("smithy-protocol") != "rpc-v2-cbor":
+        fail(f"cloudwatch {operation} (rpcv2Cbor): no smithy-protocol: rpc-v2-cbor header")
+    response = {"status_code": status, "headers": headers, "body": body}
+    parsed = create_parser("smithy-rpc-v2-cbor").parse(response, model.output_shape)
+    if status >= 300:
+        code = parsed.get("Error", {}).get("Code")
+        if code != expect:
+            fail(f"cloudwatch {operation} (rpcv2Cbor): HTTP {status} {code}, expected {expect or 'success'}")
+        cloudwatch_check_error(operation, status, headers, cloudwatch_cbor(body), code)
+        return None
+    if expect:
+        fail(f"cloudwatch {operation} (rpcv2Cbor): succeeded, expected {expect}")
+    if headers.get("content-type") != "application/cbor":
+        fail(f"cloudwatch {operation} (rpcv2Cbor): content type {headers.get('content-type')}")
+    if model.output_shape is not None:
+        problems = []
+        raw = cloudwatch_tagged(model.output_shape, cloudwatch_cbor(body), operation, problems)
+        for problem in problems:
+            fail(problem)
+        cloudwatch_output(operation, raw, parsed, "rpcv2Cbor")
+    calls["cloudwatch", operation] += 1
+    return parsed
+
+
+def cloudwatch_raw(operation, document, expect=None):
+    """The same operation over awsJson1_0: the body is checked against the output shape and parsed
+    with botocore's json parser; an error must parse to the awsQuery code `expect`."""
+    headers = {"X-Amz-Target": CLOUDWATCH_TARGET + operation, "Content-Type": "application/x-amz-json-1.0"}
+    status, response_headers, body = raw_request("POST", "/", json.dumps(document).encode(), headers)
+    model = MODELS["cloudwatch"]
+    op = model.operation_model(operation)
+    response = {"status_code": status, "headers": HeadersDict(response_headers), "body": body}
+    parsed = create_parser("json").parse(response, op.output_shape)
+    if status >= 300:
+        code = parsed.get("Error", {}).get("Code")
+        if code != expect:
+            fail(f"cloudwatch {operation} (awsJson1_0): HTTP {status} {code} ({body[:120]!r}), expected {expect}")
+        cloudwatch_check_error(operation, status, response_headers, json_body(body, operation), code)
+        return None
+    if expect:
+        fail(f"cloudwatch {operation} (awsJson1_0): succeeded, expected {expect}")
+    if HeadersDict(response_headers).get("content-type") != "application/x-amz-json-1.0":
+        fail(f"cloudwatch {operation} (awsJson1_0): content type {response_headers.get('content-type')}")
+    raw = json_body(body, operation)
+    if op.output_shape is not None:
+        for problem in conforms(op.output_shape, raw, operation) + agrees(op.output_shape, raw, parsed, operation):
+            fail(f"(awsJson1_0) {problem}")
+    return raw
+
+
+def cloudwatch_scenario():
+    cw, loose = client("cloudwatch"), client("cloudwatch", validate=False)
+    cloudwatch_rehearsal("Fidelity-json", lambda operation, expect=None, **params:
+                         cloudwatch_call(loose if expect == "MissingParameter" else cw, operation, expect, **params))
+    cloudwatch_rehearsal("Fidelity-cbor", cloudwatch_cbor_call)
+    cloudwatch_json_requests()
+
+
+def cloudwatch_rehearsal(namespace, send):
+    """Metrics, math, alarms and errors through `send(operation, expect=None, **params)`."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    minute = now.replace(second=0, microsecond=0) - datetime.timedelta(minutes=3)
+    dims = [{"Name": "Service", "Value": "fidelity"}]
+    send("PutMetricData", Namespace=namespace, MetricData=[
+        {"MetricName": "Requests", "Dimensions": dims, "Timestamp": minute, "Values": [1.0, 2.0], "Counts": [3.0, 1.0]},
+        {"MetricName": "Errors", "Dimensions": dims, "Timestamp": minute, "Value": 1.0, "Unit": "Count"},
+        {"MetricName": "Latency", "Dimensions": dims, "Timestamp": minute,
+         "StatisticValues": {"SampleCount": 2.0, "Sum": 3.0, "Minimum": 1.0, "Maximum": 2.0}}])
+    metric = lambda name: {"Namespace": namespace, "MetricName": name, "Dimensions": dims}
+    queries = [
+        {"Id": "requests", "MetricStat": {"Metric": metric("Requests"), "Period": 60, "Stat": "Sum"}, "ReturnData": False},
+        {"Id": "errors", "MetricStat": {"Metric": metric("Errors"), "Period": 60, "Stat": "Sum"}},
+        {"Id": "p50", "MetricStat": {"Metric": metric("Requests"), "Period": 60, "Stat": "p50"}},
+        {"Id": "ratio", "Expression": "100 * errors / requests", "Label": "error rate"},
+    ]
+    window = {"StartTime": minute - datetime.timedelta(minutes=5), "EndTime": now + datetime.timedelta(minutes=1)}
+    got = send("GetMetricData", MetricDataQueries=queries, **window)
+    if got:
+        values = {r["Id"]: r["Values"] for r in got["MetricDataResults"]}
+        if values != {"errors": [1.0], "p50": [1.0], "ratio": [20.0]}:
+            fail(f"cloudwatch GetMetricData: values {values}")
+        if got["MetricDataResults"][0]["Timestamps"] != [minute]:
+            fail(f"cloudwatch GetMetricData: timestamps {got['MetricDataResults'][0]['Timestamps']}, expected [{minute}]")
+    send("PutMetricAlarm", AlarmName=namespace + "-errors", Namespace=namespace, MetricName="Errors",
+                    Dimensions=dims, Statistic="Sum", Period=60, EvaluationPeriods=2, DatapointsToAlarm=1,
+                    Threshold=0.5, ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching",
+                    AlarmDescription="errors of the fidelity service")
+    send("PutMetricAlarm", AlarmName=namespace + "-ratio", Metrics=[queries[0], dict(queries[1], ReturnData=False),
+        {"Id": "ratio", "Expression": "100 * errors / requests", "ReturnData": True}],
+        EvaluationPeriods=1, Threshold=10.0, ComparisonOperator="GreaterThanOrEqualToThreshold")
+    send("PutMetricAlarm", AlarmName=namespace + "-p99", Namespace=namespace, MetricName="Latency",
+                    ExtendedStatistic="p99", Period=300, EvaluationPeriods=1, Threshold=1.0,
+                    ComparisonOperator="LessThanThreshold")
+    send("SetAlarmState", AlarmName=namespace + "-errors", StateValue="ALARM", StateReason="fidelity",
+                    StateReasonData='{"checked": true}')
+    send("DescribeAlarms", AlarmNamePrefix=namespace)
+    send("DescribeAlarms", AlarmNames=[namespace + "-errors"], StateValue="ALARM", MaxRecords=1)
+    send("DescribeAlarmHistory", AlarmName=namespace + "-errors")
+    send("DescribeAlarmHistory", HistoryItemType="ConfigurationUpdate", ScanBy="TimestampAscending",
+                    StartDate=now - datetime.timedelta(minutes=5), EndDate=now + datetime.timedelta(minutes=5))
+
+    # Errors, each as the model has it.
+    send("PutMetricData", "InvalidParameterCombination", Namespace=namespace,
+                    MetricData=[{"MetricName": "M", "Value": 1.0, "Values": [1.0]}])
+    send("PutMetricData", "InvalidParameterValue", Namespace="AWS/" + namespace,
+                    MetricData=[{"MetricName": "M", "Value": 1.0}])
+    send("PutMetricData", "MissingParameter", Namespace=namespace, MetricData=[{"Value": 1.0}])
+    send("GetMetricData", "InvalidNextToken", MetricDataQueries=queries[1:2], NextToken="forged", **window)
+    send("GetMetricData", "ValidationError", MetricDataQueries=[dict(queries[1], Id="Upper")], **window)
+    send("DescribeAlarms", "InvalidNextToken", NextToken="forged")
+    send("DescribeAlarmHistory", "InvalidNextToken", NextToken="forged")
+    send("SetAlarmState", "ResourceNotFound", AlarmName="nope", StateValue="OK", StateReason="x")
+    send("SetAlarmState", "InvalidFormat", AlarmName=namespace + "-errors", StateValue="OK",
+                    StateReason="x", StateReasonData="not json")
+    control("faults", {"denied": ["DescribeAlarms"]})
+    send("DescribeAlarms", "AccessDenied")
+    control("faults", {})
+
+
+
+def cloudwatch_json_requests():
+    """Hand-written awsJson1_0 requests, each answer checked and parsed with botocore's json parser."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    minute = now.replace(second=0, microsecond=0) - datetime.timedelta(minutes=3)
+    dims = [{"Name": "Service", "Value": "fidelity"}]
+    metric = lambda name: {"Namespace": "Fidelity", "MetricName": name, "Dimensions": dims}
+    queries = [
+        {"Id": "requests", "MetricStat": {"Metric": metric("Requests"), "Period": 60, "Stat": "Sum"}, "ReturnData": False},
+        {"Id": "ratio", "Expression": "100 * requests / requests"},
+    ]
+    # The same handlers over awsJson1_0.
+    stamp = minute.timestamp()
+    cloudwatch_raw("PutMetricData", {"Namespace": "Fidelity", "MetricData": [
+        {"MetricName": "Requests", "Dimensions": dims, "Timestamp": stamp, "Value": 1.0}]})
+    raw = cloudwatch_raw("GetMetricData", {"MetricDataQueries": queries, "StartTime": stamp - 300,
+                                           "EndTime": now.timestamp() + 60, "ScanBy": "TimestampAscending"})
+    if raw and not all(isinstance(t, (int, float)) for r in raw["MetricDataResults"] for t in r["Timestamps"]):
+        fail("cloudwatch GetMetricData (awsJson1_0): timestamps are not epoch seconds")
+    cloudwatch_raw("PutMetricAlarm", {"AlarmName": "fidelity-json", "Namespace": "Fidelity", "MetricName": "Requests",
+                                      "Statistic": "Average", "Period": 60, "EvaluationPeriods": 1, "Threshold": 1,
+                                      "ComparisonOperator": "GreaterThanThreshold"})
+    cloudwatch_raw("SetAlarmState", {"AlarmName": "fidelity-json", "StateValue": "ALARM", "StateReason": "raw"})
+    cloudwatch_raw("DescribeAlarms", {"AlarmNames": ["fidelity-json"]})
+    cloudwatch_raw("DescribeAlarmHistory", {"AlarmName": "fidelity-json"})
+    cloudwatch_raw("SetAlarmState", {"AlarmName": "nope", "StateValue": "OK", "StateReason": "x"}, "ResourceNotFound")
+    cloudwatch_raw("PutMetricData", {"Namespace": "Fidelity", "MetricData": [{"MetricName": "M"}]},
+                   "InvalidParameterCombination")
+    cloudwatch_raw("GetMetricData", {"MetricDataQueries": queries, "StartTime": stamp, "EndTime": stamp - 1},
+                   "ValidationError")
+
+
 def main():
     served = json.loads(os.environ["FIDELITY_OPERATIONS"])
     for service, operations in served.items():
@@ -740,6 +995,10 @@ def main():
         elbv2_scenario()
     except Exception:
         fail("the ELBv2 scenario stopped early:\n" + traceback.format_exc())
+    try:
+        cloudwatch_scenario()
+    except Exception:
+        fail("the CloudWatch scenario stopped early:\n" + traceback.format_exc())
     in_process_responses()
 
     # Coverage: every served operation answered, every error code in the sources seen.

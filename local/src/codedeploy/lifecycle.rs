@@ -31,6 +31,9 @@ enum Interruption {
     Stopped { auto_rollback: bool },
     /// An alarm of the group went off.
     Alarm(String),
+    /// An alarm of the group has no state to read: CloudWatch has no alarm of that name, and the
+    /// group does not set `ignorePollAlarmFailure`.
+    AlarmUnavailable(String),
 }
 
 impl Emulator {
@@ -252,7 +255,26 @@ impl Emulator {
         if !group.alarms_enabled {
             return None;
         }
-        group.alarms.iter().find(|a| state.alarms_raised.contains(*a)).map(|a| Interruption::Alarm(a.clone()))
+        let ignore_unavailable = group
+            .request
+            .get("alarmConfiguration")
+            .and_then(|c| c.get("ignorePollAlarmFailure"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        // CodeDeploy polls CloudWatch for each alarm: ALARM stops the deployment; an alarm whose
+        // state cannot be read stops it too unless ignorePollAlarmFailure says to go on. A name
+        // raised by the control API's override counts as in ALARM.
+        group.alarms.iter().find_map(|alarm| {
+            if state.alarms_raised.contains(alarm) {
+                return Some(Interruption::Alarm(alarm.clone()));
+            }
+            match self.alarm_state(alarm) {
+                Some(crate::cloudwatch::alarms::AlarmState::Alarm) => Some(Interruption::Alarm(alarm.clone())),
+                Some(_) => None,
+                None if ignore_unavailable => None,
+                None => Some(Interruption::AlarmUnavailable(alarm.clone())),
+            }
+        })
     }
 
     async fn end_early(&self, id: &str, index: usize, interruption: Interruption) {
@@ -268,6 +290,15 @@ impl Emulator {
                 DeploymentStatus::Stopped,
                 "ALARM_ACTIVE",
                 format!("alarm {alarm} went off during {event}"),
+                "DEPLOYMENT_STOP_ON_ALARM",
+            ),
+            Interruption::AlarmUnavailable(alarm) => (
+                DeploymentStatus::Stopped,
+                "ALARM_ACTIVE",
+                format!(
+                    "the state of alarm {alarm} could not be retrieved from CloudWatch (no such alarm) during {event}; \
+                     set alarmConfiguration.ignorePollAlarmFailure to go on without it"
+                ),
                 "DEPLOYMENT_STOP_ON_ALARM",
             ),
         };

@@ -1,5 +1,5 @@
 //! Production traffic during a scenario: the clients' requests, what they saw, the samples
-//! the picture draws, and the alarm the alarm scenario raises.
+//! the picture draws, and the failure the alarm scenario brings on green.
 
 use super::*;
 
@@ -92,11 +92,14 @@ pub(super) async fn sample(
     samples
 }
 
-/// Waits for the canary step, then raises the group's alarm, as a spike of errors would.
-pub(super) async fn raise_alarm_during_canary(
+/// Waits for the canary step, then makes green answer 500 (drops its failure flag), as a
+/// release that breaks under production load would; the group's CloudWatch alarm, on green's
+/// 5xx share, then goes off on the data.
+pub(super) async fn fail_green_during_canary(
     emulator: Emulator,
     mut record: tokio::sync::broadcast::Receiver<RecordEntry>,
     deployment_id: String,
+    flag: std::path::PathBuf,
 ) {
     loop {
         match record.recv().await {
@@ -111,7 +114,9 @@ pub(super) async fn raise_alarm_during_canary(
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
-    // Halfway through the five-minute canary, so green has served its share by then.
-    tokio::time::sleep(emulator.scale().apply(Duration::from_secs(150))).await;
-    emulator.set_alarm(ALARM, true);
+    // A minute and a half into the five-minute canary, so green has served some good answers.
+    tokio::time::sleep(emulator.scale().apply(Duration::from_secs(90))).await;
+    if let Err(err) = std::fs::write(&flag, b"") {
+        tracing::error!(flag = %flag.display(), error = %err, "cannot make green fail");
+    }
 }

@@ -42,7 +42,7 @@ const LOAD_INTERVAL: Duration = Duration::from_millis(25);
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
 /// The ECS service the drill deploys.
 const ECS_SERVICE: &str = "drill:checkout";
-/// The alarm the alarm scenario raises.
+/// The group's CloudWatch alarm, on the new version's errors (see `setup::define_alarm`).
 const ALARM: &str = "checkout-errors";
 /// The Lambda function the drill deploys.
 const FUNCTION: &str = "checkout";
@@ -252,6 +252,8 @@ pub async fn run_scenario(setup: &DrillSetup, scenario: ScenarioName) -> Result<
     let plans_dir = out_dir.join("plans");
     std::fs::create_dir_all(plans_dir.join("schemas"))
         .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    // A flag left by an earlier run would fail green from its first request.
+    let _ = std::fs::remove_file(green_failure_flag(&plans_dir));
     let config = local_config(setup, scenario, &plans_dir);
     let server = Server::start(config, setup.scale, 0, Some(out_dir.join("logs"))).await.map_err(|e| e.to_string())?;
     let result = drive(setup, scenario, &server, &plans_dir, started).await;
@@ -273,6 +275,7 @@ async fn drive(
     let printer = setup.live.then(|| tokio::spawn(print_timeline(emulator.subscribe(), started)));
     // Subscribed before the deployment exists, so the canary's first shift cannot be missed.
     let record = emulator.subscribe();
+    define_alarm(emulator, scenario)?;
     let deployment_id = create_deployment(emulator, scenario)?;
     let stop = Arc::new(AtomicBool::new(false));
     let counts = Arc::new(std::sync::Mutex::new(BlastRadius::default()));
@@ -281,8 +284,10 @@ async fn drive(
     let sampler = tokio::spawn(sample(emulator.clone(), deployment_id.clone(), counts.clone(), stop.clone(), started));
     // Its own task: if the deployment ends before any canary (a hook failed), the drill must
     // not wait for one.
-    let alarm = (scenario == ScenarioName::EcsAlarmRollback)
-        .then(|| tokio::spawn(raise_alarm_during_canary(emulator.clone(), record, deployment_id.clone())));
+    let alarm = (scenario == ScenarioName::EcsAlarmRollback).then(|| {
+        let flag = green_failure_flag(plans_dir);
+        tokio::spawn(fail_green_during_canary(emulator.clone(), record, deployment_id.clone(), flag))
+    });
     let limit = setup.scale.apply(crate::emulator::HOOK_REPORT_LIMIT) * 3 + Duration::from_secs(30);
     let finished = emulator.wait_until_complete(&deployment_id, limit).await;
     if let Some(alarm) = alarm {

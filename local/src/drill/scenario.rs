@@ -65,7 +65,8 @@ impl ScenarioName {
             Self::LambdaCanary => ("1", "2"),
             Self::LambdaBrokenVersion => ("1", "3"),
             Self::EcsContractBreak => ("checkout:1", "checkout:2"),
-            Self::EcsCanary | Self::EcsAlarmRollback => ("checkout:1", "checkout:3"),
+            Self::EcsCanary => ("checkout:1", "checkout:3"),
+            Self::EcsAlarmRollback => ("checkout:1", "checkout:4"),
         }
     }
 

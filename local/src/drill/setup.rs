@@ -44,10 +44,24 @@ pub(super) fn local_config(setup: &DrillSetup, scenario: ScenarioName, plans_dir
     let service = |shape: &str| {
         process(vec![bin("checkout-service"), "--port".into(), "{port}".into(), "--shape".into(), shape.into()], &[])
     };
+    // checkout:4 is checkout:3 behind a wrapper that answers 500 once the drill drops the
+    // failure flag: a release that breaks under production load after passing its tests.
+    let failing = process(
+        vec![
+            "python3".into(),
+            "-c".into(),
+            FAILING_GREEN.into(),
+            "{port}".into(),
+            bin("checkout-service"),
+            green_failure_flag(plans_dir).display().to_string(),
+        ],
+        &[],
+    );
     let task_definitions = BTreeMap::from([
         ("checkout:1".to_owned(), service("cents")),
         ("checkout:2".to_owned(), service("minor-units")),
         ("checkout:3".to_owned(), service("both")),
+        ("checkout:4".to_owned(), failing),
     ]);
     let mut ecs_services = BTreeMap::new();
     if !scenario.is_lambda() {
@@ -62,6 +76,83 @@ pub(super) fn local_config(setup: &DrillSetup, scenario: ScenarioName, plans_dir
         );
     }
     LocalConfig { functions, task_definitions, ecs_services }
+}
+
+/// Where the drill drops the flag that makes checkout:4 answer 500.
+pub(super) fn green_failure_flag(plans_dir: &Path) -> std::path::PathBuf {
+    plans_dir.join("green-answers-5xx")
+}
+
+/// checkout:4: runs `checkout-service --shape both` on a free port and forwards GETs to it,
+/// answering 500 instead while the flag file exists. Arguments: port, binary, flag file.
+const FAILING_GREEN: &str = r#"
+import ctypes, http.server, os, signal, socket, subprocess, sys, time, urllib.error, urllib.request
+port, binary, flag = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+probe = socket.socket(); probe.bind(("127.0.0.1", 0)); inner = probe.getsockname()[1]; probe.close()
+def die_with_parent():
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+child = subprocess.Popen([binary, "--port", str(inner), "--shape", "both"], preexec_fn=die_with_parent)
+for _ in range(400):
+    try:
+        socket.create_connection(("127.0.0.1", inner), 0.1).close()
+        break
+    except OSError:
+        time.sleep(0.025)
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if os.path.exists(flag):
+            status, body, headers = 500, b'{"message": "internal error"}', {"content-type": "application/json"}
+        else:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{inner}{self.path}", timeout=5) as reply:
+                    status, body, headers = reply.status, reply.read(), reply.headers
+            except urllib.error.HTTPError as error:
+                status, body, headers = error.code, error.read(), error.headers
+        self.send_response(status)
+        for name in ("content-type", "x-checkout-shape"):
+            if headers.get(name):
+                self.send_header(name, headers.get(name))
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+signal.signal(signal.SIGTERM, lambda *args: sys.exit(0))
+try:
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+finally:
+    child.kill()
+"#;
+
+/// Defines the group's alarm in CloudWatch, on the metrics the new version produces: for ECS,
+/// green's share of 5xx answers (metric math on `AWS/ApplicationELB`) above 10% in a minute; for
+/// Lambda, any error of the new version behind the alias (`AWS/Lambda`, by ExecutedVersion).
+/// The alarm goes off because of the data, as it would in AWS.
+pub(super) fn define_alarm(emulator: &Emulator, scenario: ScenarioName) -> Result<(), String> {
+    let (_, new) = scenario.versions();
+    let alarm = if scenario.is_lambda() {
+        json!({"AlarmName": ALARM, "Namespace": "AWS/Lambda", "MetricName": "Errors",
+            "Dimensions": [{"Name": "FunctionName", "Value": FUNCTION}, {"Name": "Resource", "Value": format!("{FUNCTION}:live")},
+                           {"Name": "ExecutedVersion", "Value": new}],
+            "Statistic": "Sum", "Period": 60, "EvaluationPeriods": 1, "Threshold": 0.0,
+            "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching"})
+    } else {
+        let dimensions = json!([
+            {"Name": "TargetGroup", "Value": crate::elbv2::target_group(ECS_SERVICE, TaskSetLabel::Green).dimension},
+            {"Name": "LoadBalancer", "Value": crate::elbv2::load_balancer(ECS_SERVICE).dimension}]);
+        let metric = |id: &str, name: &str| {
+            json!({"Id": id, "ReturnData": false, "MetricStat": {"Period": 60, "Stat": "Sum",
+            "Metric": {"Namespace": "AWS/ApplicationELB", "MetricName": name, "Dimensions": dimensions}}})
+        };
+        json!({"AlarmName": ALARM, "Metrics": [metric("errors", "HTTPCode_Target_5XX_Count"), metric("requests", "RequestCount"),
+                {"Id": "share", "Expression": "100 * errors / requests", "Label": "green 5xx %", "ReturnData": true}],
+            "EvaluationPeriods": 1, "Threshold": 10.0, "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching"})
+    };
+    let input = alarm.as_object().cloned().unwrap_or_default();
+    crate::cloudwatch::alarms::put_metric_alarm(emulator, &input)
+        .map(|_| ())
+        .map_err(|e| format!("PutMetricAlarm: {e}"))
 }
 
 /// The Lambda hooks and the events they serve.

@@ -129,13 +129,25 @@ pub struct EcsService {
 }
 
 impl EcsService {
-    /// Starts the blue task set and both listeners, all traffic on blue.
-    pub async fn start(name: &str, config: &EcsServiceConfig, blue: &ProcessConfig) -> Result<Self, EcsError> {
+    /// Starts the blue task set and both listeners, all traffic on blue. Every request through
+    /// either listener is recorded in `metrics` as the service's load balancer metrics.
+    pub async fn start(
+        name: &str,
+        config: &EcsServiceConfig,
+        blue: &ProcessConfig,
+        metrics: &crate::cloudwatch::store::Metrics,
+    ) -> Result<Self, EcsError> {
         let blue = TaskSet::start(&config.task_definition, blue).await?;
+        let recorder = crate::cloudwatch::recording::AlbRecorder::new(metrics.clone(), name);
         let listener = |kind: &str, port: u16| {
             let label = format!("{name} {kind}");
             let addr = blue.addr;
-            async move { Listener::bind(&label, port, addr).await.map_err(|source| EcsError::Listener { label, source }) }
+            let recorder = recorder.clone();
+            async move {
+                Listener::bind_recording(&label, port, addr, Some(recorder))
+                    .await
+                    .map_err(|source| EcsError::Listener { label, source })
+            }
         };
         let production = listener("production", config.production_port).await?;
         let test = listener("test", config.test_port).await?;

@@ -3,7 +3,9 @@
 //! An ECS blue/green deployment moves traffic by changing load-balancer listener weights between the
 //! original (blue) and replacement (green) task sets. Here each listener is a small reverse proxy whose
 //! weights the lifecycle engine moves the same way, so a load generator pointed at a listener sees what
-//! real clients would see, and can tell from [`TASK_SET_HEADER`] which task set answered.
+//! real clients would see, and can tell from [`TASK_SET_HEADER`] which task set answered. A listener
+//! bound with [`Listener::bind_recording`] also records every request as the load balancer's
+//! CloudWatch metrics ([`crate::cloudwatch::recording`]).
 
 use std::error::Error as _;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -20,6 +22,8 @@ use axum::http::{StatusCode, uri::PathAndQuery};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 use tracing::{info, warn};
+
+use crate::cloudwatch::recording::{AlbRecorder, ListenerOutcome};
 
 /// Response header naming the task set that answered (`Blue` or `Green`), so a load generator can
 /// attribute every response, errors included, to a version.
@@ -84,12 +88,24 @@ struct Shared {
     blue: AtomicU64,
     green: AtomicU64,
     upstream_errors: AtomicU64,
+    recorder: Option<AlbRecorder>,
 }
 
 impl Listener {
     /// Binds `127.0.0.1:port` (0 picks a free port) and forwards every request to `blue`, as a
     /// listener does before any deployment starts.
     pub async fn bind(name: &str, port: u16, blue: SocketAddr) -> std::io::Result<Self> {
+        Self::bind_recording(name, port, blue, None).await
+    }
+
+    /// As [`Listener::bind`], recording every request in `recorder` as the load balancer's
+    /// CloudWatch metrics (`AWS/ApplicationELB`).
+    pub async fn bind_recording(
+        name: &str,
+        port: u16,
+        blue: SocketAddr,
+        recorder: Option<AlbRecorder>,
+    ) -> std::io::Result<Self> {
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
@@ -106,6 +122,7 @@ impl Listener {
             blue: AtomicU64::new(0),
             green: AtomicU64::new(0),
             upstream_errors: AtomicU64::new(0),
+            recorder,
         });
         let (stop, mut stopped) = watch::channel(false);
         let app = Router::new().fallback(forward).with_state(Arc::clone(&shared));
@@ -206,7 +223,16 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         return (StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
     };
     let (label, upstream) = shared.routing.lock().unwrap_or_else(PoisonError::into_inner).pick();
-    let mut response = match shared.call(upstream, parts, body).await {
+    let started = std::time::Instant::now();
+    let result = shared.call(upstream, parts, body).await;
+    if let Some(recorder) = &shared.recorder {
+        let outcome = match &result {
+            Ok(response) => ListenerOutcome::Target { status: response.status().as_u16(), elapsed: started.elapsed() },
+            Err(_) => ListenerOutcome::Listener,
+        };
+        recorder.request(label, outcome);
+    }
+    let mut response = match result {
         Ok(response) => {
             let counter = match label {
                 TaskSetLabel::Blue => &shared.blue,

@@ -66,6 +66,15 @@ impl InvokeResponse {
     }
 }
 
+/// How an invocation named what it runs.
+#[derive(Debug, Clone)]
+struct Invoked {
+    /// The qualifier named, if any.
+    qualifier: Option<String>,
+    /// Whether it is an alias.
+    alias: bool,
+}
+
 fn invalid_parameter(message: String) -> ApiError {
     ApiError::client("InvalidParameterValueException", message)
 }
@@ -158,7 +167,8 @@ impl Emulator {
         payload: Bytes,
     ) -> Result<InvokeResponse, ApiError> {
         let function = self.resolve(function_name, qualifier)?;
-        let mut response = self.run_invocation(&function, payload, "RequestResponse", 1).await;
+        let invoked = self.invoked_as(function_name, qualifier);
+        let mut response = self.run_invocation(&function, &invoked, payload, "RequestResponse", 1).await;
         if let Some(claimed) = self.faults().executed_versions.get(&function.function_name) {
             response.executed_version.clone_from(claimed);
         }
@@ -168,11 +178,12 @@ impl Emulator {
     /// Queues an invocation (Event), retried twice on failure as Lambda does. Returns at once.
     pub fn invoke_async(&self, function_name: &str, qualifier: Option<&str>, payload: Bytes) -> Result<(), ApiError> {
         let function = self.resolve(function_name, qualifier)?;
+        let invoked = self.invoked_as(function_name, qualifier);
         let emulator = self.clone();
         tokio::spawn(async move {
             let attempts = 1 + ASYNC_RETRY_DELAYS_MINUTES.len() as u32;
             for attempt in 1..=attempts {
-                let response = emulator.run_invocation(&function, payload.clone(), "Event", attempt).await;
+                let response = emulator.run_invocation(&function, &invoked, payload.clone(), "Event", attempt).await;
                 if response.invocation.outcome == InvokeOutcome::Response {
                     return;
                 }
@@ -185,9 +196,21 @@ impl Emulator {
         Ok(())
     }
 
+    /// The qualifier an invocation named (in the FunctionName or the Qualifier) and whether it is
+    /// an alias: what Lambda's metrics call the `Resource`.
+    fn invoked_as(&self, function_name: &str, qualifier: Option<&str>) -> Invoked {
+        let (name, from_name) = split_function_name(function_name).unwrap_or_default();
+        let qualifier = from_name.or(qualifier.map(str::to_owned));
+        let alias = qualifier.as_ref().is_some_and(|q| {
+            self.state().functions.get(&name).is_some_and(|function| function.aliases.contains_key(q))
+        });
+        Invoked { qualifier, alias }
+    }
+
     async fn run_invocation(
         &self,
         function: &FunctionVersion,
+        invoked: &Invoked,
         payload: Bytes,
         invocation_type: &'static str,
         attempt: u32,
@@ -195,6 +218,15 @@ impl Emulator {
         // Hook invocations carry their deployment id; recording it ties them to the deployment.
         let deployment_id = serde_json::from_slice::<Value>(&payload).ok().as_ref().and_then(deployment_of_event);
         let invocation = self.runtime().invoke(function, payload).await;
+        crate::cloudwatch::recording::lambda_invocation(
+            self.metrics(),
+            &function.function_name,
+            invoked.qualifier.as_deref(),
+            &function.version,
+            invoked.alias,
+            invocation.outcome != InvokeOutcome::Response,
+            invocation.duration,
+        );
         self.record(
             deployment_id.as_deref(),
             Happening::Invocation {

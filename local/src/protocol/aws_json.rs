@@ -1,5 +1,6 @@
 //! awsJson1_0 and awsJson1_1: `POST /` with `X-Amz-Target: <Service>.<Operation>` and a JSON
-//! body. The two versions differ only in their content type. The request is parsed here once and
+//! body. The two versions differ only in their content type (awsJson1_1: CodeDeploy; awsJson1_0:
+//! CloudWatch). The request is parsed here once and
 //! handed to the service its target prefix names.
 
 use axum::body::Bytes;
@@ -41,11 +42,32 @@ pub fn error(version: Version, error: ApiError) -> Response {
     super::response(error.status, Some(error.code), version.content_type(), &body)
 }
 
+/// An error of an awsQueryCompatible service: also `x-amzn-query-error: <code>;Sender` (or
+/// `Receiver` for 5xx) when `query_error_code` knows the error's awsQueryError code.
+pub fn query_compatible_error(
+    version: Version,
+    error: ApiError,
+    query_error_code: fn(&str) -> Option<&'static str>,
+) -> Response {
+    let header = query_error_code(error.code).map(|code| {
+        let fault = if error.status.is_server_error() { "Receiver" } else { "Sender" };
+        format!("{code};{fault}")
+    });
+    let mut response = self::error(version, error);
+    if let Some(value) = header.and_then(|h| axum::http::HeaderValue::from_str(&h).ok()) {
+        response.headers_mut().insert("x-amzn-query-error", value);
+    }
+    response
+}
+
 /// Serves `POST /`: the service is the target's prefix, the operation what follows it.
 pub async fn serve(State(emulator): State<Emulator>, headers: HeaderMap, body: Bytes) -> Response {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let (version, operation) = match target.split_once('.') {
         Some((crate::codedeploy::TARGET_SERVICE, operation)) => (Version::V1_1, operation),
+        Some((crate::cloudwatch::TARGET_SERVICE, operation)) => {
+            return serve_cloudwatch(&emulator, operation, &body).await;
+        }
         _ => {
             let message = format!("X-Amz-Target {target:?} names no operation of a service served here");
             return error(Version::V1_1, ApiError::client("UnknownOperationException", message));
@@ -62,5 +84,29 @@ pub async fn serve(State(emulator): State<Emulator>, headers: HeaderMap, body: B
     match crate::codedeploy::serve(&emulator, operation, &input).await {
         Ok(output) => ok(version, &output),
         Err(err) => error(version, err),
+    }
+}
+
+/// Serves CloudWatch's awsJson1_0, whose errors also carry `x-amzn-query-error`.
+async fn serve_cloudwatch(emulator: &Emulator, operation: &str, body: &[u8]) -> Response {
+    let version = Version::V1_0;
+    let code = crate::cloudwatch::query_error_code;
+    let input: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(input) => input,
+            Err(err) => {
+                return query_compatible_error(
+                    version,
+                    ApiError::client("SerializationException", err.to_string()),
+                    code,
+                );
+            }
+        }
+    };
+    match crate::cloudwatch::serve(emulator, operation, &input).await {
+        Ok(output) => ok(version, &output),
+        Err(err) => query_compatible_error(version, err, code),
     }
 }

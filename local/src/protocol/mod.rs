@@ -5,12 +5,14 @@
 //! - [`rest_json`]: operations on paths, errors with their own HTTP status (restJson1 for Lambda).
 //! - [`aws_query`]: `POST /` with a form-encoded `Action=…&Version=…` body and XML answers
 //!   (awsQuery for Elastic Load Balancing v2).
+//! - [`rpc_v2_cbor`]: `POST /service/<Service>/operation/<Operation>` with CBOR (CloudWatch).
 //!
 //! awsJson and awsQuery share `POST /`; [`serve_root`] tells them apart by the content type.
 
 pub mod aws_json;
 pub mod aws_query;
 pub mod rest_json;
+pub mod rpc_v2_cbor;
 
 use axum::body::Bytes;
 use axum::extract::State;
