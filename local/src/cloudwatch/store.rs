@@ -89,7 +89,7 @@ impl Metrics {
         }
     }
 
-    /// Records `count` observations of `value` now.
+    /// Records one observation of `value` now.
     pub fn record(&self, key: MetricKey, value: f64) {
         self.put(key, Sample { at: SystemTime::now(), observation: Observation::Value { value, count: 1.0 } });
     }
