@@ -8,7 +8,8 @@ Asserts that
 - the appspec examples name, for each lifecycle event, the hook that serves it, as the prod stack
   of samconfig.toml names it;
 - no IAM statement grants a wildcard action, and Resource "*" appears only for actions that IAM
-  cannot scope to a resource (per cfn-lint's copy of the Service Authorization Reference);
+  cannot scope to a resource (per cfn-lint's copy of the Service Authorization Reference), or
+  that a hook needs account-wide (ACCOUNT_WIDE, each with why);
 - each hook role reads only the deployment group its hooks serve (when it reads one), and only
   the Lambda hooks may call the sample function (and only it, with its versions and aliases).
 
@@ -85,6 +86,12 @@ def as_list(value):
     return value if isinstance(value, list) else [value]
 
 
+# Actions IAM could scope that a hook needs account-wide, with why. GetMetricData's only resource
+# type is the account's CloudWatch dataset, which names no metric: AWS's own CloudWatch policies
+# grant it on "*", and a narrower grant could only deny the queries a plan makes.
+ACCOUNT_WIDE = {"cloudwatch:getmetricdata"}
+
+
 def iam_resource_types():
     """action (lower case, "service:action") -> resource types it can be scoped to."""
     data = json.loads(
@@ -135,7 +142,13 @@ class Resolver:
             if fn == "Fn::Sub":
                 text, variables = (arg, {}) if isinstance(arg, str) else arg
                 local = {k: self.resolve(v) for k, v in variables.items()}
-                return re.sub(r"\$\{([^}!]+)\}", lambda m: local.get(m[1], self.values.get(m[1], m[0])), text)
+                # ${!Literal} is Sub's escape: it becomes ${Literal}, as plan variables need.
+                def value(m):
+                    if m[1].startswith("!"):
+                        return "${" + m[1][1:] + "}"
+                    return local.get(m[1], self.values.get(m[1], m[0]))
+
+                return re.sub(r"\$\{([^}]+)\}", value, text)
         raise ValueError(f"cannot resolve {node!r}")
 
 
@@ -288,7 +301,7 @@ def check_statement_shapes(cfn, problems):
             for action in actions:
                 if action not in resource_types:
                     problems.add(f"{where}: unknown action {action!r} on Resource \"*\"")
-                elif resource_types[action]:
+                elif resource_types[action] and action not in ACCOUNT_WIDE:
                     problems.add(
                         f"{where}: {action} on Resource \"*\", but IAM can scope it to {', '.join(resource_types[action])}"
                     )

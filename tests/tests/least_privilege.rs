@@ -8,7 +8,8 @@
 //! to its IAM action with the SDK's own tables (the fluent method → operation name, the service's
 //! signing name → the IAM prefix). A call in `shared/src/checks/<kind>.rs` (or `checks/<kind>/`),
 //! where `<kind>` is one of the plan schema's check kinds (`http`, `invoke`, `metric`, `alarms`), is
-//! needed by a hook only when its plan has a `<kind>` check; a call in `hooks/<package>` only by that hook; every
+//! needed by a hook only when its plan has a `<kind>` check (by ECS hooks only, for a call in
+//! `checks/<kind>/ecs.rs`); a call in `hooks/<package>` only by that hook; every
 //! other call by every hook. What the template grants comes from tests/deploy/check_template.py,
 //! which reads each hook's role after the SAM transform, as CloudFormation will see it.
 
@@ -31,12 +32,16 @@ const LAMBDA_RUNTIME_ACTIONS: [&str; 2] = ["logs:CreateLogStream", "logs:PutLogE
 const ACTION_EXCEPTIONS: [(&str, &str, &str); 2] =
     [("lambda", "Invoke", "InvokeFunction"), ("lambda", "InvokeWithResponseStream", "InvokeFunction")];
 
+/// Services whose IAM prefix is not their SigV4 signing name: CloudWatch signs as `monitoring`
+/// but is authorised as `cloudwatch:`.
+const PREFIX_EXCEPTIONS: [(&str, &str); 1] = [("monitoring", "cloudwatch")];
+
 /// One AWS SDK crate the library depends on, as the SDK itself describes it.
 #[derive(Debug)]
 struct Sdk {
     /// The crate's name in Rust paths, `aws_sdk_lambda`.
     crate_ident: String,
-    /// The IAM service prefix: the SDK's SigV4 signing name, `lambda`.
+    /// The IAM service prefix: the SDK's SigV4 signing name, `lambda` (but see [`PREFIX_EXCEPTIONS`]).
     iam_prefix: String,
     /// Fluent client method (`list_deployment_targets`) → operation (`ListDeploymentTargets`).
     operations: BTreeMap<String, String>,
@@ -92,7 +97,9 @@ fn read_sdk(crate_ident: &str, src: &Path) -> Sdk {
     let iam_prefix = config
         .split_once(marker)
         .and_then(|(_, rest)| rest.split_once('"'))
-        .map(|(name, _)| name.to_owned())
+        .map(|(name, _)| {
+            PREFIX_EXCEPTIONS.iter().find(|(signing, _)| *signing == name).map_or(name, |(_, iam)| iam).to_owned()
+        })
         .unwrap_or_else(|| panic!("{crate_ident}: no signing name in {}", src.join("config.rs").display()));
 
     // Each file in src/client/ adds one fluent method: `pub fn invoke(&self) -> …::InvokeFluentBuilder`.
@@ -146,6 +153,8 @@ enum NeededBy {
     Every,
     /// Hooks whose plan has a check of this kind (`invoke`, from `checks/invoke.rs`).
     CheckKind(String),
+    /// ECS hooks whose plan has a check of this kind (`metric`, from `checks/metric/ecs.rs`).
+    EcsCheckKind(String),
     /// Only this hook package.
     Hook(String),
 }
@@ -253,7 +262,9 @@ fn hook_code_calls(root: &Path, sdks: &[Sdk]) -> Vec<Call> {
     for path in rust_files(&root.join("shared/src")) {
         let module = path.strip_prefix(&checks).ok().and_then(|inside| inside.components().next());
         let module = module.and_then(|c| c.as_os_str().to_str()).map(|name| name.trim_end_matches(".rs"));
+        let ecs_only = path.file_name().is_some_and(|name| name == "ecs.rs");
         let needed_by = match module {
+            Some(kind) if kinds.contains(kind) && ecs_only => NeededBy::EcsCheckKind(kind.to_owned()),
             Some(kind) if kinds.contains(kind) => NeededBy::CheckKind(kind.to_owned()),
             _ => NeededBy::Every,
         };
@@ -384,6 +395,7 @@ fn compare(calls: &[Call], deployed: &BTreeMap<String, Deployed>, packages: &[St
             let needs = match &call.needed_by {
                 NeededBy::Every => true,
                 NeededBy::CheckKind(kind) => hook.check_kinds.contains(kind),
+                NeededBy::EcsCheckKind(kind) => hook.check_kinds.contains(kind) && is_ecs_hook(package),
                 NeededBy::Hook(only) => only == package,
             };
             if needs {
@@ -414,6 +426,11 @@ fn compare(calls: &[Call], deployed: &BTreeMap<String, Deployed>, packages: &[St
         }
     }
     problems
+}
+
+/// Whether the hook package judges ECS deployments.
+fn is_ecs_hook(package: &str) -> bool {
+    greenlight::Hook::ALL.iter().any(|hook| hook.name == package && hook.platform == greenlight::hook::Platform::Ecs)
 }
 
 fn scratch(name: &str) -> PathBuf {

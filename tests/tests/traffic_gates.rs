@@ -321,3 +321,63 @@ async fn an_alarm_that_fired_and_cleared_in_the_window_fails_and_outside_it_pass
     let (outcome, _) = run(&held, Hook::BEFORE_ALLOW_TRAFFIC, alarms_plan(None)).await;
     assert_eq!(outcome.verdict.status, Status::Succeeded, "{}", reasons(&outcome));
 }
+
+/// Records, live, one datapoint per (scaled) period for `periods` periods: what a listener
+/// records under steady traffic, all of it inside the AllowTraffic window.
+async fn live_traffic(held: &Held, periods: u32, each: impl Fn(u32) -> Vec<(&'static str, TaskSetLabel, f64)>) {
+    let balancer = codedeploy_local::elbv2::load_balancer(SERVICE).dimension;
+    let metrics = held.emulator().metrics();
+    for period_index in 0..periods {
+        for (name, label, value) in each(period_index) {
+            let group = codedeploy_local::elbv2::target_group(SERVICE, label).dimension;
+            let key = MetricKey::new(
+                "AWS/ApplicationELB",
+                name,
+                &[("TargetGroup", group.as_str()), ("LoadBalancer", balancer.as_str())],
+            );
+            metrics.put(key, Sample { at: SystemTime::now(), observation: Observation::Value { value, count: 1.0 } });
+        }
+        tokio::time::sleep(period()).await;
+    }
+}
+
+fn example_plan(name: &str) -> Value {
+    let path = workspace_root().join("examples/plans").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("the example plan")).expect("JSON")
+}
+
+#[tokio::test]
+async fn the_ecs_example_plan_fails_green_erring_five_times_as_often_as_blue_over_the_canary_window() {
+    let held = Held::ecs("AfterAllowTraffic").await;
+    live_traffic(&held, 6, |i| {
+        let jitter = f64::from(i % 3) * 0.01;
+        vec![
+            ("RequestCount", TaskSetLabel::Blue, 900.0),
+            ("HTTPCode_Target_5XX_Count", TaskSetLabel::Blue, 9.0),
+            ("TargetResponseTime", TaskSetLabel::Blue, 0.30 + jitter),
+            ("RequestCount", TaskSetLabel::Green, 100.0),
+            ("HTTPCode_Target_5XX_Count", TaskSetLabel::Green, 5.0),
+            ("TargetResponseTime", TaskSetLabel::Green, 0.31 - jitter),
+        ]
+    })
+    .await;
+    let (outcome, _) =
+        run(&held, Hook::AFTER_ALLOW_TRAFFIC, example_plan("ecs-after-allow-traffic-metrics.json")).await;
+    let why = reasons(&outcome);
+    assert_eq!(outcome.verdict.status, Status::Failed, "{why}");
+    let failed: Vec<&str> =
+        outcome.verdict.checks.iter().filter(|c| c.reason.is_some()).map(|c| c.name.as_str()).collect();
+    assert_eq!(failed, ["green 5xx rate vs blue (canary window)"], "{why}");
+    assert!(why.contains("candidate mean 0.05 is above the baseline's 0.01"), "{why}");
+}
+
+#[tokio::test]
+async fn the_example_plans_load() {
+    for name in
+        ["ecs-after-allow-traffic-metrics.json", "lambda-post-traffic-metrics.json", "before-allow-traffic-alarms.json"]
+    {
+        let plan = greenlight::plan::parse(&example_plan(name).to_string(), &workspace_root());
+        let plan = plan.unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert!(plan.checks.iter().all(|check| check.probe.uses_cloudwatch()), "{name}");
+    }
+}

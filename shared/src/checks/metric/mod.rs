@@ -18,9 +18,10 @@ use super::{ProbeContext, window};
 use crate::plan::{Aggregate, Check, Direction, MetricJudge, MetricProbe, MetricQuery, NoData, Probe};
 use crate::stats::{self, Classification, JudgeConfig};
 
+mod ecs;
 mod variables;
 
-pub use variables::EcsDimensions;
+pub use ecs::EcsDimensions;
 
 /// Pages of one `GetMetricData` answer read at most (each up to 100,800 datapoints).
 const MAX_PAGES: usize = 20;
