@@ -228,6 +228,7 @@ pub fn markdown(samples: &[Sample], sizes: &Sizes, context: &Context) -> String 
     within("The same, CPU-throttled", "greenlight-http-throttled", "floor-http-throttled", 2.0);
     within("Cold HTTPS vs cold HTTP, start → report", "greenlight-https", "greenlight-http", 1.5);
     within("50 checks of 200 ms vs one, start → report", "greenlight-50x200ms", "greenlight-1x200ms", 1.5);
+    within("One HTTP check + a metric check vs the HTTP check alone", "greenlight-http-metric", "greenlight-http", 1.5);
     let rss = s("greenlight-http", rss_mib);
     let met = rss.map_or("", |r| verdict(r.median <= 8.0));
     let _ = writeln!(out, "| Peak RSS, one HTTP check | {} | – | – | ≤ 8 MiB | {met} |", mib(rss));

@@ -75,12 +75,13 @@ impl World {
         let http_url = format!("{}{ROUTE}", target.url);
         let https_url = format!("{}{ROUTE}", tls.url);
         let slow_url = format!("{}/slow/{SLOW_CHECK_MS}", target.url);
-        let greenlight = |checks: Vec<String>, ca: Option<&str>| {
-            let checks: Vec<_> = checks
+        let greenlight_with = |checks: Vec<String>, ca: Option<&str>, extra: Option<serde_json::Value>| {
+            let mut checks: Vec<_> = checks
                 .iter()
                 .enumerate()
                 .map(|(i, url)| json!({"name": format!("check {}", i + 1), "http": {"url": url}, "expect": {"status": [200]}}))
                 .collect();
+            checks.extend(extra);
             let mut plan = json!({"checks": checks});
             if let Some(ca) = ca {
                 plan["ca_bundle_file"] = json!(ca);
@@ -90,6 +91,7 @@ impl World {
                 environment: BTreeMap::from([("GREENLIGHT_PLAN".to_owned(), plan.to_string())]),
             }
         };
+        let greenlight = |checks: Vec<String>, ca: Option<&str>| greenlight_with(checks, ca, None);
         let reference = |url: &str, ca: Option<&str>| {
             let mut environment = BTreeMap::from([
                 ("TARGET_URL".to_owned(), url.to_owned()),
@@ -124,6 +126,13 @@ impl World {
             subject("greenlight-http", Side::Greenlight, greenlight(vec![http_url.clone()], None)),
             subject("reference-https", Side::Reference, reference(&https_url, Some(&ca))),
             subject("greenlight-https", Side::Greenlight, greenlight(vec![https_url.clone()], Some(&ca))),
+            // The HTTP subject plus a metric check: what building the CloudWatch client and one
+            // GetMetricData call (rpcv2Cbor) add. Without such a check no client is built.
+            subject(
+                "greenlight-http-metric",
+                Side::Greenlight,
+                greenlight_with(vec![http_url.clone()], None, Some(metric_check())),
+            ),
             subject("greenlight-1x200ms", Side::Greenlight, greenlight(vec![slow_url.clone()], None)),
             subject("greenlight-50x200ms", Side::Greenlight, greenlight(vec![slow_url; MANY_CHECKS], None)),
         ];
@@ -178,6 +187,18 @@ impl Drop for World {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.scratch);
     }
+}
+
+/// A metric check on the deployed function's errors: it passes without data, so the subject
+/// measures the call, not the traffic.
+fn metric_check() -> serde_json::Value {
+    json!({"name": "errors", "metric": {
+        "candidate": [{"Id": "errors", "MetricStat": {"Metric": {"Namespace": "AWS/Lambda", "MetricName": "Errors",
+            "Dimensions": [{"Name": "FunctionName", "Value": "${function_name}"}]}, "Period": 60, "Stat": "Sum"}}],
+        "window": {"last_ms": 600_000},
+        "judge": {"threshold": {"max": 0}},
+        "no_data": "pass"
+    }})
 }
 
 fn existing(path: PathBuf) -> Result<PathBuf, String> {
