@@ -2,8 +2,11 @@
 //! metrics recorded from real traffic and real invocations, alarms moved by data, and errors as
 //! typed SDK errors.
 
+mod common;
+
+use common::fake_function;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudwatch::Client;
@@ -18,14 +21,6 @@ use codedeploy_local::ecs::traffic::TaskSetLabel;
 use codedeploy_local::emulator::TimeScale;
 use codedeploy_local::server::Server;
 use serde_json::{Value, json};
-
-fn fake_function(mode: &str) -> ProcessConfig {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake_function.py");
-    ProcessConfig {
-        command: vec!["python3".to_owned(), script.display().to_string()],
-        environment: BTreeMap::from([("FAKE_MODE".to_owned(), mode.to_owned())]),
-    }
-}
 
 /// `echo` (versions 1 and 2; alias `live` on 1 with half its invocations on 2) and an ECS
 /// service `shop:web` whose tasks are Python's HTTP server.

@@ -1,8 +1,11 @@
 //! ELBv2 as a hook calls it: the AWS SDK for Rust's client (awsQuery) against the emulator's
 //! load balancers, target groups and listeners, found from a CodeDeploy ECS deployment's target.
 
+mod common;
+
+use common::fake_function;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata;
@@ -15,15 +18,6 @@ use codedeploy_local::emulator::{EventStatus, TimeScale};
 use codedeploy_local::faults::Faults;
 use codedeploy_local::server::Server;
 use serde_json::json;
-
-/// The Runtime API fixture the runtime host tests use; `echo` answers and never reports.
-fn fake_function(mode: &str) -> ProcessConfig {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake_function.py");
-    ProcessConfig {
-        command: vec!["python3".to_owned(), script.display().to_string()],
-        environment: BTreeMap::from([("FAKE_MODE".to_owned(), mode.to_owned())]),
-    }
-}
 
 /// Two ECS services whose tasks are Python's HTTP server, and a hook that never reports.
 fn config() -> LocalConfig {

@@ -1,23 +1,17 @@
 //! The faults of the control API (`POST /_local/faults`), each set over HTTP and seen on the wire
 //! as a client would see it, and the calls the emulator lists (`GET /_local/calls`).
 
+mod common;
+
+use common::fake_function;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use codedeploy_local::config::{AliasConfig, EcsServiceConfig, FunctionConfig, LocalConfig, ProcessConfig};
 use codedeploy_local::emulator::TimeScale;
 use codedeploy_local::server::Server;
 use serde_json::{Value, json};
-
-/// The Runtime API fixture the runtime host tests use.
-fn fake_function(mode: &str) -> ProcessConfig {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake_function.py");
-    ProcessConfig {
-        command: vec!["python3".to_owned(), script.display().to_string()],
-        environment: BTreeMap::from([("FAKE_MODE".to_owned(), mode.to_owned())]),
-    }
-}
 
 /// `echo` (versions 1 and 2, alias `live` on 1), a hook that answers but never reports, and an
 /// ECS service of two tasks that are Python's HTTP server.

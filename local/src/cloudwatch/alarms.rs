@@ -263,6 +263,10 @@ pub(crate) fn put_metric_alarm(emulator: &Emulator, input: &Map<String, Value>) 
         summary: format!("Alarm \"{name}\" {verb}"),
         data: data.to_string(),
     });
+    drop(alarms);
+    // A new or changed alarm is judged on the data it already has at once, as CloudWatch does
+    // soon after PutMetricAlarm; a state set right after the call then holds until the next period.
+    emulator.evaluate_alarms(SystemTime::now());
     Ok(json!({}))
 }
 
