@@ -184,9 +184,14 @@ async fn a_lambda_version_failing_one_call_in_twenty_is_rolled_back_by_post_traf
     assert_eq!(alias.first(), Some(&10.0), "{alias:?}");
     assert!(alias.contains(&100.0) && alias.last() == Some(&0.0), "linear shift, then back: {alias:?}");
     assert_eq!(accepted(&outcome), ["Succeeded", "Failed"]);
+    // The smoke check's three calls through the alias may meet one of the failures too; the
+    // metric check must fail whatever they meet.
     let failures = failures_of(&outcome, "post-traffic");
-    assert_eq!(failures.len(), 1, "only the metric check failed: {:?}", outcome.verdicts);
-    assert!(failures[0].contains("candidate mean ") && failures[0].contains("is above the baseline's"), "{failures:?}");
+    assert!(
+        failures.iter().any(|reason| reason.contains("candidate mean ") && reason.contains("is above the baseline's")),
+        "{:?}",
+        outcome.verdicts
+    );
     let blast = outcome.blast_radius;
     assert!(blast.new_errors > 0 && blast.new_ok > 10 * blast.new_errors, "about 5 % failed: {blast:?}");
     assert_eq!(blast.old_errors, 0);
