@@ -257,6 +257,8 @@ pub async fn run_scenario(setup: &DrillSetup, scenario: ScenarioName) -> Result<
         .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
     // A flag left by an earlier run would fail green from its first request.
     let _ = std::fs::remove_file(green_failure_flag(&plans_dir));
+    // Function logs are appended to; an earlier run's would read as this one's.
+    let _ = std::fs::remove_dir_all(out_dir.join("logs"));
     let config = local_config(setup, scenario, &plans_dir);
     let server = Server::start(config, setup.scale, 0, Some(out_dir.join("logs"))).await.map_err(|e| e.to_string())?;
     let result = drive(setup, scenario, &server, &plans_dir, started).await;
@@ -311,7 +313,7 @@ async fn drive(
     let record = emulator.record_of(&deployment_id);
     let mut outcome = outcome_of(emulator, scenario, &deployment_id, &record, blast_radius, started);
     let out_dir = setup.out_dir.join(scenario.as_str());
-    outcome.verdicts = hook_verdicts(scenario, &out_dir.join("logs"));
+    outcome.verdicts = hook_verdicts(scenario, &out_dir.join("logs"), &deployment_id);
     outcome.surprises = surprises(&outcome);
     let notes = verdict_notes(&outcome.verdicts);
     if setup.live {
