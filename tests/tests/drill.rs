@@ -27,6 +27,21 @@ fn weights(outcome: &ScenarioOutcome, route: &str) -> Vec<f64> {
     outcome.weights.iter().filter(|(r, _)| r == route).map(|(_, w)| *w).collect()
 }
 
+/// The failed checks' reasons of `hook`'s failed verdicts.
+fn failures_of<'a>(outcome: &'a ScenarioOutcome, hook: &str) -> Vec<&'a str> {
+    outcome
+        .verdicts
+        .iter()
+        .filter(|v| v.hook == hook && v.status == "Failed")
+        .flat_map(|v| v.failed_checks.iter().map(|(_, reason)| reason.as_str()))
+        .collect()
+}
+
+/// Every hook's verdict, as (hook, status), in the order they ran.
+fn verdicts(outcome: &ScenarioOutcome) -> Vec<(&str, &str)> {
+    outcome.verdicts.iter().map(|v| (v.hook.as_str(), v.status.as_str())).collect()
+}
+
 fn accepted(outcome: &ScenarioOutcome) -> Vec<&str> {
     outcome.reports.iter().filter(|(_, result)| result == "accepted").map(|(status, _)| status.as_str()).collect()
 }
@@ -44,6 +59,13 @@ async fn a_lambda_canary_of_a_healthy_version_succeeds() {
     let hooks: Vec<_> =
         outcome.hook_invocations.iter().map(|(f, attempt, o)| (f.as_str(), *attempt, o.as_str())).collect();
     assert_eq!(hooks, [("CodeDeployHook_pre-traffic", 1, "response"), ("CodeDeployHook_post-traffic", 1, "response")]);
+    // post-traffic's error-rate comparison ran on the shift's real traffic and passed.
+    assert_eq!(
+        verdicts(&outcome),
+        [("pre-traffic", "Succeeded"), ("post-traffic", "Succeeded")],
+        "{:?}",
+        outcome.verdicts
+    );
     let blast = outcome.blast_radius;
     assert!(blast.new_ok > 0 && blast.old_ok > 0, "{blast:?}");
     assert_eq!((blast.old_errors, blast.new_errors), (0, 0));
@@ -101,6 +123,9 @@ async fn an_ecs_canary_of_a_compatible_green_succeeds() {
     assert_eq!(weights(&outcome, "production"), [10.0, 100.0]);
     assert_eq!(weights(&outcome, "test"), [100.0]);
     assert_eq!(accepted(&outcome), ["Succeeded"; 5]);
+    // after-allow-traffic's p99 rank test, green against blue, ran on the canary's traffic and passed.
+    assert_eq!(verdicts(&outcome).last(), Some(&("after-allow-traffic", "Succeeded")), "{:?}", outcome.verdicts);
+    assert!(outcome.verdicts.iter().all(|v| v.status == "Succeeded"), "{:?}", outcome.verdicts);
     let blast = outcome.blast_radius;
     assert!(blast.new_ok > 0 && blast.old_ok > 0, "{blast:?}");
     assert_eq!((blast.old_errors, blast.new_errors), (0, 0));
@@ -118,6 +143,58 @@ async fn an_alarm_during_the_canary_rolls_production_back_to_blue() {
     assert!(outcome.rollback.as_deref().is_some_and(|m| m.contains("automatic rollback")), "{:?}", outcome.rollback);
     let blast = outcome.blast_radius;
     assert!(blast.new_ok > 0, "the canary got some traffic before the alarm: {blast:?}");
+    assert!(outcome.surprises.is_empty(), "{:?}", outcome.surprises);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slower_green_is_rolled_back_by_its_p99_against_blue_while_the_alarm_stays_quiet() {
+    let outcome = drill(ScenarioName::EcsLatencyRegression).await;
+    assert_eq!((outcome.status.as_str(), outcome.error_code.as_deref()), ("Failed", Some("HOOK_EXECUTION_FAILURE")));
+    let statuses = events(&outcome);
+    assert_eq!(
+        statuses[5..],
+        [("BeforeAllowTraffic", "Succeeded"), ("AllowTraffic", "Succeeded"), ("AfterAllowTraffic", "Failed")]
+    );
+    assert_eq!(statuses[4], ("AfterAllowTestTraffic", "Succeeded"), "the smoke test passes: green answers correctly");
+    assert_eq!(weights(&outcome, "production"), [10.0, 100.0, 0.0], "canary, shift, then back to blue");
+    assert_eq!(accepted(&outcome), ["Succeeded", "Succeeded", "Succeeded", "Succeeded", "Failed"]);
+    let failures = failures_of(&outcome, "after-allow-traffic");
+    assert_eq!(failures.len(), 1, "only the metric check failed: {:?}", outcome.verdicts);
+    assert!(
+        failures[0].contains("candidate green_p99 vs baseline blue_p99: candidate median ")
+            && failures[0].contains("higher at 98 % confidence"),
+        "{failures:?}"
+    );
+    assert!(outcome.rollback.is_some());
+    let blast = outcome.blast_radius;
+    // Green answered correctly; only a request in flight when the rollback stops its tasks can be cut.
+    assert!(blast.new_ok > 0 && blast.new_errors <= 1, "green served, correctly: {blast:?}");
+    assert!(outcome.surprises.is_empty(), "{:?}", outcome.surprises);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lambda_version_failing_one_call_in_twenty_is_rolled_back_by_post_traffic() {
+    let outcome = drill(ScenarioName::LambdaErrorRegression).await;
+    assert_eq!((outcome.status.as_str(), outcome.error_code.as_deref()), ("Failed", Some("HOOK_EXECUTION_FAILURE")));
+    assert_eq!(
+        events(&outcome),
+        [("BeforeAllowTraffic", "Succeeded"), ("AllowTraffic", "Succeeded"), ("AfterAllowTraffic", "Failed")]
+    );
+    let alias = weights(&outcome, "alias");
+    assert_eq!(alias.first(), Some(&10.0), "{alias:?}");
+    assert!(alias.contains(&100.0) && alias.last() == Some(&0.0), "linear shift, then back: {alias:?}");
+    assert_eq!(accepted(&outcome), ["Succeeded", "Failed"]);
+    // The smoke check's three calls through the alias may meet one of the failures too; the
+    // metric check must fail whatever they meet.
+    let failures = failures_of(&outcome, "post-traffic");
+    assert!(
+        failures.iter().any(|reason| reason.contains("candidate mean ") && reason.contains("is above the baseline's")),
+        "{:?}",
+        outcome.verdicts
+    );
+    let blast = outcome.blast_radius;
+    assert!(blast.new_errors > 0 && blast.new_ok > 10 * blast.new_errors, "about 5 % failed: {blast:?}");
+    assert_eq!(blast.old_errors, 0);
     assert!(outcome.surprises.is_empty(), "{:?}", outcome.surprises);
 }
 

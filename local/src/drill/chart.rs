@@ -21,6 +21,9 @@ pub struct Timeline {
     pub old_label: String,
     /// Legend name of the version traffic moves to.
     pub new_label: String,
+    /// Lines printed under the time axis, e.g. why a hook failed, numbers included; long ones
+    /// wrap.
+    pub notes: Vec<String>,
 }
 
 /// Traffic and outcomes in the sampling interval that ends at `at_ms`; counts are per interval, not
@@ -68,6 +71,10 @@ const OLD_ERRORS: &str = "#99000d";
 const NEW_ERRORS: &str = "#ef3b2c";
 const FAILED: &str = "#d7191c";
 const NEUTRAL: &str = "#555";
+/// Height of one line of notes under the picture.
+const NOTE_LINE: f64 = 16.0;
+/// Characters of a note's line before it wraps: about the drawing's width at 11 px.
+const NOTE_WIDTH: usize = 150;
 
 /// A line in a panel's legend: color, dashed, text.
 type Legend = (&'static str, bool, String);
@@ -86,9 +93,11 @@ pub fn render_svg(timeline: &Timeline) -> String {
     let weight_y = |percent: f64| WEIGHT_TOP + PAD + (WEIGHT_HEIGHT - 2.0 * PAD) * (1.0 - percent / 100.0);
     let count_y = |count: f64| COUNT_TOP + PAD + (COUNT_HEIGHT - 2.0 * PAD) * (1.0 - count / count_max);
     let (middle, bottom) = ((LEFT + WIDTH - RIGHT) / 2.0, COUNT_TOP + COUNT_HEIGHT);
+    let notes: Vec<String> = timeline.notes.iter().flat_map(|note| wrap(note, NOTE_WIDTH)).collect();
+    let height = HEIGHT + NOTE_LINE * notes.len() as f64;
 
     let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">
 <title>{}</title>
 <rect width="100%" height="100%" fill="white"/>
 "#,
@@ -119,6 +128,10 @@ pub fn render_svg(timeline: &Timeline) -> String {
     if samples.is_empty() {
         let style = format!(r#"text-anchor="middle" fill="{NEUTRAL}" font-size="14""#);
         text(&mut svg, (middle, WEIGHT_TOP + WEIGHT_HEIGHT / 2.0), &style, "no samples recorded");
+    }
+    for (i, note) in notes.iter().enumerate() {
+        let style = format!(r#"font-size="11" fill="{NEUTRAL}""#);
+        text(&mut svg, (LEFT, HEIGHT - 4.0 + NOTE_LINE * i as f64), &style, note);
     }
 
     // Weights hold from one sample to the next, so they are drawn as steps.
@@ -167,6 +180,26 @@ pub fn render_svg(timeline: &Timeline) -> String {
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+/// Splits `note` into lines of at most `width` characters at spaces (a longer word gets a line of
+/// its own); continuation lines are indented.
+fn wrap(note: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for word in note.split_whitespace() {
+        if !current.trim().is_empty() && current.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::replace(&mut current, "    ".to_owned()));
+        }
+        if !current.trim().is_empty() {
+            current.push(' ');
+        }
+        current.push_str(word);
+    }
+    if !current.trim().is_empty() {
+        lines.push(current);
+    }
+    lines
 }
 
 /// A framed panel with horizontal gridlines at `ticks`, and its title and legend above it.
@@ -277,6 +310,7 @@ mod tests {
             ],
             old_label: "v1".into(),
             new_label: "v2".into(),
+            notes: Vec::new(),
         }
     }
 
@@ -321,6 +355,21 @@ mod tests {
         assert_well_formed(&svg);
         assert!(svg.contains("no samples recorded"));
         assert!(!svg.contains("<polyline"));
+    }
+
+    #[test]
+    fn notes_go_under_the_chart_wrapped_and_the_picture_grows_for_them() {
+        let mut timeline = canary();
+        let long = format!("AfterAllowTraffic Failed: {}", "candidate green_p99 vs baseline blue_p99 ".repeat(5));
+        timeline.notes = vec!["first note".into(), long];
+        let svg = render_svg(&timeline);
+        assert_well_formed(&svg);
+        let notes: Vec<&str> =
+            svg.lines().filter(|l| l.contains(r#"font-size="11" fill="#) && !l.contains("rotate")).collect();
+        assert_eq!(notes.len(), 3, "one short note, one wrapped in two: {notes:?}");
+        assert!(notes[0].contains(">first note<") && notes[1].contains("AfterAllowTraffic Failed: candidate"));
+        assert!(svg.contains(&format!(r#"height="{}""#, HEIGHT + 3.0 * NOTE_LINE)), "{svg}");
+        assert_eq!(wrap("a bb ccc", 4), ["a bb", "    ccc"]);
     }
 
     #[test]

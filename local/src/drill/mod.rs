@@ -34,6 +34,7 @@ use crate::server::Server;
 use load::*;
 pub use scenario::{ScenarioName, surprises};
 use setup::*;
+pub use timeline::HookVerdict;
 use timeline::*;
 
 /// How often the load generator sends a request.
@@ -122,6 +123,8 @@ pub struct ScenarioOutcome {
     pub blast_radius: BlastRadius,
     /// The rollback message, if traffic was put back.
     pub rollback: Option<String>,
+    /// What each hook decided and why, from the hooks' logs.
+    pub verdicts: Vec<HookVerdict>,
     /// Wall time, milliseconds.
     pub duration_ms: u64,
     /// Where the picture is.
@@ -254,6 +257,8 @@ pub async fn run_scenario(setup: &DrillSetup, scenario: ScenarioName) -> Result<
         .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
     // A flag left by an earlier run would fail green from its first request.
     let _ = std::fs::remove_file(green_failure_flag(&plans_dir));
+    // Function logs are appended to; an earlier run's would read as this one's.
+    let _ = std::fs::remove_dir_all(out_dir.join("logs"));
     let config = local_config(setup, scenario, &plans_dir);
     let server = Server::start(config, setup.scale, 0, Some(out_dir.join("logs"))).await.map_err(|e| e.to_string())?;
     let result = drive(setup, scenario, &server, &plans_dir, started).await;
@@ -307,9 +312,16 @@ async fn drive(
     let blast_radius = *counts.lock().unwrap_or_else(|p| p.into_inner());
     let record = emulator.record_of(&deployment_id);
     let mut outcome = outcome_of(emulator, scenario, &deployment_id, &record, blast_radius, started);
-    outcome.surprises = surprises(&outcome);
-
     let out_dir = setup.out_dir.join(scenario.as_str());
+    outcome.verdicts = hook_verdicts(scenario, &out_dir.join("logs"), &deployment_id);
+    outcome.surprises = surprises(&outcome);
+    let notes = verdict_notes(&outcome.verdicts);
+    if setup.live {
+        for note in &notes {
+            println!("{:7.2}s  verdict {note}", started.elapsed().as_secs_f64());
+        }
+    }
+
     let timeline = Timeline {
         title: scenario.title().to_owned(),
         subtitle: format!(
@@ -322,6 +334,7 @@ async fn drive(
         markers: markers(&record, started, emulator),
         old_label: format!("old ({})", scenario.versions().0),
         new_label: format!("new ({})", scenario.versions().1),
+        notes,
     };
     outcome.picture = setup.out_dir.join(format!("{}.svg", scenario.as_str()));
     std::fs::write(&outcome.picture, render_svg(&timeline)).map_err(|e| format!("cannot write the picture: {e}"))?;
@@ -355,6 +368,7 @@ fn outcome_of(
         hook_invocations: Vec::new(),
         blast_radius,
         rollback: deployment.and_then(|d| d.rollback_message.clone()),
+        verdicts: Vec::new(),
         duration_ms: started.elapsed().as_millis() as u64,
         picture: PathBuf::new(),
         surprises: Vec::new(),

@@ -17,16 +17,26 @@ pub enum ScenarioName {
     EcsCanary,
     /// ECS canary with an alarm going off during it: stopped and rolled back.
     EcsAlarmRollback,
+    /// ECS canary of a green that answers correctly but slower than blue: the absolute alarm
+    /// stays quiet, after-allow-traffic's metric check (green's p99 against blue's over the
+    /// canary) fails, and production goes back to blue.
+    EcsLatencyRegression,
+    /// Lambda linear shift to a version that fails about one invocation in twenty: post-traffic's
+    /// metric check (its error rate against the old version's over the shift) fails, and the
+    /// alias goes back.
+    LambdaErrorRegression,
 }
 
 impl ScenarioName {
     /// Every scenario, in the drill's order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::LambdaCanary,
         Self::LambdaBrokenVersion,
         Self::EcsContractBreak,
         Self::EcsCanary,
         Self::EcsAlarmRollback,
+        Self::EcsLatencyRegression,
+        Self::LambdaErrorRegression,
     ];
 
     /// The kebab-case name.
@@ -37,6 +47,8 @@ impl ScenarioName {
             Self::EcsContractBreak => "ecs-contract-break",
             Self::EcsCanary => "ecs-canary",
             Self::EcsAlarmRollback => "ecs-alarm-rollback",
+            Self::EcsLatencyRegression => "ecs-latency-regression",
+            Self::LambdaErrorRegression => "lambda-error-regression",
         }
     }
 
@@ -47,11 +59,13 @@ impl ScenarioName {
             Self::EcsContractBreak => "(c) ECS, checkout contract break caught by the smoke test",
             Self::EcsCanary => "(d) ECS canary, compatible green",
             Self::EcsAlarmRollback => "(e) ECS canary, alarm during the canary",
+            Self::EcsLatencyRegression => "(f) ECS canary, green slower than blue caught by its p99",
+            Self::LambdaErrorRegression => "(g) Lambda linear, new version's error rate above the old one's",
         }
     }
 
     pub(super) fn is_lambda(self) -> bool {
-        matches!(self, Self::LambdaCanary | Self::LambdaBrokenVersion)
+        matches!(self, Self::LambdaCanary | Self::LambdaBrokenVersion | Self::LambdaErrorRegression)
     }
 
     /// The hook packages the scenario's appspec names, with the events they serve.
@@ -67,14 +81,21 @@ impl ScenarioName {
             Self::EcsContractBreak => ("checkout:1", "checkout:2"),
             Self::EcsCanary => ("checkout:1", "checkout:3"),
             Self::EcsAlarmRollback => ("checkout:1", "checkout:4"),
+            Self::EcsLatencyRegression => ("checkout:1", "checkout:5"),
+            Self::LambdaErrorRegression => ("1", "4"),
         }
     }
 
+    /// The deployment configuration. The regressions shift for longer than the healthy canaries
+    /// so the metric checks have enough periods of both versions serving to judge by: fifteen
+    /// one-minute periods of a 10 % canary for the latency, ten steps of a linear shift for the
+    /// error rate (one failure in twenty needs the new version to serve a few hundred requests).
     pub(super) fn config_name(self) -> &'static str {
-        if self.is_lambda() {
-            "CodeDeployDefault.LambdaCanary10Percent5Minutes"
-        } else {
-            "CodeDeployDefault.ECSCanary10Percent5Minutes"
+        match self {
+            Self::EcsLatencyRegression => "CodeDeployDefault.ECSCanary10Percent15Minutes",
+            Self::LambdaErrorRegression => "CodeDeployDefault.LambdaLinear10PercentEvery1Minute",
+            _ if self.is_lambda() => "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+            _ => "CodeDeployDefault.ECSCanary10Percent5Minutes",
         }
     }
 
@@ -84,7 +105,22 @@ impl ScenarioName {
         match self {
             Self::LambdaCanary | Self::EcsCanary => ("Succeeded", None, true),
             Self::LambdaBrokenVersion | Self::EcsContractBreak => ("Failed", Some("HOOK_EXECUTION_FAILURE"), false),
+            Self::EcsLatencyRegression | Self::LambdaErrorRegression => {
+                ("Failed", Some("HOOK_EXECUTION_FAILURE"), true)
+            }
             Self::EcsAlarmRollback => ("Stopped", Some("ALARM_ACTIVE"), true),
+        }
+    }
+}
+
+impl ScenarioName {
+    /// For a regression only a metric check can see: the hook that must fail, and what its
+    /// failed check's reason must say (the metric judge's words, naming the queries it compared).
+    pub(super) fn caught_by(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Self::EcsLatencyRegression => Some(("after-allow-traffic", "candidate green_p99 vs baseline blue_p99")),
+            Self::LambdaErrorRegression => Some(("post-traffic", "is above the baseline's")),
+            _ => None,
         }
     }
 }
@@ -124,6 +160,17 @@ pub fn surprises(outcome: &ScenarioOutcome) -> Vec<String> {
     }
     if status == "Succeeded" && outcome.blast_radius.new_ok == 0 {
         surprises.push("the new version served no production request".to_owned());
+    }
+    if let Some((hook, judged)) = outcome.scenario.caught_by() {
+        let caught = outcome.verdicts.iter().any(|v| {
+            v.hook == hook && v.status == "Failed" && v.failed_checks.iter().any(|(_, reason)| reason.contains(judged))
+        });
+        if !caught {
+            surprises.push(format!("{hook} did not fail on its metric check (\"{judged}\"): {:?}", outcome.verdicts));
+        }
+    }
+    if let Some(failed) = outcome.verdicts.iter().find(|v| status == "Succeeded" && v.status != "Succeeded") {
+        surprises.push(format!("{} reported {}: {}", failed.hook, failed.status, failed.reason));
     }
     surprises
 }

@@ -13,7 +13,8 @@ pub(super) fn local_config(setup: &DrillSetup, scenario: ScenarioName, plans_dir
     let mut functions = BTreeMap::new();
     for (hook, _) in scenario.hooks() {
         let plan = plans_dir.join(format!("{hook}.json")).display().to_string();
-        let version = process(vec![bin(hook)], &[("GREENLIGHT_PLAN_FILE", &plan)]);
+        // JSON logs, as Lambda's advanced logging writes them, so the drill can read the verdicts.
+        let version = process(vec![bin(hook)], &[("GREENLIGHT_PLAN_FILE", &plan), ("AWS_LAMBDA_LOG_FORMAT", "JSON")]);
         functions.insert(
             format!("CodeDeployHook_{hook}"),
             FunctionConfig {
@@ -25,6 +26,13 @@ pub(super) fn local_config(setup: &DrillSetup, scenario: ScenarioName, plans_dir
         );
     }
     let checkout = |behaviour: &str| process(vec![bin("checkout-function")], &[("CHECKOUT_BEHAVIOUR", behaviour)]);
+    // Version 4 is the healthy function behind a runtime proxy that turns every twentieth
+    // answer into a function error: a release that fails 5 % of requests, which no single
+    // invocation in a hook's smoke test is likely to see.
+    let flaky = process(
+        vec!["python3".into(), "-c".into(), FLAKY_FUNCTION.into(), bin("checkout-function"), FLAKY_EVERY.to_string()],
+        &[("CHECKOUT_BEHAVIOUR", "healthy")],
+    );
     functions.insert(
         FUNCTION.to_owned(),
         FunctionConfig {
@@ -34,6 +42,7 @@ pub(super) fn local_config(setup: &DrillSetup, scenario: ScenarioName, plans_dir
                 ("1".to_owned(), checkout("healthy")),
                 ("2".to_owned(), checkout("healthy")),
                 ("3".to_owned(), checkout("broken")),
+                ("4".to_owned(), flaky),
             ]),
             aliases: BTreeMap::from([(
                 "live".to_owned(),
@@ -44,24 +53,30 @@ pub(super) fn local_config(setup: &DrillSetup, scenario: ScenarioName, plans_dir
     let service = |shape: &str| {
         process(vec![bin("checkout-service"), "--port".into(), "{port}".into(), "--shape".into(), shape.into()], &[])
     };
-    // checkout:4 is checkout:3 behind a wrapper that answers 500 once the drill drops the
-    // failure flag: a release that breaks under production load after passing its tests.
-    let failing = process(
-        vec![
-            "python3".into(),
-            "-c".into(),
-            FAILING_GREEN.into(),
-            "{port}".into(),
-            bin("checkout-service"),
-            green_failure_flag(plans_dir).display().to_string(),
-        ],
-        &[],
-    );
+    // checkout:3 behind the wrapper: answering 500 once the drill drops the failure flag, or
+    // answering correctly but late.
+    let wrapped = |delay_ms: u64| {
+        process(
+            vec![
+                "python3".into(),
+                "-c".into(),
+                WRAPPED_GREEN.into(),
+                "{port}".into(),
+                bin("checkout-service"),
+                green_failure_flag(plans_dir).display().to_string(),
+                delay_ms.to_string(),
+            ],
+            &[],
+        )
+    };
     let task_definitions = BTreeMap::from([
         ("checkout:1".to_owned(), service("cents")),
         ("checkout:2".to_owned(), service("minor-units")),
         ("checkout:3".to_owned(), service("both")),
-        ("checkout:4".to_owned(), failing),
+        // A release that breaks under production load after passing its tests.
+        ("checkout:4".to_owned(), wrapped(0)),
+        // A release that passes every test, and the alarm on errors, but answers slowly.
+        ("checkout:5".to_owned(), wrapped(SLOW_GREEN_DELAY_MS)),
     ]);
     let mut ecs_services = BTreeMap::new();
     if !scenario.is_lambda() {
@@ -78,16 +93,24 @@ pub(super) fn local_config(setup: &DrillSetup, scenario: ScenarioName, plans_dir
     LocalConfig { functions, task_definitions, ecs_services }
 }
 
+/// How long checkout:5 holds each answer, in milliseconds: a few times blue's p99 on loopback,
+/// and well inside the smoke test's latency limit.
+pub(super) const SLOW_GREEN_DELAY_MS: u64 = 5;
+
+/// One in how many invocations of Lambda version 4 fails.
+pub(super) const FLAKY_EVERY: u32 = 20;
+
 /// Where the drill drops the flag that makes checkout:4 answer 500.
 pub(super) fn green_failure_flag(plans_dir: &Path) -> std::path::PathBuf {
     plans_dir.join("green-answers-5xx")
 }
 
-/// checkout:4: runs `checkout-service --shape both` on a free port and forwards GETs to it,
-/// answering 500 instead while the flag file exists. Arguments: port, binary, flag file.
-const FAILING_GREEN: &str = r#"
+/// checkout:4 and checkout:5: runs `checkout-service --shape both` on a free port and forwards
+/// GETs to it after a delay, answering 500 instead while the flag file exists. Arguments: port,
+/// binary, flag file, delay in milliseconds.
+const WRAPPED_GREEN: &str = r#"
 import ctypes, http.server, os, signal, socket, subprocess, sys, time, urllib.error, urllib.request
-port, binary, flag = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+port, binary, flag, delay = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]) / 1000
 probe = socket.socket(); probe.bind(("127.0.0.1", 0)); inner = probe.getsockname()[1]; probe.close()
 def die_with_parent():
     ctypes.CDLL(None).prctl(1, signal.SIGKILL)
@@ -100,6 +123,7 @@ for _ in range(400):
         time.sleep(0.025)
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        time.sleep(delay)
         if os.path.exists(flag):
             status, body, headers = 500, b'{"message": "internal error"}', {"content-type": "application/json"}
         else:
@@ -124,16 +148,82 @@ finally:
     child.kill()
 "#;
 
+/// Lambda version 4: runs the checkout function against a Runtime API of its own that relays to
+/// the real one, except that every Nth response is sent as a function error. Arguments: the
+/// function's binary, N.
+const FLAKY_FUNCTION: &str = r#"
+import ctypes, http.server, os, signal, subprocess, sys, threading, urllib.error, urllib.request
+binary, every = sys.argv[1], int(sys.argv[2])
+upstream = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"]
+answered, lock = [0], threading.Lock()
+ERROR = b'{"errorType": "checkout.PriceLookupTimeout", "errorMessage": "checkout: price lookup timed out"}'
+class Relay(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def relay(self, method):
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+        path = self.path
+        if method == "POST" and path.endswith("/response"):
+            with lock:
+                answered[0] += 1
+                fail = answered[0] % every == 0
+            if fail:
+                path, body = path[: -len("response")] + "error", ERROR
+                headers = {"content-type": "application/json", "Lambda-Runtime-Function-Error-Type": "checkout.PriceLookupTimeout"}
+        request = urllib.request.Request(upstream + path, data=body, method=method, headers=headers)
+        try:
+            reply = urllib.request.urlopen(request)
+            status = reply.status
+        except urllib.error.HTTPError as error:
+            reply, status = error, error.code
+        data = reply.read()
+        self.send_response(status)
+        for name, value in reply.headers.items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
+                self.send_header(name, value)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def do_GET(self):
+        self.relay("GET")
+    def do_POST(self):
+        self.relay("POST")
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+def die_with_parent():
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}")
+child = subprocess.Popen([binary], env=env, preexec_fn=die_with_parent)
+signal.signal(signal.SIGTERM, lambda *args: (child.kill(), sys.exit(0)))
+sys.exit(child.wait())
+"#;
+
 /// Defines the group's alarm in CloudWatch, on the metrics the new version produces: for ECS,
 /// green's share of 5xx answers (metric math on `AWS/ApplicationELB`) above 10% in a minute; for
-/// Lambda, any error of the new version behind the alias (`AWS/Lambda`, by ExecutedVersion).
+/// Lambda, any error of the new version behind the alias (`AWS/Lambda`, by ExecutedVersion), or,
+/// where the new version fails now and then, its error share above 10% two minutes running: an
+/// absolute alarm that a 5 % regression stays under (with one failure in twenty, two periods in
+/// a row cannot both hold a failure in fewer than ten answers), which the comparison with the
+/// old version catches.
 /// The alarm goes off because of the data, as it would in AWS.
 pub(super) fn define_alarm(emulator: &Emulator, scenario: ScenarioName) -> Result<(), String> {
     let (_, new) = scenario.versions();
-    let alarm = if scenario.is_lambda() {
-        json!({"AlarmName": ALARM, "Namespace": "AWS/Lambda", "MetricName": "Errors",
-            "Dimensions": [{"Name": "FunctionName", "Value": FUNCTION}, {"Name": "Resource", "Value": format!("{FUNCTION}:live")},
-                           {"Name": "ExecutedVersion", "Value": new}],
+    let lambda_dimensions = json!([{"Name": "FunctionName", "Value": FUNCTION},
+        {"Name": "Resource", "Value": format!("{FUNCTION}:live")}, {"Name": "ExecutedVersion", "Value": new}]);
+    let alarm = if scenario == ScenarioName::LambdaErrorRegression {
+        let metric = |id: &str, name: &str| {
+            json!({"Id": id, "ReturnData": false, "MetricStat": {"Period": 60, "Stat": "Sum",
+            "Metric": {"Namespace": "AWS/Lambda", "MetricName": name, "Dimensions": lambda_dimensions}}})
+        };
+        json!({"AlarmName": ALARM, "Metrics": [metric("errors", "Errors"), metric("calls", "Invocations"),
+                {"Id": "share", "Expression": "100 * errors / calls", "Label": "new version's error %", "ReturnData": true}],
+            "EvaluationPeriods": 2, "Threshold": 10.0, "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching"})
+    } else if scenario.is_lambda() {
+        json!({"AlarmName": ALARM, "Namespace": "AWS/Lambda", "MetricName": "Errors", "Dimensions": lambda_dimensions,
             "Statistic": "Sum", "Period": 60, "EvaluationPeriods": 1, "Threshold": 0.0,
             "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching"})
     } else {

@@ -70,3 +70,97 @@ pub(super) async fn print_timeline(mut events: tokio::sync::broadcast::Receiver<
         println!("{at:7.2}s  {line}");
     }
 }
+
+/// A hook's verdict, as the hook logged it: CodeDeploy hears only Succeeded or Failed, the
+/// reason (with the numbers a metric judge compared) is in the hook's log.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HookVerdict {
+    /// The hook package, e.g. `after-allow-traffic`.
+    pub hook: String,
+    /// `Succeeded` or `Failed`.
+    pub status: String,
+    /// The verdict's reason.
+    pub reason: String,
+    /// The checks that failed, with why: (check, reason).
+    pub failed_checks: Vec<(String, String)>,
+}
+
+/// The verdicts on `deployment_id` in one hook's log (`<log_dir>/CodeDeployHook_<hook>.log`, JSON
+/// lines as Lambda's JSON log format writes them), in order. Lines that are not the hook's JSON
+/// are skipped.
+pub(super) fn verdicts_in_log(hook: &str, log: &str, deployment_id: &str) -> Vec<HookVerdict> {
+    let mut verdicts = Vec::new();
+    let mut failed_checks = Vec::new();
+    for line in log.lines() {
+        let Ok(entry) = serde_json::from_str::<Value>(line) else { continue };
+        let fields = entry.get("fields").unwrap_or(&entry);
+        let text = |name: &str| fields.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+        match fields.get("message").and_then(Value::as_str) {
+            Some("check") if text("outcome") == "failed" => failed_checks.push((text("check"), text("reason"))),
+            Some("verdict" | "verdict not reported") => {
+                let failed_checks = std::mem::take(&mut failed_checks);
+                if text("deployment_id") == deployment_id {
+                    verdicts.push(HookVerdict {
+                        hook: hook.to_owned(),
+                        status: text("verdict"),
+                        reason: text("reason"),
+                        failed_checks,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    verdicts
+}
+
+/// Every hook's verdicts on the deployment in the scenario's logs, in the order the scenario's hooks run.
+pub(super) fn hook_verdicts(scenario: ScenarioName, log_dir: &Path, deployment_id: &str) -> Vec<HookVerdict> {
+    scenario
+        .hooks()
+        .iter()
+        .flat_map(|(hook, _)| {
+            let log = std::fs::read_to_string(log_dir.join(format!("CodeDeployHook_{hook}.log"))).unwrap_or_default();
+            verdicts_in_log(hook, &log, deployment_id)
+        })
+        .collect()
+}
+
+/// One line per failed check of a failed verdict: what the picture and the live timeline show.
+pub(super) fn verdict_notes(verdicts: &[HookVerdict]) -> Vec<String> {
+    verdicts
+        .iter()
+        .filter(|v| v.status == "Failed")
+        .flat_map(|v| {
+            if v.failed_checks.is_empty() {
+                vec![format!("{} Failed: {}", v.hook, v.reason)]
+            } else {
+                v.failed_checks.iter().map(|(check, reason)| format!("{} Failed: {check}: {reason}", v.hook)).collect()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deployments_verdicts_are_read_with_their_failed_checks() {
+        let log = [
+            "START RequestId: 1 Version: $LATEST",
+            r#"{"level":"INFO","fields":{"message":"check","check":"smoke","outcome":"passed","reason":""}}"#,
+            r#"{"level":"WARN","fields":{"message":"check","check":"p99","outcome":"failed","reason":"higher: 0.03 vs 0.01"}}"#,
+            r#"{"level":"WARN","fields":{"message":"verdict","deployment_id":"d-1","verdict":"Failed","reason":"1 of 2 checks failed: p99"}}"#,
+            r#"{"level":"INFO","fields":{"message":"verdict","deployment_id":"d-0","verdict":"Failed","reason":"an earlier run"}}"#,
+            r#"{"level":"INFO","fields":{"message":"verdict","deployment_id":"d-1","verdict":"Succeeded","reason":"2 checks passed"}}"#,
+        ]
+        .join("\n");
+        let verdicts = verdicts_in_log("after-allow-traffic", &log, "d-1");
+        assert_eq!(verdicts.len(), 2, "the other deployment's verdict is not this one's: {verdicts:?}");
+        assert_eq!(verdicts[0].status, "Failed");
+        assert_eq!(verdicts[0].failed_checks, [("p99".to_owned(), "higher: 0.03 vs 0.01".to_owned())]);
+        assert!(verdicts[1].failed_checks.is_empty());
+        assert_eq!(verdict_notes(&verdicts), ["after-allow-traffic Failed: p99: higher: 0.03 vs 0.01"]);
+    }
+}
