@@ -31,6 +31,11 @@ pub struct Faults {
     /// Operations that are never answered, as on an overloaded or unreachable endpoint.
     #[serde(default)]
     pub hanging: BTreeSet<String>,
+    /// Operations answered with the service's throttling error, every time, as when the account's
+    /// request rate is exhausted: CodeDeploy's and CloudWatch's `ThrottlingException`, Lambda's
+    /// `TooManyRequestsException` (429), ELBv2's `Throttling`. SDKs retry these, then give up.
+    #[serde(default)]
+    pub throttled: BTreeSet<String>,
     /// How the green task set of an ECS deployment starts its tasks; without it, they all run
     /// as soon as Install has started the task set.
     #[serde(default)]
@@ -114,6 +119,16 @@ impl Service {
         }
     }
 
+    /// The error AWS answers when the caller calls `operation` too often.
+    pub fn throttled(self, operation: &str) -> ApiError {
+        let message = format!("Rate exceeded for {} (injected)", self.action(operation));
+        match self {
+            Self::CodeDeploy | Self::CloudWatch => ApiError::client("ThrottlingException", message),
+            Self::Lambda => ApiError::with_status(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", message),
+            Self::Elbv2 => ApiError::client("Throttling", message),
+        }
+    }
+
     /// The error AWS answers when the caller may not call `operation`: HTTP 400 in CodeDeploy's
     /// protocol, 403 in Lambda's, and in ELBv2's awsQuery 403 with the code `AccessDenied`.
     pub fn access_denied(self, operation: &str) -> ApiError {
@@ -132,7 +147,7 @@ impl Service {
 /// Faults that name something the emulator does not serve.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaultError {
-    /// An operation in `denied` or `hanging` that is not served.
+    /// An operation in `denied`, `hanging` or `throttled` that is not served.
     #[error("{0:?} is not an operation served here (CodeDeploy: {codedeploy}; Lambda: {lambda}; ELBv2: {elbv2}; CloudWatch: {cloudwatch})",
         codedeploy = crate::codedeploy::OPERATIONS.join(", "), lambda = crate::lambda::OPERATIONS.join(", "),
         elbv2 = crate::elbv2::OPERATIONS.join(", "), cloudwatch = crate::cloudwatch::OPERATIONS.join(", "))]
@@ -145,7 +160,8 @@ pub enum FaultError {
 impl Faults {
     /// Checks that every fault names something served.
     pub fn validate(&self) -> Result<(), FaultError> {
-        if let Some(unknown) = self.denied.iter().chain(&self.hanging).find(|op| Service::of(op).is_none()) {
+        let named = self.denied.iter().chain(&self.hanging).chain(&self.throttled);
+        if let Some(unknown) = named.into_iter().find(|op| Service::of(op).is_none()) {
             return Err(FaultError::UnknownOperation(unknown.clone()));
         }
         if self.green_start.is_some_and(|g| g.running_at_install < 0 || g.started_per_read < 0) {
@@ -174,7 +190,8 @@ impl Emulator {
     }
 
     /// Notes a call of `operation` (on `resource`, at `qualifier`), then answers it as the injected
-    /// faults say: never, if the operation hangs; with AccessDeniedException, if it is denied.
+    /// faults say: never, if the operation hangs; with AccessDeniedException, if it is denied; with
+    /// the service's throttling error, if it is throttled.
     /// `Ok` lets the operation itself run. Every service's calls go through here.
     pub async fn answer_faults(
         &self,
@@ -186,7 +203,14 @@ impl Emulator {
         if self.hangs(operation) {
             return std::future::pending().await;
         }
-        self.denial(operation).map_or(Ok(()), Err)
+        if let Some(denied) = self.denial(operation) {
+            return Err(denied);
+        }
+        let throttled = self.inner.faults.lock().unwrap_or_else(|p| p.into_inner()).throttled.contains(operation);
+        match Service::of(operation) {
+            Some(service) if throttled => Err(service.throttled(operation)),
+            _ => Ok(()),
+        }
     }
 
     /// The injected error for a call of `operation`, if it is denied.

@@ -431,6 +431,9 @@ def elbv2_scenario():
     control("faults", {"denied": ["DescribeListeners"]})
     call(elb, "DescribeListeners", "AccessDenied", LoadBalancerArn=arn)
     control("faults", {})
+    control("faults", {"throttled": ["DescribeTargetGroups"]})
+    call(elb, "DescribeTargetGroups", "Throttling", LoadBalancerArn=arn)
+    control("faults", {})
 
     # Requests no SDK sends: an action ELBv2 has but the emulator does not serve, and no action.
     form = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
@@ -695,6 +698,11 @@ def scenario():
     call(lam, "Invoke", "AccessDeniedException", FunctionName="app", Qualifier="1", Payload=b"{}")
     call(cd, "GetDeployment", "AccessDeniedException", deploymentId="d-AAAAAAAAA")
     control("faults", {})
+    # An account over its request rate (an injected fault): each service's throttling error.
+    control("faults", {"throttled": ["Invoke", "GetDeployment"]})
+    call(lam, "Invoke", "TooManyRequestsException", FunctionName="app", Qualifier="1", Payload=b"{}")
+    call(cd, "GetDeployment", "ThrottlingException", deploymentId="d-AAAAAAAAA")
+    control("faults", {})
 
     # Lambda aliases: weights, then back.
     if alias:
@@ -946,6 +954,9 @@ def cloudwatch_rehearsal(namespace, send):
                     StateReason="x", StateReasonData="not json")
     control("faults", {"denied": ["DescribeAlarms"]})
     send("DescribeAlarms", "AccessDenied")
+    control("faults", {})
+    control("faults", {"throttled": ["GetMetricData"]})
+    send("GetMetricData", "Throttling", MetricDataQueries=queries[1:2], **window)
     control("faults", {})
 
 

@@ -141,6 +141,19 @@ async fn a_denied_get_metric_data_names_the_action_to_grant() {
 }
 
 #[tokio::test]
+async fn a_throttled_get_metric_data_fails_after_the_sdks_retries_naming_the_call() {
+    let faults = Faults { throttled: ["GetMetricData".to_owned()].into(), ..Faults::default() };
+    let held = Held::start(HeldTarget::Ecs, "AfterAllowTraffic", BTreeMap::new(), faults).await;
+    let (outcome, _) = run(&held, Hook::AFTER_ALLOW_TRAFFIC, latency_plan()).await;
+    let why = reasons(&outcome);
+    assert_eq!(outcome.verdict.status, Status::Failed, "{why}");
+    assert!(why.contains("cloudwatch:GetMetricData failed: Throttling: Rate exceeded"), "{why}");
+    let calls = held.calls().iter().filter(|c| *c == "GetMetricData").count();
+    assert_eq!(calls, 3, "the SDK's three attempts, then the verdict");
+    assert_eq!(held.accepted().len(), 1);
+}
+
+#[tokio::test]
 async fn a_hanging_get_metric_data_still_reports_failed_before_the_deadline() {
     let faults = Faults { hanging: ["GetMetricData".to_owned()].into(), ..Faults::default() };
     let held = Held::start(HeldTarget::Ecs, "AfterAllowTraffic", BTreeMap::new(), faults).await;
