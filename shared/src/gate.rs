@@ -8,14 +8,15 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use rustls::pki_types::CertificateDer;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::checks::ProbeContext;
 use crate::discover::{self, Deployment};
 use crate::event::HookEvent;
 use crate::hook::{Hook, LifecycleEvent, Platform};
-use crate::plan::{DEFAULT_REPORT_RESERVE, Plan, PlanError};
+use crate::plan::select::{LoadedPlan, Plans};
+use crate::plan::{Plan, PlanError};
 use crate::report::{self, ReportError, ReportOutcome};
 use crate::runner::{self, ProbeFn};
 use crate::telemetry;
@@ -81,7 +82,7 @@ impl AwsClients {
 pub struct Gate {
     hook: Hook,
     /// The plan and the HTTP client built for it, or why the gate cannot judge.
-    ready: Result<(Plan, reqwest::Client), String>,
+    plans: Plans,
     aws: AwsClients,
     probe: ProbeFn,
     /// Judging slots for every run of this gate ([`crate::checks::judge`]).
@@ -92,7 +93,7 @@ pub struct Gate {
 
 impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gate").field("hook", &self.hook).field("ready", &self.ready).finish_non_exhaustive()
+        f.debug_struct("Gate").field("hook", &self.hook).field("plans", &self.plans).finish_non_exhaustive()
     }
 }
 
@@ -119,13 +120,14 @@ impl Gate {
     /// once: TLS verification on, the plan's extra CAs added, no redirects followed (a smoke test
     /// should see a 301, not what it points at).
     pub fn new(hook: Hook, plan: Result<Plan, PlanError>, aws: AwsClients) -> Self {
-        let ready = plan.map_err(|err| err.to_string()).and_then(|plan| match http_client(&plan.extra_roots) {
-            Ok(http) => Ok((plan, http)),
-            Err(err) => Err(format!("cannot build the HTTP client: {err}")),
-        });
+        Self::with_plans(hook, Plans::ready(plan), aws)
+    }
+
+    /// A gate whose plan comes from `plans`, which may still be loading.
+    pub fn with_plans(hook: Hook, plans: Plans, aws: AwsClients) -> Self {
         Self {
             hook,
-            ready,
+            plans,
             aws,
             probe: runner::live_probe(),
             judging: crate::checks::judge::judging_slots(),
@@ -175,38 +177,45 @@ impl Gate {
     pub async fn judge_and_report(self: &Arc<Self>, event: &HookEvent, deadline: Instant) -> RunOutcome {
         let gate = Arc::clone(self);
         let owned_event = event.clone();
-        self.supervise(event, deadline, move |judge_by| async move { gate.evaluate(&owned_event, judge_by).await })
+        self.supervise(event, deadline, move |schedule| async move { gate.evaluate(&owned_event, schedule).await })
             .await
     }
 
     /// Runs `evaluation` in its own task until the time to judge is up, then reports whatever it
     /// concluded, or why it concluded nothing: a panic or an evaluation still running half a
-    /// reserve past its time both become `Failed`. Private, so only this module's tests can hand
-    /// it an evaluation other than [`Gate::evaluate`].
+    /// reserve past its time both become `Failed`. The time to judge follows the plan's report
+    /// reserve once the evaluation knows its plan ([`Schedule::plan_known`]). Private, so only this
+    /// module's tests can hand it an evaluation other than [`Gate::evaluate`].
     async fn supervise<E, F>(&self, event: &HookEvent, deadline: Instant, evaluation: E) -> RunOutcome
     where
-        E: FnOnce(Instant) -> F,
-        F: Future<Output = Verdict> + Send + 'static,
+        E: FnOnce(Schedule) -> F,
+        F: Future<Output = Judged> + Send + 'static,
     {
         let started = Instant::now();
-        let judge_by = self.judge_by(started, deadline);
-        let reserve = deadline.saturating_duration_since(judge_by);
-
-        let evaluation = tokio::spawn(evaluation(judge_by));
+        let (retimed, mut judge_by) = watch::channel(judge_by(started, deadline, self.plans.report_reserve_now()));
+        let cutoff = |judge_by: Instant| judge_by + deadline.saturating_duration_since(judge_by) / 2;
+        let mut evaluation = tokio::spawn(evaluation(Schedule { started, deadline, judge_by: retimed }));
         let abort = evaluation.abort_handle();
-        let verdict = match tokio::time::timeout_at(judge_by + reserve / 2, evaluation).await {
-            Ok(Ok(verdict)) => verdict,
-            Ok(Err(join_error)) => {
-                Verdict::cannot_judge(format!("hook panicked: {}", runner::panic_message(join_error)), None)
-            }
-            Err(_) => {
-                abort.abort();
-                Verdict::cannot_judge("deadline: the evaluation did not finish in time", None)
+        let mut give_up_at = cutoff(*judge_by.borrow_and_update());
+        let judged = loop {
+            tokio::select! {
+                joined = &mut evaluation => break match joined {
+                    Ok(judged) => judged,
+                    Err(join_error) => Judged::unplanned(Verdict::cannot_judge(
+                        format!("hook panicked: {}", runner::panic_message(join_error)),
+                        None,
+                    )),
+                },
+                Ok(()) = judge_by.changed() => give_up_at = cutoff(*judge_by.borrow_and_update()),
+                () = tokio::time::sleep_until(give_up_at) => {
+                    abort.abort();
+                    break Judged::unplanned(Verdict::cannot_judge("deadline: the evaluation did not finish in time", None));
+                }
             }
         };
 
-        let dry_run = self.dry_run || self.ready.as_ref().is_ok_and(|(plan, _)| plan.dry_run);
-        let report = if dry_run {
+        let Judged { verdict, plan_dry_run } = judged;
+        let report = if self.dry_run || plan_dry_run {
             Ok(ReportOutcome::Skipped)
         } else {
             let report_by = deadline.checked_sub(RETURN_MARGIN).unwrap_or(deadline);
@@ -230,28 +239,36 @@ impl Gate {
         outcome
     }
 
-    /// When judging must stop: the deadline minus the report reserve. The reserve is the plan's
-    /// (default 5 s), at most a third of the time left, but never under [`MIN_REPORT_RESERVE`], so
-    /// a short deadline leaves the report its time and the checks none.
-    fn judge_by(&self, now: Instant, deadline: Instant) -> Instant {
-        let planned = self.ready.as_ref().map_or(DEFAULT_REPORT_RESERVE, |(plan, _)| plan.report_reserve);
-        let reserve = planned.min(deadline.saturating_duration_since(now) / 3).max(MIN_REPORT_RESERVE);
-        deadline.checked_sub(reserve).unwrap_or(now).max(now)
-    }
-
-    async fn evaluate(&self, event: &HookEvent, judge_by: Instant) -> Verdict {
-        let (plan, http) = match &self.ready {
-            Ok(ready) => ready,
-            Err(reason) => return Verdict::cannot_judge(reason.clone(), None),
-        };
-        let (deployment, green_ready) = if self.discovery {
-            match self.discover(plan, event, judge_by).await {
-                Ok((deployment, green_ready)) => (Some(Arc::new(deployment)), green_ready),
-                Err(verdict) => return *verdict,
+    async fn evaluate(&self, event: &HookEvent, schedule: Schedule) -> Judged {
+        // Discovery needs no plan, so it runs while a plan still loading finishes.
+        let plan = async {
+            match tokio::time::timeout_at(schedule.judge_by(), self.plans.get()).await {
+                Ok(Ok(loaded)) => Ok(loaded),
+                Ok(Err(reason)) => Err(Box::new(Verdict::cannot_judge(reason, None))),
+                Err(_) => Err(Box::new(Verdict::cannot_judge("deadline: the plan did not load in time", None))),
             }
-        } else {
-            (None, false)
         };
+        let found = async {
+            match self.discovery {
+                true => self.discover(event, schedule.judge_by()).await.map(Some),
+                false => Ok(None),
+            }
+        };
+        let (loaded, deployment) = match tokio::try_join!(plan, found) {
+            Ok(both) => both,
+            Err(verdict) => return Judged::unplanned(*verdict),
+        };
+        let judge_by = schedule.plan_known(loaded.plan.report_reserve);
+        let plan_dry_run = loaded.plan.dry_run;
+        let judged = |verdict| Judged { verdict, plan_dry_run };
+        let (deployment, green_ready) = match deployment {
+            Some(deployment) => match self.wait_for_green_if_asked(&loaded.plan, deployment, judge_by).await {
+                Ok((deployment, green_ready)) => (Some(Arc::new(deployment)), green_ready),
+                Err(verdict) => return judged(*verdict),
+            },
+            None => (None, false),
+        };
+        let LoadedPlan { plan, http } = &*loaded;
         let context = Arc::new(ProbeContext {
             http: http.clone(),
             aws: self.aws.clone(),
@@ -262,19 +279,13 @@ impl Gate {
             judging: Arc::clone(&self.judging),
         });
         let results = runner::run_checks(&plan.checks, context, self.probe.clone(), judge_by).await;
-        Verdict::from_checks(results, green_ready, deployment.map(|d| (*d).clone()))
+        judged(Verdict::from_checks(results, green_ready, deployment.map(|d| (*d).clone())))
     }
 
-    /// Discovery, the identity check and (for after-install) the wait for green. Says whether the
-    /// green task set was seen running its desired count.
-    async fn discover(
-        &self,
-        plan: &Plan,
-        event: &HookEvent,
-        judge_by: Instant,
-    ) -> Result<(Deployment, bool), Box<Verdict>> {
-        let client = &self.aws.codedeploy;
-        let found = tokio::time::timeout_at(judge_by, discover::discover(client, &event.deployment_id)).await;
+    /// Discovery and the identity check.
+    async fn discover(&self, event: &HookEvent, judge_by: Instant) -> Result<Deployment, Box<Verdict>> {
+        let found =
+            tokio::time::timeout_at(judge_by, discover::discover(&self.aws.codedeploy, &event.deployment_id)).await;
         let deployment = match found {
             Ok(Ok(deployment)) => deployment,
             Ok(Err(err)) => {
@@ -284,9 +295,20 @@ impl Gate {
                 return Err(Box::new(Verdict::cannot_judge("deadline: discovery did not finish in time", None)));
             }
         };
-        if let Some(mismatch) = deployment.mismatch(self.hook) {
-            return Err(Box::new(Verdict::cannot_judge(mismatch, Some(deployment))));
+        match deployment.mismatch(self.hook) {
+            Some(mismatch) => Err(Box::new(Verdict::cannot_judge(mismatch, Some(deployment)))),
+            None => Ok(deployment),
         }
+    }
+
+    /// For after-install (or a plan that asks), the wait for the green task set. Says whether the
+    /// green task set was seen running its desired count.
+    async fn wait_for_green_if_asked(
+        &self,
+        plan: &Plan,
+        deployment: Deployment,
+        judge_by: Instant,
+    ) -> Result<(Deployment, bool), Box<Verdict>> {
         let wait_for_green = plan.wait_for_green.unwrap_or(self.hook.waits_for_green_by_default());
         if wait_for_green && self.hook.event == LifecycleEvent::BeforeInstall {
             let reason = "wait_for_green cannot work at BeforeInstall: the green task set does not exist yet";
@@ -296,6 +318,7 @@ impl Gate {
         // particular no wait happened that could stand in for a check.
         if wait_for_green && deployment.platform() == Platform::Ecs {
             let snapshot = deployment.clone();
+            let client = &self.aws.codedeploy;
             return match discover::wait_for_green(client, deployment, plan.wait_for_green_interval, judge_by).await {
                 Ok(ready) => Ok((ready, true)),
                 Err(err) => Err(Box::new(Verdict::cannot_judge(format!("waiting for green: {err}"), Some(snapshot)))),
@@ -305,15 +328,47 @@ impl Gate {
     }
 }
 
-fn http_client(extra_roots: &[CertificateDer<'static>]) -> Result<reqwest::Client, String> {
-    let tls = crate::tls::client_config(extra_roots).map_err(|err| err.to_string())?;
-    reqwest::Client::builder()
-        .user_agent(concat!("greenlight/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(5))
-        .tls_backend_preconfigured(tls)
-        .build()
-        .map_err(|err| crate::checks::error_chain(&err))
+/// What an evaluation concluded, and whether its plan asked for a dry run.
+struct Judged {
+    verdict: Verdict,
+    plan_dry_run: bool,
+}
+
+impl Judged {
+    /// A verdict reached without a plan to say otherwise: reported.
+    fn unplanned(verdict: Verdict) -> Self {
+        Self { verdict, plan_dry_run: false }
+    }
+}
+
+/// An evaluation's time: when its run started, the Lambda deadline, and when judging must stop,
+/// which moves once the plan (and its report reserve) is known.
+struct Schedule {
+    started: Instant,
+    deadline: Instant,
+    judge_by: watch::Sender<Instant>,
+}
+
+impl Schedule {
+    /// When judging must stop, as known so far.
+    fn judge_by(&self) -> Instant {
+        *self.judge_by.borrow()
+    }
+
+    /// Sets the time to judge from the plan's report reserve, and tells the supervisor.
+    fn plan_known(&self, report_reserve: Duration) -> Instant {
+        let judge_by = judge_by(self.started, self.deadline, report_reserve);
+        self.judge_by.send_replace(judge_by);
+        judge_by
+    }
+}
+
+/// When judging must stop: the deadline minus the report reserve. The reserve is the plan's
+/// (default 5 s), at most a third of the time left, but never under [`MIN_REPORT_RESERVE`], so
+/// a short deadline leaves the report its time and the checks none.
+fn judge_by(now: Instant, deadline: Instant, planned: Duration) -> Instant {
+    let reserve = planned.min(deadline.saturating_duration_since(now) / 3).max(MIN_REPORT_RESERVE);
+    deadline.checked_sub(reserve).unwrap_or(now).max(now)
 }
 
 fn serialize_display<S: serde::Serializer>(value: &Option<ReportError>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -326,7 +381,7 @@ fn serialize_display<S: serde::Serializer>(value: &Option<ReportError>, serializ
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::PlanError;
+    use crate::plan::{DEFAULT_REPORT_RESERVE, PlanError};
     use crate::report::ReportOutcome;
     use crate::verdict::Status;
 
@@ -347,7 +402,7 @@ mod tests {
             .supervise(&event(), deadline, |_| async {
                 panic!("discovery blew up");
                 #[allow(unreachable_code)]
-                Verdict::cannot_judge("unreachable", None)
+                Judged::unplanned(Verdict::cannot_judge("unreachable", None))
             })
             .await;
         assert_eq!(outcome.verdict.status, Status::Failed);
@@ -359,9 +414,8 @@ mod tests {
     async fn an_evaluation_past_its_time_is_abandoned_half_a_reserve_later() {
         let started = Instant::now();
         let deadline = started + Duration::from_secs(30);
-        let gate = gate();
-        let judge_by = gate.judge_by(started, deadline);
-        let outcome = gate.supervise(&event(), deadline, |_| std::future::pending::<Verdict>()).await;
+        let judge_by = judge_by(started, deadline, DEFAULT_REPORT_RESERVE);
+        let outcome = gate().supervise(&event(), deadline, |_| std::future::pending::<Judged>()).await;
         assert_eq!(outcome.verdict.status, Status::Failed);
         assert_eq!(outcome.verdict.reason, "deadline: the evaluation did not finish in time");
         let reserve = deadline - judge_by;
@@ -369,14 +423,45 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn the_plans_reserve_moves_the_time_an_evaluation_is_abandoned() {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(30);
+        let outcome = gate()
+            .supervise(&event(), deadline, |schedule| async move {
+                schedule.plan_known(Duration::from_secs(2));
+                std::future::pending::<Judged>().await
+            })
+            .await;
+        assert_eq!(outcome.verdict.reason, "deadline: the evaluation did not finish in time");
+        assert_eq!(
+            Instant::now(),
+            deadline - Duration::from_secs(1),
+            "half of the plan's 2 s reserve, not the default's"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn an_evaluation_on_time_is_what_is_reported() {
         let deadline = Instant::now() + Duration::from_secs(30);
         let outcome = gate()
-            .supervise(&event(), deadline, |judge_by| async move {
-                tokio::time::sleep_until(judge_by - Duration::from_millis(1)).await;
-                Verdict::from_checks(Vec::new(), true, None)
+            .supervise(&event(), deadline, |schedule| async move {
+                tokio::time::sleep_until(schedule.judge_by() - Duration::from_millis(1)).await;
+                Judged::unplanned(Verdict::from_checks(Vec::new(), true, None))
             })
             .await;
         assert_eq!(outcome.verdict.status, Status::Succeeded, "{:?}", outcome.verdict);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_plans_dry_run_is_not_reported() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut gate = gate();
+        gate.dry_run = false;
+        let outcome = gate
+            .supervise(&event(), deadline, |_| async move {
+                Judged { verdict: Verdict::from_checks(Vec::new(), true, None), plan_dry_run: true }
+            })
+            .await;
+        assert_eq!(outcome.report, ReportOutcome::Skipped);
     }
 }

@@ -11,6 +11,7 @@ use tracing::{error, warn};
 use crate::event::{EventError, HookEvent, truncate_for_log};
 use crate::gate::{AwsClients, Gate, RunOutcome};
 use crate::hook::Hook;
+use crate::plan::select::Plans;
 use crate::plan::{self, MemoryLimit, PlanSource};
 use crate::report::ReportError;
 
@@ -51,16 +52,12 @@ pub async fn run(hook: Hook) -> Result<(), lambda_runtime::Error> {
 }
 
 /// The gate a Lambda function runs: the plan from the environment (or why it is unusable, which
-/// makes every invocation report `Failed`), clients from the environment, dry run if asked.
+/// makes every invocation report `Failed`), clients from the environment, dry run if asked. The
+/// plan loads on a thread of its own meanwhile ([`Plans::load_in_background`]).
 pub async fn gate_from_env(hook: Hook) -> Gate {
     let package_dir = plan::package_dir();
-    let plan = PlanSource::from_env(&package_dir)
-        .and_then(|source| plan::load(&source, &package_dir))
-        .and_then(|plan| plan.fit_memory(MemoryLimit::from_env()));
-    if let Err(err) = &plan {
-        error!(hook = hook.name, error = %err, "plan unusable: every invocation will report Failed");
-    }
-    Gate::new(hook, plan, AwsClients::from_env().await).dry_run(env_flag(DRY_RUN_ENV))
+    let plans = Plans::load_in_background(PlanSource::from_env(&package_dir), &package_dir, MemoryLimit::from_env());
+    Gate::with_plans(hook, plans, AwsClients::from_env().await).dry_run(env_flag(DRY_RUN_ENV))
 }
 
 /// Serves `gate` behind the Lambda Runtime API until the runtime stops. Tracing must already be
