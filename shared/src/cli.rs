@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use crate::event::HookEvent;
 use crate::gate::{AwsClients, Gate, RunOutcome};
 use crate::hook::Hook;
+use crate::plan::select::Plans;
 use crate::plan::{self, MemoryLimit, PlanSource};
 use crate::verdict::Status;
 
@@ -105,18 +106,17 @@ pub async fn run(hook: Hook) -> ExitCode {
         }
     };
     let package_dir = plan::package_dir();
-    let source = match &args.plan {
-        Some(path) => Ok(PlanSource::File(path.clone())),
-        None => PlanSource::from_env(&package_dir),
-    };
     let memory = match args.memory_mb {
         Some(mib) => Some(MemoryLimit { mib, source: "--memory-mb" }),
         None => MemoryLimit::from_env(),
     };
-    let plan = source.and_then(|source| plan::load(&source, &package_dir)).and_then(|plan| plan.fit_memory(memory));
-    let plan_error = plan.as_ref().err().map(ToString::to_string);
+    let plans = match &args.plan {
+        Some(path) => Plans::load_in_background(Ok(PlanSource::File(path.clone())), &package_dir, memory),
+        None => Plans::from_env(&package_dir, memory),
+    };
+    let plan_error = plans.why_unusable().await;
 
-    let gate = Gate::new(hook, plan, AwsClients::from_env().await)
+    let gate = Gate::with_plans(hook, plans, AwsClients::from_env().await)
         .dry_run(args.dry_run || crate::lambda::env_flag(crate::lambda::DRY_RUN_ENV))
         .discovery(!args.skip_discovery);
     let deadline = Instant::now() + Duration::from_millis(args.timeout_ms);

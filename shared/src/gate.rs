@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::checks::ProbeContext;
-use crate::discover::{self, Deployment};
+use crate::discover::{self, Deployment, DeploymentNames};
 use crate::event::HookEvent;
 use crate::hook::{Hook, LifecycleEvent, Platform};
 use crate::plan::select::{LoadedPlan, Plans};
@@ -41,6 +41,7 @@ pub struct AwsClients {
     config: SdkConfig,
     cloudwatch: Arc<OnceLock<aws_sdk_cloudwatch::Client>>,
     elbv2: Arc<OnceLock<aws_sdk_elasticloadbalancingv2::Client>>,
+    ssm: Arc<OnceLock<aws_sdk_ssm::Client>>,
 }
 
 impl AwsClients {
@@ -52,6 +53,7 @@ impl AwsClients {
             config: config.clone(),
             cloudwatch: Arc::default(),
             elbv2: Arc::default(),
+            ssm: Arc::default(),
         }
     }
 
@@ -63,6 +65,11 @@ impl AwsClients {
     /// For the target group and load balancer dimensions of ECS metric checks; built on first use.
     pub fn elbv2(&self) -> &aws_sdk_elasticloadbalancingv2::Client {
         self.elbv2.get_or_init(|| aws_sdk_elasticloadbalancingv2::Client::new(&self.config))
+    }
+
+    /// For plans read from Parameter Store; built on first use.
+    pub fn ssm(&self) -> &aws_sdk_ssm::Client {
+        self.ssm.get_or_init(|| aws_sdk_ssm::Client::new(&self.config))
     }
 
     /// Whether the CloudWatch client has been built: it must not be for a plan that does not use it.
@@ -242,7 +249,15 @@ impl Gate {
     async fn evaluate(&self, event: &HookEvent, schedule: Schedule) -> Judged {
         // Discovery needs no plan, so it runs while a plan still loading finishes.
         let plan = async {
-            match tokio::time::timeout_at(schedule.judge_by(), self.plans.get()).await {
+            let names = match self.plans.per_deployment() {
+                true => match self.deployment_names(event, schedule.judge_by()).await {
+                    Ok(names) => Some(names),
+                    Err(verdict) => return Err(verdict),
+                },
+                false => None,
+            };
+            let chosen = self.plans.get(names.as_ref(), || self.aws.ssm().clone());
+            match tokio::time::timeout_at(schedule.judge_by(), chosen).await {
                 Ok(Ok(loaded)) => Ok(loaded),
                 Ok(Err(reason)) => Err(Box::new(Verdict::cannot_judge(reason, None))),
                 Err(_) => Err(Box::new(Verdict::cannot_judge("deadline: the plan did not load in time", None))),
@@ -280,6 +295,16 @@ impl Gate {
         });
         let results = runner::run_checks(&plan.checks, context, self.probe.clone(), judge_by).await;
         judged(Verdict::from_checks(results, green_ready, deployment.map(|d| (*d).clone())))
+    }
+
+    /// The deployment's application and group, which choose a plan per deployment.
+    async fn deployment_names(&self, event: &HookEvent, judge_by: Instant) -> Result<DeploymentNames, Box<Verdict>> {
+        let asked = discover::deployment_names(&self.aws.codedeploy, &event.deployment_id);
+        match tokio::time::timeout_at(judge_by, asked).await {
+            Ok(Ok(names)) => Ok(names),
+            Ok(Err(err)) => Err(Box::new(Verdict::cannot_judge(format!("choosing the plan: {err}"), None))),
+            Err(_) => Err(Box::new(Verdict::cannot_judge("deadline: the plan was not chosen in time", None))),
+        }
     }
 
     /// Discovery and the identity check.

@@ -12,7 +12,7 @@ use crate::event::{EventError, HookEvent, truncate_for_log};
 use crate::gate::{AwsClients, Gate, RunOutcome};
 use crate::hook::Hook;
 use crate::plan::select::Plans;
-use crate::plan::{self, MemoryLimit, PlanSource};
+use crate::plan::{self, MemoryLimit};
 use crate::report::ReportError;
 
 /// Set to `1` or `true` to log verdicts without reporting them.
@@ -56,7 +56,7 @@ pub async fn run(hook: Hook) -> Result<(), lambda_runtime::Error> {
 /// plan loads on a thread of its own meanwhile ([`Plans::load_in_background`]).
 pub async fn gate_from_env(hook: Hook) -> Gate {
     let package_dir = plan::package_dir();
-    let plans = Plans::load_in_background(PlanSource::from_env(&package_dir), &package_dir, MemoryLimit::from_env());
+    let plans = Plans::from_env(&package_dir, MemoryLimit::from_env());
     Gate::with_plans(hook, plans, AwsClients::from_env().await).dry_run(env_flag(DRY_RUN_ENV))
 }
 

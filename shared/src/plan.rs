@@ -16,6 +16,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::Value;
 
+pub mod catalog;
+pub mod parameter;
 pub mod select;
 mod traffic;
 
@@ -78,7 +80,11 @@ pub fn package_dir() -> PathBuf {
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     /// Neither variable is set.
-    #[error("no plan: set {PLAN_ENV} (inline JSON) or {PLAN_FILE_ENV} (a path)")]
+    #[error(
+        "no plan: set {PLAN_ENV} (inline JSON) or {PLAN_FILE_ENV} (a path), or {} or {} for a plan per deployment",
+        catalog::CATALOG_FILE_ENV,
+        parameter::PARAMETER_ENV
+    )]
     Missing,
     /// Both variables are set, so which one is meant is unclear.
     #[error("both {PLAN_ENV} and {PLAN_FILE_ENV} are set; set only one")]
@@ -129,7 +135,7 @@ impl MemoryNeed {
 }
 
 /// Where the memory figure a plan was measured against came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryLimit {
     /// The memory, in MiB (Lambda's MemorySize "MB" are MiB).
     pub mib: u64,

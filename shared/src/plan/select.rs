@@ -1,4 +1,15 @@
-//! The plan that judges a deployment, ready to run, and how a hook gets it.
+//! The plan that judges a deployment, ready to run, and where a hook gets it.
+//!
+//! A hook has one plan for every deployment (`GREENLIGHT_PLAN`, `GREENLIGHT_PLAN_FILE`), or a
+//! plan per deployment, chosen by the deployment's application and deployment group, in this
+//! order:
+//!
+//! 1. the first matching entry of the plan catalog ([`CATALOG_FILE_ENV`], [`super::catalog`]);
+//! 2. the parameter the deployment group's name gives ([`PARAMETER_ENV`], [`super::parameter`]);
+//! 3. the catalog's default, when no entry matched and there is no such parameter.
+//!
+//! Anything else (no plan anywhere, a parameter that cannot be read, an invalid plan) reports
+//! `Failed` naming the application, the deployment group and what to fix.
 //!
 //! Loading a plan (compiling the plan schema, validating the document against it, compiling the
 //! checks) is most of a cold start's CPU time. So a Lambda function loads its plan on a thread of
@@ -11,9 +22,12 @@ use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
 use tokio::sync::watch;
-use tracing::error;
+use tracing::{error, info};
 
-use super::{MemoryLimit, Plan, PlanError, PlanSource};
+use super::catalog::{CATALOG_FILE_ENV, Catalog, Choice};
+use super::parameter::{CACHE_SECONDS_ENV, DEFAULT_CACHE, Lookup, PARAMETER_ENV, ParameterPlans};
+use super::{MemoryLimit, PLAN_ENV, PLAN_FILE_ENV, Plan, PlanError, PlanSource};
+use crate::discover::DeploymentNames;
 
 /// A plan and the HTTP client built for it.
 #[derive(Debug)]
@@ -43,14 +57,59 @@ pub struct Plans(Inner);
 enum Inner {
     /// Loaded, or refused, already.
     Ready(Loaded),
-    /// Being loaded on its own thread; `None` until it is done.
-    Loading(watch::Receiver<Option<Loaded>>),
+    /// Being loaded on its own thread.
+    Loading(Background<Loaded>),
+    /// Chosen per deployment.
+    PerDeployment(Arc<PerDeployment>),
+}
+
+/// The plan sources of a hook that chooses a plan per deployment.
+#[derive(Debug)]
+struct PerDeployment {
+    catalog: Option<Background<Result<Arc<Catalog>, String>>>,
+    parameter: Option<ParameterPlans>,
 }
 
 impl Plans {
     /// A plan loaded already (or the error that stopped it loading).
     pub fn ready(plan: Result<Plan, PlanError>) -> Self {
         Self(Inner::Ready(finish(plan)))
+    }
+
+    /// The plans the environment names: one plan, loaded on a thread of its own so start-up
+    /// does not wait for it (the catalog too), or plans chosen per deployment. A configuration
+    /// that cannot work is the error every run reports.
+    pub fn from_env(package_dir: &Path, memory: Option<MemoryLimit>) -> Self {
+        let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let catalog = set(CATALOG_FILE_ENV).map(|path| package_dir.join(path));
+        let parameter = set(PARAMETER_ENV);
+        if catalog.is_none() && parameter.is_none() {
+            return Self::load_in_background(PlanSource::from_env(package_dir), package_dir, memory);
+        }
+        if set(PLAN_ENV).is_some() || set(PLAN_FILE_ENV).is_some() {
+            return Self::unusable(format!(
+                "{PLAN_ENV} or {PLAN_FILE_ENV} gives every deployment one plan, so {CATALOG_FILE_ENV} and {PARAMETER_ENV} would never be read; set one or the other"
+            ));
+        }
+        let cache_for = match set(CACHE_SECONDS_ENV).map(|v| v.trim().parse::<u64>()) {
+            None => DEFAULT_CACHE,
+            Some(Ok(seconds)) => Duration::from_secs(seconds),
+            Some(Err(_)) => {
+                return Self::unusable(format!("{CACHE_SECONDS_ENV} must be a whole number of seconds (0: no cache)"));
+            }
+        };
+        let parameter = match parameter.map(|t| ParameterPlans::new(&t, cache_for, package_dir.to_path_buf(), memory)) {
+            Some(Err(err)) => return Self::unusable(err),
+            parameter => parameter.and_then(Result::ok),
+        };
+        let catalog = match catalog {
+            Some(path) => match Background::spawn(move || load_catalog(&path, memory)) {
+                Ok(loading) => Some(loading),
+                Err(err) => return Self::unusable(err),
+            },
+            None => None,
+        };
+        Self(Inner::PerDeployment(Arc::new(PerDeployment { catalog, parameter })))
     }
 
     /// Loads `source` on a thread of its own, checked against the function's memory, so start-up
@@ -69,42 +128,134 @@ impl Plans {
             }
             loaded
         };
-        let (sender, receiver) = watch::channel(None);
-        match std::thread::Builder::new().name("plan-load".to_owned()).spawn(move || sender.send_replace(Some(load())))
-        {
-            Ok(_) => Self(Inner::Loading(receiver)),
-            Err(err) => Self(Inner::Ready(Err(format!("cannot start a thread to load the plan: {err}")))),
+        match Background::spawn(load) {
+            Ok(loading) => Self(Inner::Loading(loading)),
+            Err(err) => Self::unusable(err),
         }
     }
 
-    /// The plan if it is loaded already, without waiting.
+    fn unusable(reason: String) -> Self {
+        error!(error = %reason, "plan unusable: every invocation will report Failed");
+        Self(Inner::Ready(Err(reason)))
+    }
+
+    /// Whether the plan depends on the deployment's application and deployment group.
+    pub fn per_deployment(&self) -> bool {
+        matches!(self.0, Inner::PerDeployment(_))
+    }
+
+    /// The plan if it is known already, without waiting or calling anything.
     pub fn now(&self) -> Option<Loaded> {
         match &self.0 {
             Inner::Ready(loaded) => Some(loaded.clone()),
-            Inner::Loading(receiver) => receiver.borrow().clone(),
+            Inner::Loading(loading) => loading.now(),
+            Inner::PerDeployment(_) => None,
         }
     }
 
-    /// The plan, once it is loaded.
-    pub async fn get(&self) -> Loaded {
+    /// The plan for a deployment: `names` are its application and deployment group, needed when
+    /// plans are chosen per deployment ([`Plans::per_deployment`]).
+    pub async fn get(&self, names: Option<&DeploymentNames>, ssm: impl FnOnce() -> aws_sdk_ssm::Client) -> Loaded {
         match &self.0 {
             Inner::Ready(loaded) => loaded.clone(),
-            Inner::Loading(receiver) => {
-                let mut receiver = receiver.clone();
-                match receiver.wait_for(Option::is_some).await {
-                    Ok(loaded) => loaded.clone().unwrap_or_else(|| Err("the plan was never loaded".to_owned())),
-                    // The loading thread ended without a plan: it panicked.
-                    Err(_) => Err("loading the plan failed: its thread stopped without a result".to_owned()),
-                }
-            }
+            Inner::Loading(loading) => loading.get().await.and_then(|loaded| loaded),
+            Inner::PerDeployment(sources) => match names {
+                Some(names) => sources.choose(names, ssm).await,
+                None => Err("plans are chosen per deployment, but the deployment's application and deployment group are unknown".to_owned()),
+            },
         }
     }
 
-    /// The report reserve of a plan loaded already; the default while none is.
+    /// Why no deployment can be judged, once loading is done: a missing or invalid plan, or a
+    /// catalog that cannot be read. `None` when some deployment can be.
+    pub async fn why_unusable(&self) -> Option<String> {
+        match &self.0 {
+            Inner::Ready(loaded) => loaded.as_ref().err().cloned(),
+            Inner::Loading(loading) => loading.get().await.and_then(|loaded| loaded).err(),
+            Inner::PerDeployment(sources) => match &sources.catalog {
+                Some(loading) => loading.get().await.and_then(|catalog| catalog).err(),
+                None => None,
+            },
+        }
+    }
+
+    /// The report reserve of a plan known already; the default while none is.
     pub fn report_reserve_now(&self) -> Duration {
         match self.now() {
             Some(Ok(loaded)) => loaded.plan.report_reserve,
             _ => super::DEFAULT_REPORT_RESERVE,
+        }
+    }
+}
+
+impl PerDeployment {
+    async fn choose(&self, names: &DeploymentNames, ssm: impl FnOnce() -> aws_sdk_ssm::Client) -> Loaded {
+        let DeploymentNames { application, deployment_group } = names;
+        let catalog = match &self.catalog {
+            Some(loading) => Some(loading.get().await.and_then(|catalog| catalog)?),
+            None => None,
+        };
+        let mut tried = Vec::new();
+        if let Some(catalog) = &catalog {
+            if let Choice::Entry(which, plan) = catalog.choose(application, deployment_group) {
+                info!(application, deployment_group, plan = %which, "plan chosen");
+                return plan.clone();
+            }
+            tried.push("no catalog entry matches".to_owned());
+        }
+        if let Some(parameter) = &self.parameter {
+            match parameter.get(&ssm(), application, deployment_group).await {
+                Lookup::Found(plan, which) => {
+                    info!(application, deployment_group, plan = %which, "plan chosen");
+                    return Ok(plan);
+                }
+                Lookup::NotFound(name) => tried.push(format!("parameter {name} does not exist")),
+                Lookup::Failed(reason) => return Err(reason),
+            }
+        }
+        if let Some(Choice::Default(plan)) = catalog.as_ref().map(|c| c.choose(application, deployment_group)) {
+            info!(application, deployment_group, plan = "catalog default", "plan chosen");
+            return plan.clone();
+        }
+        if catalog.is_some() {
+            tried.push("the catalog has no default".to_owned());
+        }
+        Err(format!("no plan for application {application}, deployment group {deployment_group}: {}", tried.join(", ")))
+    }
+}
+
+fn load_catalog(path: &Path, memory: Option<MemoryLimit>) -> Result<Arc<Catalog>, String> {
+    let catalog = Catalog::load(path, memory).inspect_err(|err| error!(error = %err, "plan catalog unusable"))?;
+    for err in catalog.errors() {
+        error!(error = %err, "catalog plan unusable: the deployments it matches will report Failed");
+    }
+    Ok(Arc::new(catalog))
+}
+
+/// A value computed on a thread of its own.
+#[derive(Debug, Clone)]
+struct Background<T>(watch::Receiver<Option<T>>);
+
+impl<T: Clone + Send + Sync + 'static> Background<T> {
+    fn spawn(compute: impl FnOnce() -> T + Send + 'static) -> Result<Self, String> {
+        let (sender, receiver) = watch::channel(None);
+        std::thread::Builder::new()
+            .name("plan-load".to_owned())
+            .spawn(move || sender.send_replace(Some(compute())))
+            .map_err(|err| format!("cannot start a thread to load the plan: {err}"))?;
+        Ok(Self(receiver))
+    }
+
+    fn now(&self) -> Option<T> {
+        self.0.borrow().clone()
+    }
+
+    async fn get(&self) -> Result<T, String> {
+        let mut receiver = self.0.clone();
+        match receiver.wait_for(Option::is_some).await {
+            Ok(value) => value.clone().ok_or_else(|| "the plan was never loaded".to_owned()),
+            // The thread ended without a value: it panicked.
+            Err(_) => Err("loading the plan failed: its thread stopped without a result".to_owned()),
         }
     }
 }
@@ -128,11 +279,49 @@ fn http_client(extra_roots: &[CertificateDer<'static>]) -> Result<reqwest::Clien
 mod tests {
     use super::*;
 
+    fn no_ssm() -> aws_sdk_ssm::Client {
+        panic!("no Parameter Store call expected")
+    }
+
+    fn catalog(text: &str) -> Plans {
+        let text = text.to_owned();
+        let catalog = Background::spawn(move || Catalog::parse(&text, Path::new("."), None).map(Arc::new)).unwrap();
+        Plans(Inner::PerDeployment(Arc::new(PerDeployment { catalog: Some(catalog), parameter: None })))
+    }
+
+    fn names(application: &str, deployment_group: &str) -> DeploymentNames {
+        DeploymentNames { application: application.into(), deployment_group: deployment_group.into() }
+    }
+
+    #[tokio::test]
+    async fn a_catalog_chooses_by_the_deployments_names_and_says_when_nothing_matches() {
+        let plans = catalog(
+            r#"{"plans":[{"application":"checkout","plan":{"checks":[{"name":"c","http":{"url":"http://127.0.0.1:9/"}}]}}]}"#,
+        );
+        assert!(plans.per_deployment() && plans.now().is_none());
+        let chosen = plans.get(Some(&names("checkout", "prod")), no_ssm).await.unwrap();
+        assert_eq!(chosen.plan.checks[0].name, "c");
+        let none = plans.get(Some(&names("cart", "prod")), no_ssm).await.unwrap_err();
+        assert_eq!(
+            none,
+            "no plan for application cart, deployment group prod: no catalog entry matches, the catalog has no default"
+        );
+        let unnamed = plans.get(None, no_ssm).await.unwrap_err();
+        assert!(unnamed.contains("application and deployment group are unknown"), "{unnamed}");
+    }
+
+    #[tokio::test]
+    async fn a_broken_catalog_fails_every_deployment_with_its_error() {
+        let plans = catalog(r#"{"plans":{}}"#);
+        let err = plans.get(Some(&names("checkout", "prod")), no_ssm).await.unwrap_err();
+        assert!(err.starts_with("not a plan catalog: invalid type: map"), "{err}");
+    }
+
     #[tokio::test]
     async fn a_plan_loaded_in_the_background_is_the_plan_loaded_at_once() {
         let source = Ok(PlanSource::Inline(r#"{"checks":[{"name":"a","http":{"url":"http://127.0.0.1:9/"}}]}"#.into()));
         let plans = Plans::load_in_background(source, Path::new("."), None);
-        let loaded = plans.get().await.expect("a valid plan loads");
+        let loaded = plans.get(None, no_ssm).await.expect("a valid plan loads");
         assert_eq!(loaded.plan.checks[0].name, "a");
         assert!(plans.now().is_some_and(|now| now.is_ok()), "once loaded, it is there without waiting");
     }
@@ -140,9 +329,12 @@ mod tests {
     #[tokio::test]
     async fn a_broken_plan_in_the_background_is_its_error() {
         let plans = Plans::load_in_background(Ok(PlanSource::Inline("{".into())), Path::new("."), None);
-        let err = plans.get().await.unwrap_err();
+        let err = plans.get(None, no_ssm).await.unwrap_err();
         assert!(err.starts_with("plan is not JSON"), "{err}");
-        let missing = Plans::load_in_background(Err(PlanError::Missing), Path::new("."), None).get().await.unwrap_err();
+        let missing = Plans::load_in_background(Err(PlanError::Missing), Path::new("."), None)
+            .get(None, no_ssm)
+            .await
+            .unwrap_err();
         assert!(missing.starts_with("no plan: set GREENLIGHT_PLAN"), "{missing}");
     }
 }
