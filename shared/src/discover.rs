@@ -187,7 +187,7 @@ pub enum DiscoveryError {
     },
 }
 
-fn call_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> DiscoveryError
+pub(crate) fn call_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> DiscoveryError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::checks::ProbeContext;
+use crate::checks::variables::Lookups;
 use crate::discover::{self, Deployment, DeploymentNames};
 use crate::event::HookEvent;
 use crate::hook::{Hook, LifecycleEvent, Platform};
@@ -258,7 +259,7 @@ impl Gate {
             };
             let chosen = self.plans.get(names.as_ref(), || self.aws.ssm().clone());
             match tokio::time::timeout_at(schedule.judge_by(), chosen).await {
-                Ok(Ok(loaded)) => Ok(loaded),
+                Ok(Ok(loaded)) => Ok((loaded, names)),
                 Ok(Err(reason)) => Err(Box::new(Verdict::cannot_judge(reason, None))),
                 Err(_) => Err(Box::new(Verdict::cannot_judge("deadline: the plan did not load in time", None))),
             }
@@ -269,7 +270,7 @@ impl Gate {
                 false => Ok(None),
             }
         };
-        let (loaded, deployment) = match tokio::try_join!(plan, found) {
+        let ((loaded, names), deployment) = match tokio::try_join!(plan, found) {
             Ok(both) => both,
             Err(verdict) => return Judged::unplanned(*verdict),
         };
@@ -288,7 +289,7 @@ impl Gate {
             http: http.clone(),
             aws: self.aws.clone(),
             started_at: std::time::SystemTime::now(),
-            ecs_dimensions: Arc::default(),
+            lookups: Arc::new(Lookups::with_names(names)),
             deployment: deployment.clone(),
             redactor: plan.redactor.clone(),
             judging: Arc::clone(&self.judging),

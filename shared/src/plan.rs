@@ -19,6 +19,7 @@ use serde_json::Value;
 pub mod catalog;
 pub mod parameter;
 pub mod select;
+pub mod template;
 mod traffic;
 
 pub use traffic::{
@@ -260,11 +261,11 @@ pub struct PlanIssue {
 }
 
 impl PlanIssue {
-    fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
         Self { pointer: pointer.into(), message: message.into() }
     }
 
-    fn join(issues: &[PlanIssue]) -> String {
+    pub(crate) fn join(issues: &[PlanIssue]) -> String {
         issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
     }
 }
@@ -308,6 +309,9 @@ pub struct Check {
     pub measurement: Measurement,
     /// Run and log, but leave out of the verdict.
     pub dry_run: bool,
+    /// The check as written, when its request uses `${variables}`: what runs is this filled with
+    /// the deployment's values, and the rest of this check was compiled from stand-ins.
+    pub template: Option<Arc<template::CheckTemplate>>,
 }
 
 /// The measurement model, after Argo Rollouts' analysis runs.
@@ -559,14 +563,24 @@ pub fn load(source: &PlanSource, package_dir: &Path) -> Result<Plan, PlanError> 
 
 /// Validates and compiles plan JSON; relative file paths in it resolve against `base_dir`.
 pub fn parse(text: &str, base_dir: &Path) -> Result<Plan, PlanError> {
-    let document: Value = serde_json::from_str(text).map_err(PlanError::NotJson)?;
-    let issues = schema_issues(&document);
+    let mut document: Value = serde_json::from_str(text).map_err(PlanError::NotJson)?;
+    let (templated, mut issues) = template::stand_in(&mut document);
+    issues.extend(schema_issues(&document));
     if !issues.is_empty() {
         return Err(PlanError::Invalid(issues));
     }
     // The schema has accepted the document's shape, so this only fails on a schema/struct mismatch.
     let doc: PlanDoc = serde_json::from_value(document).map_err(PlanError::NotJson)?;
-    compile(doc, base_dir)
+    let mut plan = compile(doc, base_dir)?;
+    for templated in templated {
+        let index = templated.index;
+        let template = template::CheckTemplate::new(templated, base_dir.to_path_buf(), plan.redactor.clone());
+        // Compiled just now, so this plan holds the only reference.
+        if let Some(check) = plan.checks.get_mut(index).and_then(Arc::get_mut) {
+            check.template = Some(Arc::new(template));
+        }
+    }
+    Ok(plan)
 }
 
 /// The compiled plan schema. A broken embedded schema (unit tests rule it out) becomes a plan
@@ -740,6 +754,7 @@ fn compile_check(
                 expect: Expect::default(),
                 measurement,
                 dry_run: doc.dry_run,
+                template: None,
             });
         }
         (None, None, None, Some(alarms)) => {
@@ -751,6 +766,7 @@ fn compile_check(
                 expect: Expect::default(),
                 measurement,
                 dry_run: doc.dry_run,
+                template: None,
             });
         }
         (Some(http), None, None, None) => {
@@ -778,7 +794,7 @@ fn compile_check(
         }
     }?;
     let expect = compile_expect(doc.expect, &format!("{at}/expect"), base_dir, issues)?;
-    Some(Check { name: doc.name, probe, expect, measurement, dry_run: doc.dry_run })
+    Some(Check { name: doc.name, probe, expect, measurement, dry_run: doc.dry_run, template: None })
 }
 
 fn compile_http(doc: HttpDoc, at: &str, redactor: &Redactor, issues: &mut Vec<PlanIssue>) -> Option<HttpProbe> {

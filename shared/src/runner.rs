@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::checks::{ProbeContext, measure_once};
 use crate::plan::Check;
+use crate::plan::template::CheckTemplate;
 
 /// One measurement, boxed so the runner can be handed something other than the live probe (tests
 /// use this to make a check panic; production always uses [`live_probe`]).
@@ -106,6 +107,13 @@ pub async fn run_checks(
         .collect()
 }
 
+/// A check that uses `${variables}`, filled with this deployment's values.
+async fn instantiate(template: &CheckTemplate, context: &ProbeContext) -> Result<Check, String> {
+    let names: Vec<&str> = template.variables.iter().map(String::as_str).collect();
+    let values = crate::checks::variables::variable_values(&names, context).await?;
+    template.fill(&values)
+}
+
 /// The message of a panic, as far as it can be recovered.
 pub(crate) fn panic_message(error: tokio::task::JoinError) -> String {
     if !error.is_panic() {
@@ -123,6 +131,17 @@ pub(crate) fn panic_message(error: tokio::task::JoinError) -> String {
 /// row; fails once failures exceed `failure_limit`, once passing has become impossible in the
 /// attempts left, or at the deadline.
 async fn measure(check: Arc<Check>, context: Arc<ProbeContext>, probe: ProbeFn, deadline: Instant) -> CheckResult {
+    let check = match &check.template {
+        None => check,
+        Some(template) => match tokio::time::timeout_at(deadline, instantiate(template, &context)).await {
+            Ok(Ok(filled)) => Arc::new(filled),
+            Ok(Err(reason)) => return CheckResult::failed(&check, 0, None, reason),
+            Err(_) => {
+                let reason = "deadline: the check's variables were not filled in time".to_owned();
+                return CheckResult::failed(&check, 0, None, reason);
+            }
+        },
+    };
     let model = check.measurement;
     let (mut attempts, mut failures, mut streak) = (0u32, 0u32, 0u32);
     let mut last_latency = None;
@@ -226,6 +245,7 @@ mod tests {
             expect: Expect::default(),
             measurement,
             dry_run: false,
+            template: None,
         })
     }
 
@@ -246,7 +266,7 @@ mod tests {
             http: reqwest::Client::new(),
             aws: crate::AwsClients::new(&config),
             started_at: std::time::SystemTime::now(),
-            ecs_dimensions: Arc::default(),
+            lookups: Arc::default(),
             deployment: None,
             redactor: Redactor::default(),
             judging: crate::checks::judge::judging_slots(),

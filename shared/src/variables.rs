@@ -8,23 +8,49 @@
 
 use std::fmt;
 
-/// Every variable a plan may use, with what it becomes.
-pub const KNOWN: &[(&str, &str)] = &[
-    ("deployment_id", "the deployment's id"),
-    ("function_name", "Lambda: the function whose alias shifts"),
-    ("alias", "Lambda: the alias whose traffic shifts"),
-    ("current_version", "Lambda: the version being replaced"),
-    ("target_version", "Lambda: the version being deployed"),
+/// Every variable a plan may use, with what it becomes and a value of its form, which stands in
+/// for it when a plan is validated at load.
+pub const KNOWN: &[(&str, &str, &str)] = &[
+    ("deployment_id", "the deployment's id", "d-EXAMPLE11"),
+    ("application", "the deployment's CodeDeploy application", "application"),
+    ("deployment_group", "the deployment's deployment group", "deployment-group"),
+    ("function_name", "Lambda: the function whose alias shifts", "function"),
+    ("alias", "Lambda: the alias whose traffic shifts", "live"),
+    ("current_version", "Lambda: the version being replaced", "1"),
+    ("target_version", "Lambda: the version being deployed", "2"),
+    ("cluster", "ECS: the service's cluster", "cluster"),
+    ("service", "ECS: the service", "service"),
+    (
+        "test_url",
+        "ECS: the deployment group's test listener, <protocol>://<load balancer DNS name>:<port>",
+        "http://test-listener.example:8080",
+    ),
+    (
+        "production_url",
+        "ECS: the deployment group's production listener, as test_url",
+        "http://production-listener.example:80",
+    ),
     (
         "green_target_group",
         "ECS: the green task set's target group, as CloudWatch's TargetGroup dimension (targetgroup/<name>/<id>)",
+        "targetgroup/green/0123456789abcdef",
     ),
-    ("blue_target_group", "ECS: the blue task set's target group, as CloudWatch's TargetGroup dimension"),
+    (
+        "blue_target_group",
+        "ECS: the blue task set's target group, as CloudWatch's TargetGroup dimension",
+        "targetgroup/blue/0123456789abcdef",
+    ),
     (
         "load_balancer",
         "ECS: the target groups' load balancer, as CloudWatch's LoadBalancer dimension (app/<name>/<id>)",
+        "app/load-balancer/0123456789abcdef",
     ),
 ];
+
+/// The stand-in value of a known variable.
+pub fn example(name: &str) -> Option<&'static str> {
+    KNOWN.iter().find(|(known, _, _)| *known == name).map(|(_, _, example)| *example)
+}
 
 /// Why a string's variables are not usable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +66,7 @@ impl fmt::Display for VariableError {
         match self {
             Self::Unterminated => f.write_str("\"${\" without a closing \"}\""),
             Self::Unknown(name) => {
-                let names: Vec<String> = KNOWN.iter().map(|(known, _)| format!("${{{known}}}")).collect();
+                let names: Vec<String> = KNOWN.iter().map(|(known, _, _)| format!("${{{known}}}")).collect();
                 write!(f, "unknown variable ${{{name}}}; the variables are {}", names.join(", "))
             }
         }
@@ -52,7 +78,7 @@ pub fn used_in(text: &str) -> Result<Vec<&str>, VariableError> {
     let mut names = Vec::new();
     for piece in pieces(text) {
         if let Piece::Variable(name) = piece? {
-            if !KNOWN.iter().any(|(known, _)| *known == name) {
+            if !KNOWN.iter().any(|(known, _, _)| *known == name) {
                 return Err(VariableError::Unknown(name.to_owned()));
             }
             if !names.contains(&name) {

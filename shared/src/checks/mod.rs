@@ -6,6 +6,7 @@ mod http;
 mod invoke;
 pub mod judge;
 mod metric;
+pub mod variables;
 mod window;
 
 use std::sync::Arc;
@@ -26,9 +27,8 @@ pub struct ProbeContext {
     pub aws: crate::AwsClients,
     /// When this run started: the start of a `since: hook` window.
     pub started_at: std::time::SystemTime,
-    /// The ECS deployment's target group and load balancer dimensions, looked up once per run
-    /// by the first metric check that needs them.
-    pub ecs_dimensions: Arc<tokio::sync::OnceCell<Result<metric::EcsDimensions, String>>>,
+    /// What this run looked up to fill `${variables}`, each once, by the first check needing it.
+    pub lookups: Arc<variables::Lookups>,
     /// The deployment, when discovery ran.
     pub deployment: Option<Arc<Deployment>>,
     /// Which header values must never be shown.

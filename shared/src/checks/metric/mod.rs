@@ -14,14 +14,9 @@ use aws_sdk_cloudwatch::types::{self as cw, ScanBy, StatusCode};
 use aws_smithy_types::DateTime;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
-use super::{ProbeContext, window};
+use super::{ProbeContext, variables, window};
 use crate::plan::{Aggregate, Check, Direction, MetricJudge, MetricProbe, MetricQuery, NoData, Probe};
 use crate::stats::{self, Classification, JudgeConfig};
-
-mod ecs;
-mod variables;
-
-pub use ecs::EcsDimensions;
 
 /// Pages of one `GetMetricData` answer read at most (each up to 100,800 datapoints).
 const MAX_PAGES: usize = 20;

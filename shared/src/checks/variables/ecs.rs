@@ -55,7 +55,7 @@ pub(super) async fn ecs_dimensions(context: &ProbeContext) -> Result<EcsDimensio
     })
 }
 
-fn elbv2_error<E, R>(operation: &str, err: SdkError<E, R>) -> String
+pub(super) fn elbv2_error<E, R>(operation: &str, err: SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
