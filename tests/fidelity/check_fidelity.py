@@ -648,10 +648,23 @@ def scenario():
         ("InvalidDeploymentGroupNameException", cd, dict(group, deploymentGroupName="no spaces!",
                                                          serviceRoleArn=ROLE)),
         ("DeploymentGroupNameRequiredException", cd_loose, dict(app, serviceRoleArn=ROLE)),
+        ("InvalidTargetGroupPairException", cd, dict(ecs_group, deploymentGroupName="other", serviceRoleArn=ROLE,
+                                                     ecsServices=[{"serviceName": "web", "clusterName": "fidelity"}],
+                                                     loadBalancerInfo={"targetGroupPairInfoList": [
+                                                         {"targetGroups": [{"name": "web-red"}, {"name": "web-blue"}]}]})),
+        ("InvalidLoadBalancerInfoException", cd, dict(ecs_group, deploymentGroupName="other", serviceRoleArn=ROLE,
+                                                      ecsServices=[{"serviceName": "web", "clusterName": "fidelity"}],
+                                                      loadBalancerInfo={"elbInfoList": [{"name": "classic"}]})),
     ]
     for code, api, params in bad_groups:
         call(api, "CreateDeploymentGroup", code, **params)
     call(cd, "GetDeploymentGroup", **group)
+    ecs_info = call(cd, "GetDeploymentGroup", **ecs_group)
+    if ecs_info:
+        ecs_group_info = ecs_info["deploymentGroupInfo"]
+        if ecs_group_info.get("ecsServices") != [{"serviceName": "web", "clusterName": "fidelity"}]:
+            fail(f"GetDeploymentGroup (ECS): ecsServices {ecs_group_info.get('ecsServices')}")
+        check_ecs_load_balancer(ecs_group_info.get("loadBalancerInfo", {}))
     call(cd, "GetDeploymentGroup", "ApplicationDoesNotExistException", applicationName="nope",
          deploymentGroupName="live")
     call(cd, "GetDeploymentGroup", "DeploymentGroupDoesNotExistException", **dict(group, deploymentGroupName="nope"))
@@ -688,6 +701,32 @@ def scenario():
     ]
     for code, params in bad_deployments:
         call(cd, "CreateDeployment", code, **params)
+
+    # The AppSpec behind each deployment, which GetDeployment leaves out.
+    for application, revision, group_name in [("fidelity-lambda", lambda_revision("1", "2"), "live"),
+                                              ("fidelity-ecs", ECS_REVISION, "web")]:
+        content = revision["appSpecContent"]["content"]
+        digest = hashlib.sha256(content.encode()).hexdigest()
+        for asked in [revision, {"revisionType": "AppSpecContent", "appSpecContent": {"sha256": digest}}]:
+            got = call(cd, "GetApplicationRevision", applicationName=application, revision=asked)
+            if got and (got["revision"]["appSpecContent"] != {"content": content, "sha256": digest}
+                        or got["revisionInfo"].get("deploymentGroups") != [group_name]):
+                fail(f"GetApplicationRevision of {application}: {got['revision']}, {got['revisionInfo']}")
+    bad_revisions = [
+        ("ApplicationDoesNotExistException", cd, dict(applicationName="nope", revision=ECS_REVISION)),
+        ("InvalidApplicationNameException", cd, dict(applicationName="no spaces!", revision=ECS_REVISION)),
+        ("ApplicationNameRequiredException", cd_loose, dict(revision=ECS_REVISION)),
+        ("RevisionRequiredException", cd_loose, dict(applicationName="fidelity-ecs")),
+        ("RevisionDoesNotExistException", cd, dict(applicationName="fidelity-lambda", revision=ECS_REVISION)),
+        ("RevisionDoesNotExistException", cd, dict(applicationName="fidelity-ecs", revision={
+            "revisionType": "S3", "s3Location": {"bucket": "b", "key": "k", "bundleType": "YAML"}})),
+        ("InvalidRevisionException", cd, dict(applicationName="fidelity-ecs", revision={
+            "revisionType": "AppSpecContent", "appSpecContent": {}})),
+        ("InvalidRevisionException", cd, dict(applicationName="fidelity-ecs", revision={
+            "revisionType": "AppSpecContent", "appSpecContent": {"content": "{}", "sha256": "0" * 64}})),
+    ]
+    for code, api, params in bad_revisions:
+        call(api, "GetApplicationRevision", code, **params)
 
     # Reads while the hook event is in progress.
     deployment = {"deploymentId": lambda_id}
@@ -842,6 +881,39 @@ def scenario():
     status, headers, body = raw_request("PUT", "/2015-03-31/functions/app/aliases/live", b"{not json",
                                         {"Content-Type": "application/json"})
     raw_error("lambda", "UpdateAlias", None, status, headers, body)
+
+
+def check_ecs_load_balancer(info):
+    """An ECS group's loadBalancerInfo names the target groups and listeners ELBv2 serves for its
+    service, and the test listener's URL built from them answers."""
+    pairs = info.get("targetGroupPairInfoList", [])
+    if len(pairs) != 1:
+        fail(f"GetDeploymentGroup (ECS): targetGroupPairInfoList {pairs}, expected one pair")
+        return
+    (pair,) = pairs
+    names = [g["name"] for g in pair.get("targetGroups", [])]
+    if names != ["web-blue", "web-green"]:
+        fail(f"GetDeploymentGroup (ECS): target groups {names}")
+    elb = client("elbv2")
+    found = call(elb, "DescribeTargetGroups", Names=names)
+    if found and [g["TargetGroupName"] for g in found["TargetGroups"]] != names:
+        fail(f"DescribeTargetGroups of the group's target groups: {found['TargetGroups']}")
+    for route in ("prodTrafficRoute", "testTrafficRoute"):
+        arns = pair.get(route, {}).get("listenerArns", [])
+        listeners = call(elb, "DescribeListeners", ListenerArns=arns) if len(arns) == 1 else None
+        if not listeners:
+            fail(f"GetDeploymentGroup (ECS): {route} {arns} names no listener ELBv2 serves")
+            continue
+        (listener,) = listeners["Listeners"]
+        balancer = call(elb, "DescribeLoadBalancers", LoadBalancerArns=[listener["LoadBalancerArn"]])
+        url = f"{listener['Protocol'].lower()}://{balancer['LoadBalancers'][0]['DNSName']}:{listener['Port']}/"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as answered:
+                status = answered.status
+        except (urllib.error.URLError, OSError) as error:
+            status = error
+        if status != 200:
+            fail(f"GetDeploymentGroup (ECS): {route}'s {url} answered {status}")
 
 
 def in_process_responses():
