@@ -1,5 +1,6 @@
 //! The emulator's state: CodeDeploy applications, groups and deployments, the hosted Lambda
-//! functions and ECS services, raised alarms, and the record of everything that happened.
+//! functions and ECS services, raised alarms, Parameter Store's parameters, and the record of
+//! everything that happened.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,6 +33,12 @@ impl TimeScale {
         aws.div_f64(self.0.max(f64::MIN_POSITIVE))
     }
 }
+
+/// The region every ARN the emulator makes names.
+pub const REGION: &str = "us-east-1";
+
+/// The account every ARN the emulator makes names.
+pub const ACCOUNT_ID: &str = "123456789012";
 
 /// The one-hour limit CodeDeploy gives a hook to report.
 pub const HOOK_REPORT_LIMIT: Duration = Duration::from_secs(3600);
@@ -509,6 +516,7 @@ pub(crate) struct Inner {
     pub(crate) alias_rotation: Mutex<HashMap<String, BTreeMap<String, f64>>>,
     pub(crate) faults: Mutex<crate::faults::Faults>,
     pub(crate) cloudwatch: crate::cloudwatch::CloudWatch,
+    pub(crate) ssm: crate::ssm::store::Parameters,
 }
 
 /// An emulator handle that does not keep it alive (for its own background tasks).
@@ -545,6 +553,7 @@ impl Emulator {
                 alias_rotation: Mutex::new(HashMap::new()),
                 faults: Mutex::new(crate::faults::Faults::default()),
                 cloudwatch: crate::cloudwatch::CloudWatch::default(),
+                ssm: crate::ssm::store::Parameters::default(),
             }),
         };
         emulator.spawn_alarm_evaluation();

@@ -24,16 +24,16 @@ pub struct Faults {
     #[serde(default)]
     pub malformed_delivery: bool,
     /// Operations answered with `AccessDeniedException` (ELBv2's `AccessDenied`), as when the
-    /// caller's role lacks the grant: CodeDeploy and ELBv2 operations by name, Lambda's as
-    /// `Invoke`, `GetAlias`, `UpdateAlias`.
+    /// caller's role lacks the grant: CodeDeploy, ELBv2, CloudWatch and SSM operations by name,
+    /// Lambda's as `Invoke`, `GetAlias`, `UpdateAlias`.
     #[serde(default)]
     pub denied: BTreeSet<String>,
     /// Operations that are never answered, as on an overloaded or unreachable endpoint.
     #[serde(default)]
     pub hanging: BTreeSet<String>,
     /// Operations answered with the service's throttling error, every time, as when the account's
-    /// request rate is exhausted: CodeDeploy's and CloudWatch's `ThrottlingException`, Lambda's
-    /// `TooManyRequestsException` (429), ELBv2's `Throttling`. SDKs retry these, then give up.
+    /// request rate is exhausted: CodeDeploy's, CloudWatch's and SSM's `ThrottlingException`,
+    /// Lambda's `TooManyRequestsException` (429), ELBv2's `Throttling`. SDKs retry these, then give up.
     #[serde(default)]
     pub throttled: BTreeSet<String>,
     /// How the green task set of an ECS deployment starts its tasks; without it, they all run
@@ -79,7 +79,7 @@ pub struct GreenStart {
     pub started_per_read: i64,
 }
 
-/// The services whose operations can be denied or hung.
+/// The services whose operations can be denied, hung or throttled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
     /// CodeDeploy (awsJson1_1).
@@ -90,6 +90,8 @@ pub enum Service {
     Elbv2,
     /// CloudWatch (rpcv2Cbor and awsJson1_0).
     CloudWatch,
+    /// Systems Manager Parameter Store (awsJson1_1).
+    Ssm,
 }
 
 impl Service {
@@ -103,6 +105,8 @@ impl Service {
             Some(Self::Elbv2)
         } else if crate::cloudwatch::OPERATIONS.contains(&operation) {
             Some(Self::CloudWatch)
+        } else if crate::ssm::OPERATIONS.contains(&operation) {
+            Some(Self::Ssm)
         } else {
             None
         }
@@ -116,6 +120,7 @@ impl Service {
             (Self::Lambda, _) => format!("lambda:{operation}"),
             (Self::Elbv2, _) => format!("elasticloadbalancing:{operation}"),
             (Self::CloudWatch, _) => format!("cloudwatch:{operation}"),
+            (Self::Ssm, _) => format!("ssm:{operation}"),
         }
     }
 
@@ -123,21 +128,22 @@ impl Service {
     pub fn throttled(self, operation: &str) -> ApiError {
         let message = format!("Rate exceeded for {} (injected)", self.action(operation));
         match self {
-            Self::CodeDeploy | Self::CloudWatch => ApiError::client("ThrottlingException", message),
+            Self::CodeDeploy | Self::CloudWatch | Self::Ssm => ApiError::client("ThrottlingException", message),
             Self::Lambda => ApiError::with_status(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", message),
             Self::Elbv2 => ApiError::client("Throttling", message),
         }
     }
 
-    /// The error AWS answers when the caller may not call `operation`: HTTP 400 in CodeDeploy's
-    /// protocol, 403 in Lambda's, and in ELBv2's awsQuery 403 with the code `AccessDenied`.
+    /// The error AWS answers when the caller may not call `operation`: HTTP 400 in the awsJson and
+    /// rpcv2Cbor protocols (CodeDeploy, CloudWatch, SSM), 403 in Lambda's, and in ELBv2's awsQuery
+    /// 403 with the code `AccessDenied`.
     pub fn access_denied(self, operation: &str) -> ApiError {
         let message = format!(
             "User: arn:aws:sts::123456789012:assumed-role/codedeploy-local/caller is not authorized to perform: {} (injected)",
             self.action(operation)
         );
         match self {
-            Self::CodeDeploy | Self::CloudWatch => ApiError::client("AccessDeniedException", message),
+            Self::CodeDeploy | Self::CloudWatch | Self::Ssm => ApiError::client("AccessDeniedException", message),
             Self::Lambda => ApiError::with_status(StatusCode::FORBIDDEN, "AccessDeniedException", message),
             Self::Elbv2 => ApiError::with_status(StatusCode::FORBIDDEN, "AccessDenied", message),
         }
@@ -148,9 +154,10 @@ impl Service {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaultError {
     /// An operation in `denied`, `hanging` or `throttled` that is not served.
-    #[error("{0:?} is not an operation served here (CodeDeploy: {codedeploy}; Lambda: {lambda}; ELBv2: {elbv2}; CloudWatch: {cloudwatch})",
+    #[error("{0:?} is not an operation served here (CodeDeploy: {codedeploy}; Lambda: {lambda}; ELBv2: {elbv2}; CloudWatch: {cloudwatch}; SSM: {ssm})",
         codedeploy = crate::codedeploy::OPERATIONS.join(", "), lambda = crate::lambda::OPERATIONS.join(", "),
-        elbv2 = crate::elbv2::OPERATIONS.join(", "), cloudwatch = crate::cloudwatch::OPERATIONS.join(", "))]
+        elbv2 = crate::elbv2::OPERATIONS.join(", "), cloudwatch = crate::cloudwatch::OPERATIONS.join(", "),
+        ssm = crate::ssm::OPERATIONS.join(", "))]
     UnknownOperation(String),
     /// A green start that counts tasks below zero.
     #[error("green_start counts must not be negative")]

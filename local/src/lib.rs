@@ -6,7 +6,7 @@
 //! One folder per AWS service, one module per wire protocol:
 //!
 //! - [`server`] serves every service and the [`control`] API on one loopback port;
-//! - [`protocol`] writes each wire protocol once: [`protocol::aws_json`] (CodeDeploy's
+//! - [`protocol`] writes each wire protocol once: [`protocol::aws_json`] (CodeDeploy's and SSM's
 //!   awsJson1_1), [`protocol::rest_json`] (Lambda's restJson1) and
 //!   [`protocol::rpc_v2_cbor`] (CloudWatch's rpcv2Cbor), with AWS's error shapes;
 //! - [`codedeploy`]: its operations, the AppSpec, deployment configurations, and the
@@ -16,6 +16,7 @@
 //! - [`lambda`]: its operations, and the [`lambda::runtime`] host that runs functions as processes
 //!   behind a Runtime API, under Lambda's CPU and memory [`limits`] where asked;
 //! - [`ecs`]: task sets, behind the listeners of [`ecs::traffic`];
+//! - [`ssm`]: Parameter Store, where hooks read their configuration;
 //! - [`emulator`] holds the state they share, [`faults`] what a test injects into it;
 //! - [`drill`] rehearses releases end to end and draws them with [`drill::chart`].
 
@@ -34,3 +35,4 @@ pub mod lambda;
 pub mod limits;
 pub mod protocol;
 pub mod server;
+pub mod ssm;

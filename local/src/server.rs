@@ -1,5 +1,5 @@
-//! One loopback port for everything: the services, each by its wire protocol (CodeDeploy's
-//! awsJson1_1 on `POST /`, Lambda's restJson1 under `/2015-03-31/functions/`, CloudWatch's
+//! One loopback port for everything: the services, each by its wire protocol (CodeDeploy's and
+//! SSM's awsJson1_1 on `POST /`, Lambda's restJson1 under `/2015-03-31/functions/`, CloudWatch's
 //! rpcv2Cbor under `/service/` and awsJson1_0 on `POST /`), and the
 //! [`crate::control`] API under `/_local/`. Point SDKs at it with
 //! `AWS_ENDPOINT_URL=http://127.0.0.1:<port>`.

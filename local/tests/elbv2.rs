@@ -246,3 +246,171 @@ async fn a_hanging_describe_is_never_answered_and_the_others_are() {
     assert!(hung.await.is_err(), "DescribeListeners answered");
     local.server.shutdown().await;
 }
+
+/// What a fleet hook reads from a deployment id alone, each read through the SDK as it makes it:
+/// the deployment, its group's target groups and listeners, the AppSpec behind it, and then the
+/// test listener's URL, which must answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_id_leads_to_its_groups_listeners_and_appspec() {
+    use aws_sdk_codedeploy::types::{AppSpecContent, RevisionLocation, RevisionLocationType};
+    let local = Local::start().await;
+    let codedeploy = &local.codedeploy;
+    codedeploy
+        .create_application()
+        .application_name("shop")
+        .compute_platform(aws_sdk_codedeploy::types::ComputePlatform::Ecs)
+        .send()
+        .await
+        .expect("CreateApplication");
+    let service = aws_sdk_codedeploy::types::EcsService::builder().cluster_name("shop").service_name("cart").build();
+    codedeploy
+        .create_deployment_group()
+        .application_name("shop")
+        .deployment_group_name("cart")
+        .service_role_arn("arn:aws:iam::123456789012:role/cd")
+        .ecs_services(service)
+        .send()
+        .await
+        .expect("CreateDeploymentGroup");
+    let appspec = json!({"Resources": [{"cart": {"Type": "AWS::ECS::Service", "Properties": {
+        "TaskDefinition": "web:2", "LoadBalancerInfo": {"ContainerName": "web", "ContainerPort": 8080}}}}],
+        "Hooks": [{"AfterInstall": "silent-hook"}]})
+    .to_string();
+    let revision = |content: Option<&str>| {
+        RevisionLocation::builder()
+            .revision_type(RevisionLocationType::AppSpecContent)
+            .app_spec_content(AppSpecContent::builder().set_content(content.map(str::to_owned)).build())
+            .build()
+    };
+    let created = codedeploy
+        .create_deployment()
+        .application_name("shop")
+        .deployment_group_name("cart")
+        .revision(revision(Some(&appspec)))
+        .send()
+        .await
+        .expect("CreateDeployment");
+    let id = created.deployment_id().expect("a deployment id");
+
+    let deployment = codedeploy.get_deployment().deployment_id(id).send().await.expect("GetDeployment");
+    let info = deployment.deployment_info().expect("deploymentInfo");
+    let group_name = info.deployment_group_name().expect("its group");
+    let sha256 = info.revision().and_then(|r| r.app_spec_content()).and_then(|c| c.sha256()).expect("a SHA-256");
+    assert!(info.revision().and_then(|r| r.app_spec_content()).and_then(|c| c.content()).is_none());
+
+    let group = codedeploy
+        .get_deployment_group()
+        .application_name("shop")
+        .deployment_group_name(group_name)
+        .send()
+        .await
+        .expect("GetDeploymentGroup");
+    let group = group.deployment_group_info().expect("deploymentGroupInfo");
+    let [ecs] = group.ecs_services() else { panic!("one ECS service: {group:?}") };
+    assert_eq!((ecs.cluster_name(), ecs.service_name()), (Some("shop"), Some("cart")));
+    let pairs = group.load_balancer_info().map(|lb| lb.target_group_pair_info_list()).unwrap_or_default();
+    let [pair] = pairs else { panic!("one target group pair: {group:?}") };
+    let names: Vec<_> = pair.target_groups().iter().filter_map(|g| g.name()).collect();
+    assert_eq!(names, ["cart-blue", "cart-green"]);
+    let route = |route: Option<&aws_sdk_codedeploy::types::TrafficRoute>| match route.map(|r| r.listener_arns()) {
+        Some([arn]) => arn.clone(),
+        other => panic!("one listener ARN: {other:?}"),
+    };
+    let (production_arn, test_arn) = (route(pair.prod_traffic_route()), route(pair.test_traffic_route()));
+
+    let groups = local.elb.describe_target_groups().names("cart-blue").names("cart-green").send().await;
+    assert_eq!(groups.expect("the named target groups").target_groups().len(), 2);
+    let listeners = local
+        .elb
+        .describe_listeners()
+        .listener_arns(&production_arn)
+        .listener_arns(&test_arn)
+        .send()
+        .await
+        .expect("the routes' listeners");
+    let (production, test) = local.server.emulator.listeners("shop:cart").await.expect("cart's listeners");
+    let ports: Vec<_> = listeners.listeners().iter().map(|l| (l.port(), l.protocol().cloned())).collect();
+    assert_eq!(
+        ports,
+        [
+            (Some(i32::from(production.port())), Some(ProtocolEnum::Http)),
+            (Some(i32::from(test.port())), Some(ProtocolEnum::Http))
+        ]
+    );
+    let balancer_arn = listeners.listeners()[1].load_balancer_arn().expect("its load balancer");
+    let balancers = local.elb.describe_load_balancers().load_balancer_arns(balancer_arn).send().await;
+    let dns_name = balancers.expect("the load balancer").load_balancers()[0].dns_name().expect("a DNS name").to_owned();
+    let url = format!("http://{dns_name}:{}/", listeners.listeners()[1].port().expect("a port"));
+    let answered = reqwest::get(&url).await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    assert_eq!(answered.status(), 200, "{url}");
+
+    let by_sha = codedeploy
+        .get_application_revision()
+        .application_name("shop")
+        .revision(
+            RevisionLocation::builder()
+                .revision_type(RevisionLocationType::AppSpecContent)
+                .app_spec_content(AppSpecContent::builder().sha256(sha256).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("GetApplicationRevision by SHA-256");
+    assert_eq!(by_sha.application_name(), Some("shop"));
+    let content = by_sha.revision().and_then(|r| r.app_spec_content());
+    assert_eq!(content.and_then(|c| c.content()), Some(appspec.as_str()));
+    assert_eq!(content.and_then(|c| c.sha256()), Some(sha256));
+    let revision_info = by_sha.revision_info().expect("revisionInfo");
+    assert_eq!(revision_info.deployment_groups(), ["cart"]);
+    assert!(revision_info.first_used_time().is_some() && revision_info.register_time().is_some());
+    let by_content = codedeploy
+        .get_application_revision()
+        .application_name("shop")
+        .revision(revision(Some(&appspec)))
+        .send()
+        .await
+        .expect("GetApplicationRevision by content");
+    assert_eq!(by_content.revision(), by_sha.revision());
+
+    let unknown = codedeploy
+        .get_application_revision()
+        .application_name("shop")
+        .revision(revision(Some("{}")))
+        .send()
+        .await
+        .expect_err("never deployed");
+    assert!(unknown.as_service_error().is_some_and(|e| e.is_revision_does_not_exist_exception()), "{unknown:?}");
+    let empty = codedeploy.get_application_revision().application_name("shop").revision(revision(None)).send();
+    let empty = empty.await.expect_err("neither content nor SHA-256");
+    assert!(empty.as_service_error().is_some_and(|e| e.is_invalid_revision_exception()), "{empty:?}");
+    local.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_group_may_name_only_the_load_balancer_that_is_there() {
+    let local = Local::start().await;
+    let call = |operation: &str, input: serde_json::Value| local.server.emulator.codedeploy(operation, &input);
+    call("CreateApplication", json!({"applicationName": "shop", "computePlatform": "ECS"})).expect("created");
+    let group = |name: &str, load_balancer_info: serde_json::Value| {
+        json!({"applicationName": "shop", "deploymentGroupName": name,
+               "serviceRoleArn": "arn:aws:iam::123456789012:role/cd",
+               "ecsServices": [{"clusterName": "shop", "serviceName": "web"}],
+               "loadBalancerInfo": load_balancer_info})
+    };
+    let production =
+        codedeploy_local::elbv2::listener_arn("shop:web", codedeploy_local::elbv2::ListenerRole::Production);
+    let named = json!({"targetGroupPairInfoList": [{"targetGroups": [{"name": "web-green"}, {"name": "web-blue"}],
+        "prodTrafficRoute": {"listenerArns": [production]}}]});
+    call("CreateDeploymentGroup", group("named", named)).expect("the hosted target groups, in any order");
+    let got = call("GetDeploymentGroup", json!({"applicationName": "shop", "deploymentGroupName": "named"}));
+    let info = &got.expect("found")["deploymentGroupInfo"]["loadBalancerInfo"]["targetGroupPairInfoList"][0];
+    assert_eq!(info["testTrafficRoute"]["listenerArns"].as_array().map(Vec::len), Some(1), "filled in: {info}");
+
+    let other = json!({"targetGroupPairInfoList": [{"targetGroups": [{"name": "web-blue"}, {"name": "web-red"}]}]});
+    let refused = call("CreateDeploymentGroup", group("other", other)).expect_err("not hosted");
+    assert_eq!(refused.code, "InvalidTargetGroupPairException");
+    let classic = json!({"elbInfoList": [{"name": "classic"}]});
+    let refused = call("CreateDeploymentGroup", group("classic", classic)).expect_err("not for ECS");
+    assert_eq!(refused.code, "InvalidLoadBalancerInfoException");
+    local.server.shutdown().await;
+}

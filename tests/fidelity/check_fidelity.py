@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks codedeploy-local against AWS's own service models, with boto3 as a second client.
 
-botocore's `codedeploy`, `lambda` and `elbv2` models are the reference. Every operation the emulator
+botocore's `codedeploy`, `lambda`, `elbv2`, `cloudwatch` and `ssm` models are the reference. Every operation the emulator
 serves must exist in them; every response must fit the operation's output shape; every error
 must be one the operation models (or one AWS documents as common to all operations) and carry
 the model's HTTP status. botocore's parser is lenient -- it drops unknown members and accepts
@@ -11,8 +11,8 @@ ELBv2 speaks awsQuery: its XML is walked against the shapes (`xml_conforms`) and
 botocore's `query` parser, and its error codes are the model's awsQuery codes.
 
 Usage: check_fidelity.py ENDPOINT, with
-  FIDELITY_OPERATIONS  {"codedeploy": [...], "lambda": [...], "elbv2": [...]}: the operations the
-                       emulator serves;
+  FIDELITY_OPERATIONS  {"codedeploy": [...], "lambda": [...], "elbv2": [...], "cloudwatch": [...],
+                       "ssm": [...]}: the operations the emulator serves;
   FIDELITY_RESPONSES   [{"operation", "status", "headers", "body"}]: CodeDeploy error responses the
                        caller produced in-process, for errors no HTTP client can reach on cue.
 Exits 1 and lists every mismatch; prints a table of what was checked either way.
@@ -56,8 +56,13 @@ GENERIC = {
     "query": {"ValidationError": 400, "InvalidAction": 400, "MissingAction": 400, "AccessDenied": 403,
               "Throttling": 400, "InternalFailure": 500},
 }
+# Errors a service gives on any of its operations beyond its protocol's: SSM answers input that
+# breaks the model's constraints or its naming rules with ValidationException (the PutParameter
+# docs name it for a name with spaces), though the model lists it for few operations.
+SERVICE_GENERIC = {"ssm": {"ValidationException": 400}}
 
-MODELS = {name: botocore.session.get_session().get_service_model(name) for name in ("codedeploy", "lambda", "elbv2")}
+MODELS = {name: botocore.session.get_session().get_service_model(name)
+          for name in ("codedeploy", "lambda", "elbv2", "ssm")}
 failures = []
 calls = Counter()
 errors = defaultdict(set)
@@ -216,8 +221,8 @@ def check_error(service, operation, status, headers, body, code):
             problems = conforms(shape, raw, f"{operation} {code} body")
         for problem in problems:
             fail(problem)
-    elif code in GENERIC[model.protocol]:
-        want = GENERIC[model.protocol][code]
+    elif code in GENERIC[model.protocol] or code in SERVICE_GENERIC.get(service, {}):
+        want = {**GENERIC[model.protocol], **SERVICE_GENERIC.get(service, {})}[code]
     else:
         fail(f"{operation}: {code} is not an error the {service} model has for it")
         want = status
@@ -442,6 +447,120 @@ def elbv2_scenario():
     raw_error("elbv2", "DescribeListeners", "MissingAction", *raw_request("POST", "/", b"Version=2015-12-01", form))
 
 
+# ---- SSM Parameter Store (awsJson1_1) -----------------------------------------------------------
+
+def ssm_scenario():
+    """Parameters put, overwritten and read the ways a hook reads its configuration, and every
+    error Parameter Store answers them with."""
+    ssm, loose = client("ssm"), client("ssm", validate=False)
+    plan = "/fidelity/web/plan"
+    call(ssm, "PutParameter", Name=plan, Value='{"checks": []}', Type="String", Description="the web gate")
+    call(ssm, "PutParameter", "ParameterAlreadyExists", Name=plan, Value="{}", Type="String")
+    put = call(ssm, "PutParameter", Name=plan, Value='{"checks": [1]}', Overwrite=True)
+    if put and (put["Version"], put["Tier"]) != (2, "Standard"):
+        fail(f"PutParameter with Overwrite: {put}, expected version 2 in Standard")
+    call(ssm, "PutParameter", Name="/fidelity/web/secret", Value="s3cr3t", Type="SecureString", KeyId="alias/fidelity")
+    call(ssm, "PutParameter", Name="/fidelity/web/hosts", Value="a,b", Type="StringList", Tier="Intelligent-Tiering")
+    big = call(ssm, "PutParameter", Name="/fidelity/web/big", Value="x" * 5000, Type="String",
+               Tier="Intelligent-Tiering")
+    if big and big["Tier"] != "Advanced":
+        fail(f"PutParameter of 5000 bytes with Intelligent-Tiering: {big}")
+    call(ssm, "PutParameter", Name="/fidelity/web/deep/one", Value="1", Type="String", DataType="text")
+    call(ssm, "PutParameter", Name="fidelity-top", Value="top", Type="String")
+
+    got = call(ssm, "GetParameter", Name=plan)
+    if got:
+        parameter = got["Parameter"]
+        expected = {"Name": plan, "Type": "String", "Value": '{"checks": [1]}', "Version": 2, "DataType": "text",
+                    "ARN": "arn:aws:ssm:us-east-1:123456789012:parameter/fidelity/web/plan"}
+        if {k: parameter.get(k) for k in expected} != expected:
+            fail(f"GetParameter: {parameter}, expected {expected}")
+    first = call(ssm, "GetParameter", Name=plan + ":1")
+    if first and (first["Parameter"]["Value"], first["Parameter"].get("Selector")) != ('{"checks": []}', ":1"):
+        fail(f"GetParameter {plan}:1: {first['Parameter']}")
+    hidden = call(ssm, "GetParameter", Name="/fidelity/web/secret")
+    if hidden:
+        value = hidden["Parameter"]["Value"]
+        try:
+            base64.b64decode(value, validate=True)
+        except ValueError:
+            fail(f"GetParameter of a SecureString without decryption: {value!r} is not base64 ciphertext")
+        if "s3cr3t" in value:
+            fail("GetParameter of a SecureString without decryption returned the value")
+    shown = call(ssm, "GetParameter", Name="/fidelity/web/secret", WithDecryption=True)
+    if shown and shown["Parameter"]["Value"] != "s3cr3t":
+        fail(f"GetParameter WithDecryption: {shown['Parameter']['Value']!r}")
+    call(ssm, "GetParameter", Name="arn:aws:ssm:us-east-1:123456789012:parameter/fidelity/web/plan")
+    call(ssm, "GetParameter", "ParameterNotFound", Name="/fidelity/none")
+    call(ssm, "GetParameter", "ParameterVersionNotFound", Name=plan + ":9")
+    call(loose, "GetParameter", "ValidationException")
+
+    both = call(ssm, "GetParameters", Names=["/fidelity/web/secret", plan, "/fidelity/none", plan + ":9"],
+                WithDecryption=True)
+    if both:
+        names = [p["Name"] for p in both["Parameters"]]
+        if names != sorted([plan, "/fidelity/web/secret"]) or both["InvalidParameters"] != ["/fidelity/none",
+                                                                                           plan + ":9"]:
+            fail(f"GetParameters: {names}, invalid {both['InvalidParameters']}")
+    call(loose, "GetParameters", "ValidationException", Names=[f"/fidelity/{n}" for n in range(11)])
+
+    pages, listed, token = 0, [], None
+    while True:
+        page = call(ssm, "GetParametersByPath", Path="/fidelity", Recursive=True, MaxResults=2,
+                    **({"NextToken": token} if token else {}))
+        if not page:
+            break
+        pages += 1
+        listed += [p["Name"] for p in page["Parameters"]]
+        token = page.get("NextToken")
+        if not token:
+            break
+    expected = sorted(["/fidelity/web/plan", "/fidelity/web/secret", "/fidelity/web/hosts", "/fidelity/web/big",
+                       "/fidelity/web/deep/one"])
+    if listed != expected or pages != 3:
+        fail(f"GetParametersByPath /fidelity recursive, 2 a page: {listed} in {pages} pages, expected {expected}")
+    children = call(ssm, "GetParametersByPath", Path="/fidelity/web/", WithDecryption=True)
+    if children and len(children["Parameters"]) != 4:
+        fail(f"GetParametersByPath /fidelity/web/: {[p['Name'] for p in children['Parameters']]}, expected 4")
+    call(ssm, "GetParametersByPath", "InvalidNextToken", Path="/fidelity", NextToken="forged")
+    call(ssm, "GetParametersByPath", "ValidationException", Path="fidelity")
+    call(loose, "GetParametersByPath", "ValidationException", Path="/fidelity", MaxResults=11)
+
+    bad_puts = [
+        ("ValidationException", dict(Name="/has space", Value="v", Type="String")),
+        ("ValidationException", dict(Name="not/qualified", Value="v", Type="String")),
+        ("ValidationException", dict(Name="ssm-reserved", Value="v", Type="String")),
+        ("AccessDeniedException", dict(Name="/aws/mine", Value="v", Type="String")),
+        ("HierarchyLevelLimitExceededException",
+         dict(Name="/" + "/".join(f"l{n}" for n in range(16)), Value="v", Type="String")),
+        ("ValidationException", dict(Name="/fidelity/large", Value="x" * 4097, Type="String")),
+        ("ValidationException", dict(Name="/fidelity/large", Value="x" * 8193, Type="String", Tier="Advanced")),
+        ("ValidationException", dict(Name="/fidelity/untyped", Value="v")),
+        ("ValidationException", dict(Name="/fidelity/keyed", Value="v", Type="String", KeyId="alias/x")),
+        ("ValidationException", dict(Name="/fidelity/web/big", Value="small", Overwrite=True, Tier="Standard")),
+        ("ValidationException", dict(Name="/fidelity/tagged", Value="v", Type="String",
+                                     Tags=[{"Key": "team", "Value": "web"}])),
+    ]
+    for code, params in bad_puts:
+        call(ssm, "PutParameter", code, **params)
+    call(loose, "PutParameter", "ValidationException", Name="/fidelity/typo", Value="v", Type="Secret")
+
+    call(ssm, "DeleteParameter", Name="fidelity-top")
+    call(ssm, "DeleteParameter", "ParameterNotFound", Name="fidelity-top")
+
+    control("faults", {"denied": ["GetParameter"]})
+    call(ssm, "GetParameter", "AccessDeniedException", Name=plan)
+    control("faults", {})
+    control("faults", {"throttled": ["GetParametersByPath"]})
+    call(ssm, "GetParametersByPath", "ThrottlingException", Path="/fidelity")
+    control("faults", {})
+
+    # Requests no SDK sends: an operation SSM has but the emulator does not serve, and no JSON.
+    call(ssm, "DescribeParameters", "UnknownOperationException")
+    headers = {"X-Amz-Target": "AmazonSSM.GetParameter", "Content-Type": "application/x-amz-json-1.1"}
+    raw_error("ssm", "GetParameter", "SerializationException", *raw_request("POST", "/", b"{not json", headers))
+
+
 # ---- the emulator's control API -----------------------------------------------------------------
 
 def control(path, document=None):
@@ -529,10 +648,23 @@ def scenario():
         ("InvalidDeploymentGroupNameException", cd, dict(group, deploymentGroupName="no spaces!",
                                                          serviceRoleArn=ROLE)),
         ("DeploymentGroupNameRequiredException", cd_loose, dict(app, serviceRoleArn=ROLE)),
+        ("InvalidTargetGroupPairException", cd, dict(ecs_group, deploymentGroupName="other", serviceRoleArn=ROLE,
+                                                     ecsServices=[{"serviceName": "web", "clusterName": "fidelity"}],
+                                                     loadBalancerInfo={"targetGroupPairInfoList": [
+                                                         {"targetGroups": [{"name": "web-red"}, {"name": "web-blue"}]}]})),
+        ("InvalidLoadBalancerInfoException", cd, dict(ecs_group, deploymentGroupName="other", serviceRoleArn=ROLE,
+                                                      ecsServices=[{"serviceName": "web", "clusterName": "fidelity"}],
+                                                      loadBalancerInfo={"elbInfoList": [{"name": "classic"}]})),
     ]
     for code, api, params in bad_groups:
         call(api, "CreateDeploymentGroup", code, **params)
     call(cd, "GetDeploymentGroup", **group)
+    ecs_info = call(cd, "GetDeploymentGroup", **ecs_group)
+    if ecs_info:
+        ecs_group_info = ecs_info["deploymentGroupInfo"]
+        if ecs_group_info.get("ecsServices") != [{"serviceName": "web", "clusterName": "fidelity"}]:
+            fail(f"GetDeploymentGroup (ECS): ecsServices {ecs_group_info.get('ecsServices')}")
+        check_ecs_load_balancer(ecs_group_info.get("loadBalancerInfo", {}))
     call(cd, "GetDeploymentGroup", "ApplicationDoesNotExistException", applicationName="nope",
          deploymentGroupName="live")
     call(cd, "GetDeploymentGroup", "DeploymentGroupDoesNotExistException", **dict(group, deploymentGroupName="nope"))
@@ -569,6 +701,32 @@ def scenario():
     ]
     for code, params in bad_deployments:
         call(cd, "CreateDeployment", code, **params)
+
+    # The AppSpec behind each deployment, which GetDeployment leaves out.
+    for application, revision, group_name in [("fidelity-lambda", lambda_revision("1", "2"), "live"),
+                                              ("fidelity-ecs", ECS_REVISION, "web")]:
+        content = revision["appSpecContent"]["content"]
+        digest = hashlib.sha256(content.encode()).hexdigest()
+        for asked in [revision, {"revisionType": "AppSpecContent", "appSpecContent": {"sha256": digest}}]:
+            got = call(cd, "GetApplicationRevision", applicationName=application, revision=asked)
+            if got and (got["revision"]["appSpecContent"] != {"content": content, "sha256": digest}
+                        or got["revisionInfo"].get("deploymentGroups") != [group_name]):
+                fail(f"GetApplicationRevision of {application}: {got['revision']}, {got['revisionInfo']}")
+    bad_revisions = [
+        ("ApplicationDoesNotExistException", cd, dict(applicationName="nope", revision=ECS_REVISION)),
+        ("InvalidApplicationNameException", cd, dict(applicationName="no spaces!", revision=ECS_REVISION)),
+        ("ApplicationNameRequiredException", cd_loose, dict(revision=ECS_REVISION)),
+        ("RevisionRequiredException", cd_loose, dict(applicationName="fidelity-ecs")),
+        ("RevisionDoesNotExistException", cd, dict(applicationName="fidelity-lambda", revision=ECS_REVISION)),
+        ("RevisionDoesNotExistException", cd, dict(applicationName="fidelity-ecs", revision={
+            "revisionType": "S3", "s3Location": {"bucket": "b", "key": "k", "bundleType": "YAML"}})),
+        ("InvalidRevisionException", cd, dict(applicationName="fidelity-ecs", revision={
+            "revisionType": "AppSpecContent", "appSpecContent": {}})),
+        ("InvalidRevisionException", cd, dict(applicationName="fidelity-ecs", revision={
+            "revisionType": "AppSpecContent", "appSpecContent": {"content": "{}", "sha256": "0" * 64}})),
+    ]
+    for code, api, params in bad_revisions:
+        call(api, "GetApplicationRevision", code, **params)
 
     # Reads while the hook event is in progress.
     deployment = {"deploymentId": lambda_id}
@@ -723,6 +881,39 @@ def scenario():
     status, headers, body = raw_request("PUT", "/2015-03-31/functions/app/aliases/live", b"{not json",
                                         {"Content-Type": "application/json"})
     raw_error("lambda", "UpdateAlias", None, status, headers, body)
+
+
+def check_ecs_load_balancer(info):
+    """An ECS group's loadBalancerInfo names the target groups and listeners ELBv2 serves for its
+    service, and the test listener's URL built from them answers."""
+    pairs = info.get("targetGroupPairInfoList", [])
+    if len(pairs) != 1:
+        fail(f"GetDeploymentGroup (ECS): targetGroupPairInfoList {pairs}, expected one pair")
+        return
+    (pair,) = pairs
+    names = [g["name"] for g in pair.get("targetGroups", [])]
+    if names != ["web-blue", "web-green"]:
+        fail(f"GetDeploymentGroup (ECS): target groups {names}")
+    elb = client("elbv2")
+    found = call(elb, "DescribeTargetGroups", Names=names)
+    if found and [g["TargetGroupName"] for g in found["TargetGroups"]] != names:
+        fail(f"DescribeTargetGroups of the group's target groups: {found['TargetGroups']}")
+    for route in ("prodTrafficRoute", "testTrafficRoute"):
+        arns = pair.get(route, {}).get("listenerArns", [])
+        listeners = call(elb, "DescribeListeners", ListenerArns=arns) if len(arns) == 1 else None
+        if not listeners:
+            fail(f"GetDeploymentGroup (ECS): {route} {arns} names no listener ELBv2 serves")
+            continue
+        (listener,) = listeners["Listeners"]
+        balancer = call(elb, "DescribeLoadBalancers", LoadBalancerArns=[listener["LoadBalancerArn"]])
+        url = f"{listener['Protocol'].lower()}://{balancer['LoadBalancers'][0]['DNSName']}:{listener['Port']}/"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as answered:
+                status = answered.status
+        except (urllib.error.URLError, OSError) as error:
+            status = error
+        if status != 200:
+            fail(f"GetDeploymentGroup (ECS): {route}'s {url} answered {status}")
 
 
 def in_process_responses():
@@ -1010,6 +1201,10 @@ def main():
         cloudwatch_scenario()
     except Exception:
         fail("the CloudWatch scenario stopped early:\n" + traceback.format_exc())
+    try:
+        ssm_scenario()
+    except Exception:
+        fail("the SSM scenario stopped early:\n" + traceback.format_exc())
     in_process_responses()
 
     # Coverage: every served operation answered, every error code in the sources seen.

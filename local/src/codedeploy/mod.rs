@@ -26,6 +26,7 @@ pub const OPERATIONS: &[&str] = &[
     "CreateApplication",
     "CreateDeploymentGroup",
     "GetDeploymentGroup",
+    "GetApplicationRevision",
     "CreateDeployment",
     "GetDeployment",
     "ListDeploymentTargets",
@@ -92,6 +93,7 @@ impl Emulator {
             "CreateApplication" => self.create_application(input),
             "CreateDeploymentGroup" => self.create_deployment_group(input),
             "GetDeploymentGroup" => self.get_deployment_group(input),
+            "GetApplicationRevision" => self.get_application_revision(input),
             "CreateDeployment" => self.create_deployment(input),
             "GetDeployment" => self.get_deployment(input),
             "ListDeploymentTargets" => self.list_deployment_targets(input),
@@ -160,6 +162,9 @@ impl Emulator {
             if !state.ecs_services.contains_key(&key) {
                 return Err(ApiError::client("InvalidECSServiceException", format!("ECS service {key} is not hosted")));
             }
+            if let Some(given) = input.get("loadBalancerInfo") {
+                check_load_balancer_info(&key, given)?;
+            }
         }
         let alarm_config = input.get("alarmConfiguration");
         let alarms = alarm_config
@@ -196,6 +201,18 @@ impl Emulator {
         info.insert("deploymentGroupId".into(), json!(group.id));
         info.insert("computePlatform".into(), json!(platform.as_str()));
         info.entry("deploymentConfigName").or_insert_with(|| json!(DeploymentConfig::default_for(platform).name));
+        // Lambda and ECS deployments are always blue/green with traffic control.
+        info.entry("deploymentStyle")
+            .or_insert_with(|| json!({"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"}));
+        if platform == ComputePlatform::Ecs {
+            let service = group.request.get("ecsServices").and_then(Value::as_array).and_then(|s| s.first());
+            if let Some(service) = service {
+                let key = ecs_service_key(service)?;
+                let (cluster, name) = key.split_once(':').unwrap_or(("default", key.as_str()));
+                info.insert("ecsServices".into(), json!([{"serviceName": name, "clusterName": cluster}]));
+                info.insert("loadBalancerInfo".into(), load_balancer_info(&key));
+            }
+        }
         let summary = |id: &Option<String>| {
             id.as_ref().and_then(|id| state.deployments.get(id)).map(|d| {
                 let mut summary =
@@ -214,6 +231,85 @@ impl Emulator {
             info.insert("lastSuccessfulDeployment".into(), last);
         }
         Ok(json!({"deploymentGroupInfo": info}))
+    }
+
+    /// The revision a deployment of the application registered, found by its AppSpec content (or
+    /// that content's SHA-256): the content itself, which GetDeployment leaves out, and when and by
+    /// which groups it was deployed. CreateDeployment registers every revision here, as only
+    /// AppSpecContent revisions are served.
+    fn get_application_revision(&self, input: &Map<String, Value>) -> Result<Value, ApiError> {
+        let application = application_name(input)?;
+        let revision = input
+            .get("revision")
+            .filter(|r| !r.is_null())
+            .ok_or_else(|| ApiError::client("RevisionRequiredException", "revision is required"))?;
+        let state = self.state();
+        application_platform(&state, &application)?;
+        let sha256 = match revision.get("revisionType").and_then(Value::as_str) {
+            Some("AppSpecContent") => {
+                let content = revision.get("appSpecContent");
+                let given = content.and_then(|c| c.get("sha256")).and_then(Value::as_str);
+                let text = content.and_then(|c| c.get("content")).and_then(Value::as_str);
+                match (given, text) {
+                    (Some(sha256), Some(text)) if sha256_hex(text.as_bytes()) != sha256 => {
+                        return Err(ApiError::client(
+                            "InvalidRevisionException",
+                            "appSpecContent.sha256 is not the SHA-256 of its content",
+                        ));
+                    }
+                    (Some(sha256), _) => sha256.to_owned(),
+                    (None, Some(text)) => sha256_hex(text.as_bytes()),
+                    (None, None) => {
+                        return Err(ApiError::client(
+                            "InvalidRevisionException",
+                            "appSpecContent needs its content or its sha256",
+                        ));
+                    }
+                }
+            }
+            Some(kind @ ("S3" | "GitHub" | "String")) => {
+                return Err(ApiError::client(
+                    "RevisionDoesNotExistException",
+                    format!("no {kind} revision is registered locally: only AppSpecContent revisions are served"),
+                ));
+            }
+            Some(other) => {
+                return Err(ApiError::client("InvalidRevisionException", format!("revisionType {other} is not one")));
+            }
+            None => return Err(ApiError::client("InvalidRevisionException", "revision.revisionType is required")),
+        };
+        let mut uses: Vec<&Deployment> = state
+            .deployments
+            .values()
+            .filter(|d| d.application == application)
+            .filter(|d| d.revision["appSpecContent"]["sha256"].as_str() == Some(sha256.as_str()))
+            .collect();
+        uses.sort_by_key(|d| d.created);
+        let (Some(first), Some(last)) = (uses.first(), uses.last()) else {
+            return Err(ApiError::client(
+                "RevisionDoesNotExistException",
+                format!("{application} has no AppSpecContent revision with SHA-256 {sha256}"),
+            ));
+        };
+        let mut groups: Vec<&str> = Vec::new();
+        for deployment in &uses {
+            if !groups.contains(&deployment.group.as_str()) {
+                groups.push(&deployment.group);
+            }
+        }
+        Ok(json!({
+            "applicationName": application,
+            "revision": {
+                "revisionType": "AppSpecContent",
+                "appSpecContent": {"content": first.revision["appSpecContent"]["content"], "sha256": sha256},
+            },
+            "revisionInfo": {
+                "deploymentGroups": groups,
+                "registerTime": epoch_seconds(first.created),
+                "firstUsedTime": epoch_seconds(first.created),
+                "lastUsedTime": epoch_seconds(last.created),
+            },
+        }))
     }
 
     /// CreateDeployment with the ids `chosen` names, whose events the caller delivers.
@@ -591,6 +687,64 @@ fn ecs_service_key(service: &Value) -> Result<String, ApiError> {
             Err(ApiError::client("InvalidECSServiceException", "ecsServices entries need clusterName and serviceName"))
         }
     }
+}
+
+/// The load balancer CodeDeploy shifts the ECS service `cluster:service`'s traffic on: its blue
+/// and green target groups and its production and test listeners, as ELBv2 serves them.
+fn load_balancer_info(service: &str) -> Value {
+    use crate::elbv2::{ListenerRole, listener_arn, target_group};
+    json!({"targetGroupPairInfoList": [{
+        "targetGroups": [
+            {"name": target_group(service, TaskSetLabel::Blue).name},
+            {"name": target_group(service, TaskSetLabel::Green).name},
+        ],
+        "prodTrafficRoute": {"listenerArns": [listener_arn(service, ListenerRole::Production)]},
+        "testTrafficRoute": {"listenerArns": [listener_arn(service, ListenerRole::Test)]},
+    }]})
+}
+
+/// A CreateDeploymentGroup `loadBalancerInfo` for an ECS group must name what stands in front of
+/// the service here; what it leaves out is taken from there.
+fn check_load_balancer_info(service: &str, given: &Value) -> Result<(), ApiError> {
+    let hosted = load_balancer_info(service);
+    let hosted_pair = &hosted["targetGroupPairInfoList"][0];
+    let listed =
+        |value: &Value, member: &str| value.get(member).and_then(Value::as_array).is_some_and(|l| !l.is_empty());
+    if listed(given, "elbInfoList") || listed(given, "targetGroupInfoList") {
+        return Err(ApiError::client(
+            "InvalidLoadBalancerInfoException",
+            "an ECS deployment group names its load balancer in targetGroupPairInfoList",
+        ));
+    }
+    let Some(pairs) = given.get("targetGroupPairInfoList").and_then(Value::as_array) else { return Ok(()) };
+    let mismatch = || {
+        ApiError::client(
+            "InvalidTargetGroupPairException",
+            format!("the ECS service {service} is served here behind exactly this target group pair: {hosted_pair}"),
+        )
+    };
+    let [pair] = pairs.as_slice() else { return Err(mismatch()) };
+    let names = |pair: &Value| {
+        let mut names: Vec<String> = pair["targetGroups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|group| group["name"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    if pair.get("targetGroups").is_some() && names(pair) != names(hosted_pair) {
+        return Err(mismatch());
+    }
+    for route in ["prodTrafficRoute", "testTrafficRoute"] {
+        if let Some(arns) = pair.get(route).and_then(|r| r.get("listenerArns"))
+            && arns != &hosted_pair[route]["listenerArns"]
+        {
+            return Err(mismatch());
+        }
+    }
+    Ok(())
 }
 
 fn auto_rollback_events(config: Option<&Value>) -> Option<Vec<String>> {

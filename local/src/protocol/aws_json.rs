@@ -1,6 +1,6 @@
 //! awsJson1_0 and awsJson1_1: `POST /` with `X-Amz-Target: <Service>.<Operation>` and a JSON
-//! body. The two versions differ only in their content type (awsJson1_1: CodeDeploy; awsJson1_0:
-//! CloudWatch). The request is parsed here once and
+//! body. The two versions differ only in their content type (awsJson1_1: CodeDeploy and SSM;
+//! awsJson1_0: CloudWatch). The request is parsed here once and
 //! handed to the service its target prefix names.
 
 use axum::body::Bytes;
@@ -17,7 +17,7 @@ use crate::emulator::Emulator;
 pub enum Version {
     /// awsJson1_0.
     V1_0,
-    /// awsJson1_1 (CodeDeploy).
+    /// awsJson1_1 (CodeDeploy, SSM).
     V1_1,
 }
 
@@ -60,11 +60,19 @@ pub fn query_compatible_error(
     response
 }
 
+/// The awsJson1_1 services, which share one error shape.
+#[derive(Debug, Clone, Copy)]
+enum JsonService {
+    CodeDeploy,
+    Ssm,
+}
+
 /// Serves `POST /`: the service is the target's prefix, the operation what follows it.
 pub async fn serve(State(emulator): State<Emulator>, headers: HeaderMap, body: Bytes) -> Response {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let (version, operation) = match target.split_once('.') {
-        Some((crate::codedeploy::TARGET_SERVICE, operation)) => (Version::V1_1, operation),
+    let (service, operation) = match target.split_once('.') {
+        Some((crate::codedeploy::TARGET_SERVICE, operation)) => (JsonService::CodeDeploy, operation),
+        Some((crate::ssm::TARGET_SERVICE, operation)) => (JsonService::Ssm, operation),
         Some((crate::cloudwatch::TARGET_SERVICE, operation)) => {
             return serve_cloudwatch(&emulator, operation, &body).await;
         }
@@ -73,6 +81,7 @@ pub async fn serve(State(emulator): State<Emulator>, headers: HeaderMap, body: B
             return error(Version::V1_1, ApiError::client("UnknownOperationException", message));
         }
     };
+    let version = Version::V1_1;
     let input: Value = if body.is_empty() {
         json!({})
     } else {
@@ -81,7 +90,11 @@ pub async fn serve(State(emulator): State<Emulator>, headers: HeaderMap, body: B
             Err(err) => return error(version, ApiError::client("SerializationException", err.to_string())),
         }
     };
-    match crate::codedeploy::serve(&emulator, operation, &input).await {
+    let output = match service {
+        JsonService::CodeDeploy => crate::codedeploy::serve(&emulator, operation, &input).await,
+        JsonService::Ssm => crate::ssm::serve(&emulator, operation, &input).await,
+    };
+    match output {
         Ok(output) => ok(version, &output),
         Err(err) => error(version, err),
     }

@@ -1,7 +1,8 @@
 //! The AWS wire protocols, each written once, and the error every service answers with.
 //!
 //! - [`aws_json`]: `POST /` with `X-Amz-Target: <Service>.<Operation>` and a JSON body
-//!   (awsJson1_1 for CodeDeploy); errors are HTTP 400 with `{"__type", "message"}`.
+//!   (awsJson1_1 for CodeDeploy and SSM, awsJson1_0 for CloudWatch); errors are HTTP 400 with
+//!   `{"__type", "message"}`.
 //! - [`rest_json`]: operations on paths, errors with their own HTTP status (restJson1 for Lambda).
 //! - [`aws_query`]: `POST /` with a form-encoded `Action=…&Version=…` body and XML answers
 //!   (awsQuery for Elastic Load Balancing v2).
