@@ -20,6 +20,26 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 
+/// Why an AWS endpoint that never answered is likely out of reach, for the messages of such calls.
+pub const UNREACHABLE: &str = "the AWS endpoint could not be reached: a hook in private subnets needs a NAT gateway or interface VPC endpoints for the services it calls (codedeploy, lambda, monitoring, ssm, elasticloadbalancing), with security groups that admit it on port 443";
+
+/// A failed AWS call's error with its causes; when the endpoint never answered (a connect timeout,
+/// a refused or unroutable connection), also [`UNREACHABLE`], the likely reason.
+pub fn call_failure<E, R>(err: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> String
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_smithy_runtime_api::client::result::SdkError;
+    let shown = aws_smithy_types::error::display::DisplayErrorContext(err).to_string();
+    match err {
+        SdkError::DispatchFailure(failure) if failure.is_timeout() || failure.is_io() => {
+            format!("{shown}; {UNREACHABLE}")
+        }
+        _ => shown,
+    }
+}
+
 /// The client to give `aws_config::defaults(..).http_client(..)`.
 pub fn sdk_http_client() -> SharedHttpClient {
     SharedHttpClient::new(SdkHttpClient::default())

@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_codedeploy::Client;
 use aws_sdk_codedeploy::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_codedeploy::types::{DeploymentTarget, LifecycleEventStatus, TargetLabel};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use tokio::time::Instant;
 
 use crate::hook::{Hook, Platform};
@@ -156,7 +155,8 @@ fn counterpart(hook: Hook, platform: Platform) -> String {
 pub enum DiscoveryError {
     /// The hook's role lacks an IAM permission.
     #[error(
-        "access denied calling codedeploy:{operation}: grant the hook's role codedeploy:{operation} on \"*\" (IAM cannot scope it to a deployment group) ({message})"
+        "access denied calling codedeploy:{operation}: grant the hook's role codedeploy:{operation} on {} ({message})",
+        grant_scope(operation)
     )]
     AccessDenied {
         /// The CodeDeploy operation (and IAM action) refused.
@@ -187,6 +187,17 @@ pub enum DiscoveryError {
     },
 }
 
+/// Where an action must be granted: IAM scopes `GetDeployment` and `GetDeploymentGroup` to a
+/// deployment group, and the other CodeDeploy actions a hook calls to nothing.
+fn grant_scope(operation: &str) -> &'static str {
+    match operation {
+        "GetDeployment" | "GetDeploymentGroup" => {
+            "the deployment groups it serves (arn:aws:codedeploy:<region>:<account>:deploymentgroup:<application>/<group>; a fleet's hooks: deploymentgroup:*)"
+        }
+        _ => "\"*\" (IAM cannot scope it to a deployment group)",
+    }
+}
+
 pub(crate) fn call_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> DiscoveryError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -197,36 +208,7 @@ where
         let message = err.as_service_error().and_then(|e| e.message()).or(code).unwrap_or_default().to_owned();
         return DiscoveryError::AccessDenied { operation, message };
     }
-    DiscoveryError::Call { operation, message: DisplayErrorContext(&err).to_string() }
-}
-
-/// A deployment's application and deployment group: what a plan per deployment is chosen by.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeploymentNames {
-    /// The CodeDeploy application.
-    pub application: String,
-    /// The deployment group.
-    pub deployment_group: String,
-}
-
-/// The application and deployment group of `deployment_id` (`GetDeployment`).
-pub async fn deployment_names(client: &Client, deployment_id: &str) -> Result<DeploymentNames, DiscoveryError> {
-    let output = client
-        .get_deployment()
-        .deployment_id(deployment_id)
-        .send()
-        .await
-        .map_err(|e| call_error("GetDeployment", e))?;
-    let info = output.deployment_info();
-    let name = |value: Option<&str>, field: &str| {
-        value.filter(|v| !v.is_empty()).map(str::to_owned).ok_or_else(|| {
-            DiscoveryError::Unexpected(format!("GetDeployment gave deployment {deployment_id} no {field}"))
-        })
-    };
-    Ok(DeploymentNames {
-        application: name(info.and_then(|i| i.application_name()), "applicationName")?,
-        deployment_group: name(info.and_then(|i| i.deployment_group_name()), "deploymentGroupName")?,
-    })
+    DiscoveryError::Call { operation, message: crate::aws_http::call_failure(&err) }
 }
 
 /// Learns what deployment `deployment_id` moves, with its lifecycle-event statuses.

@@ -13,7 +13,8 @@ use tokio::time::Instant;
 
 use crate::checks::ProbeContext;
 use crate::checks::variables::Lookups;
-use crate::discover::{self, Deployment, DeploymentNames};
+use crate::checks::variables::{DeploymentNames, deployment_names};
+use crate::discover::{self, Deployment};
 use crate::event::HookEvent;
 use crate::hook::{Hook, LifecycleEvent, Platform};
 use crate::plan::select::{LoadedPlan, Plans};
@@ -250,7 +251,7 @@ impl Gate {
     async fn evaluate(&self, event: &HookEvent, schedule: Schedule) -> Judged {
         // Discovery needs no plan, so it runs while a plan still loading finishes.
         let plan = async {
-            let names = match self.plans.per_deployment() {
+            let names = match self.plans.is_per_deployment() {
                 true => match self.deployment_names(event, schedule.judge_by()).await {
                     Ok(names) => Some(names),
                     Err(verdict) => return Err(verdict),
@@ -300,7 +301,7 @@ impl Gate {
 
     /// The deployment's application and group, which choose a plan per deployment.
     async fn deployment_names(&self, event: &HookEvent, judge_by: Instant) -> Result<DeploymentNames, Box<Verdict>> {
-        let asked = discover::deployment_names(&self.aws.codedeploy, &event.deployment_id);
+        let asked = deployment_names(&self.aws.codedeploy, &event.deployment_id);
         match tokio::time::timeout_at(judge_by, asked).await {
             Ok(Ok(names)) => Ok(names),
             Ok(Err(err)) => Err(Box::new(Verdict::cannot_judge(format!("choosing the plan: {err}"), None))),

@@ -4,7 +4,6 @@ use aws_sdk_codedeploy::Client;
 use aws_sdk_codedeploy::error::ProvideErrorMetadata;
 use aws_sdk_codedeploy::operation::put_lifecycle_event_hook_execution_status::PutLifecycleEventHookExecutionStatusError as PutError;
 use aws_sdk_codedeploy::types::LifecycleEventStatus;
-use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::event::HookEvent;
 use crate::verdict::Status;
@@ -79,7 +78,7 @@ pub async fn report(client: &Client, event: &HookEvent, status: Status) -> Resul
         }
         Err(err) => {
             let denied = crate::is_access_denied(err.as_service_error().and_then(|e| e.code()));
-            let detail = DisplayErrorContext(&err).to_string();
+            let detail = crate::aws_http::call_failure(&err);
             let message = if denied {
                 format!(
                     "access denied: grant the hook's role codedeploy:PutLifecycleEventHookExecutionStatus on \"*\" (IAM cannot scope it to a deployment group) ({detail})"

@@ -19,7 +19,8 @@ the AWS calls in the hook code and compares them with the grants this script wri
 Usage: check_template.py [--template PATH] [--plans-out DIR] [--grants-out FILE]
 With --plans-out, each hook's GREENLIGHT_PLAN, resolved with the parameter defaults, is written to
 DIR/<package>.json so the caller can validate it with the hooks' own plan loader.
-With --grants-out, FILE gets, for each hook package, its function, its role and the actions the
+With --grants-out, FILE gets, for each hook package, its function, its role, whether its plan comes
+per deployment (a parameter, a catalog) and the actions the
 role's statements allow, as the template spells them (JSON).
 Exits 1 with one line per problem.
 """
@@ -328,7 +329,15 @@ def write_grants(cfn, hook_ids, package_roles, path):
         for _, statement in statements(cfn["Resources"][role_id]):
             if statement.get("Effect") == "Allow":
                 actions.update(as_list(statement.get("Action", [])))
-        grants[package] = {"function": hook_ids[package], "role": role_id, "actions": sorted(actions)}
+        environment = cfn["Resources"][hook_ids[package]]["Properties"].get("Environment", {}).get("Variables", {})
+        grants[package] = {
+            "function": hook_ids[package],
+            "role": role_id,
+            "actions": sorted(actions),
+            # How the hook finds its plan: one plan (GREENLIGHT_PLAN), or one per deployment.
+            "plan_parameter": "GREENLIGHT_PLAN_PARAMETER" in environment,
+            "plan_catalog": "GREENLIGHT_PLAN_CATALOG_FILE" in environment,
+        }
     Path(path).write_text(json.dumps(grants, indent=2))
 
 

@@ -9,8 +9,10 @@
 //! signing name → the IAM prefix). A call in `shared/src/checks/<kind>.rs` (or `checks/<kind>/`),
 //! where `<kind>` is one of the plan schema's check kinds (`http`, `invoke`, `metric`, `alarms`), is
 //! needed by a hook only when its plan has a `<kind>` check (by ECS hooks only, for a call in
-//! `checks/<kind>/ecs.rs`); a call in `hooks/<package>` only by that hook; every
-//! other call by every hook. What the template grants comes from tests/deploy/check_template.py,
+//! `checks/<kind>/ecs.rs`). A call in `checks/variables/<file>.rs` is needed only when the plan
+//! uses a variable that file fills ([`VARIABLE_FILES`]), or (for `names.rs`) when the plan is
+//! chosen per deployment; a call in `plan/parameter.rs` only by a hook whose plan comes from a
+//! parameter; a call in `hooks/<package>` only by that hook; every other call by every hook. What the template grants comes from tests/deploy/check_template.py,
 //! which reads each hook's role after the SAM transform, as CloudFormation will see it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +37,14 @@ const ACTION_EXCEPTIONS: [(&str, &str, &str); 2] =
 /// Services whose IAM prefix is not their SigV4 signing name: CloudWatch signs as `monitoring`
 /// but is authorised as `cloudwatch:`.
 const PREFIX_EXCEPTIONS: [(&str, &str); 1] = [("monitoring", "cloudwatch")];
+
+/// The files of `shared/src/checks/variables/` that call AWS, the variables whose values they look
+/// up, and whether only ECS deployments have those variables.
+const VARIABLE_FILES: [(&str, &[&str], bool); 3] = [
+    ("names.rs", &["application", "deployment_group", "test_url", "production_url"], false),
+    ("ecs.rs", &["green_target_group", "blue_target_group", "load_balancer"], true),
+    ("listeners.rs", &["test_url", "production_url"], true),
+];
 
 /// One AWS SDK crate the library depends on, as the SDK itself describes it.
 #[derive(Debug)]
@@ -155,6 +165,11 @@ enum NeededBy {
     CheckKind(String),
     /// ECS hooks whose plan has a check of this kind (`metric`, from `checks/metric/ecs.rs`).
     EcsCheckKind(String),
+    /// Hooks whose plan uses one of these variables (ECS hooks only, if the first flag says so),
+    /// or, if the second says so, whose plan is chosen per deployment (`checks/variables/`).
+    Variables(&'static [&'static str], bool, bool),
+    /// Hooks whose plan is read from a parameter (`plan/parameter.rs`).
+    PlanParameter,
     /// Only this hook package.
     Hook(String),
 }
@@ -262,10 +277,17 @@ fn hook_code_calls(root: &Path, sdks: &[Sdk]) -> Vec<Call> {
     for path in rust_files(&root.join("shared/src")) {
         let module = path.strip_prefix(&checks).ok().and_then(|inside| inside.components().next());
         let module = module.and_then(|c| c.as_os_str().to_str()).map(|name| name.trim_end_matches(".rs"));
-        let ecs_only = path.file_name().is_some_and(|name| name == "ecs.rs");
+        let file_name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+        let ecs_only = file_name == "ecs.rs";
+        let variables = VARIABLE_FILES.iter().find(|(file, _, _)| *file == file_name);
         let needed_by = match module {
+            Some("variables") => match variables {
+                Some((file, names, ecs)) => NeededBy::Variables(names, *ecs, *file == "names.rs"),
+                None => NeededBy::Every,
+            },
             Some(kind) if kinds.contains(kind) && ecs_only => NeededBy::EcsCheckKind(kind.to_owned()),
             Some(kind) if kinds.contains(kind) => NeededBy::CheckKind(kind.to_owned()),
+            _ if path.ends_with("shared/src/plan/parameter.rs") => NeededBy::PlanParameter,
             _ => NeededBy::Every,
         };
         sources.push((path, needed_by));
@@ -309,6 +331,11 @@ struct Deployed {
     granted: Vec<String>,
     /// The kinds of check its plan has (`http`, `invoke`).
     check_kinds: BTreeSet<String>,
+    /// The `${variables}` its plan uses.
+    variables: BTreeSet<String>,
+    /// Whether its plan is read from a parameter, or chosen from a catalog.
+    plan_parameter: bool,
+    plan_catalog: bool,
 }
 
 /// The kinds of check, as the plan schema has them: each alternative of a check's `oneOf`
@@ -375,7 +402,23 @@ fn deployed(template: &Path, scratch: &Path) -> BTreeMap<String, Deployed> {
                 .map(str::to_owned)
                 .collect();
             let text = |key: &str| grant[key].as_str().unwrap_or_default().to_owned();
-            (package.clone(), Deployed { function: text("function"), role: text("role"), granted, check_kinds })
+            let variables = plan
+                .to_string()
+                .split("${")
+                .skip(1)
+                .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_owned()))
+                .collect();
+            let flag = |key: &str| grant[key].as_bool().unwrap_or(false);
+            let deployed = Deployed {
+                function: text("function"),
+                role: text("role"),
+                granted,
+                check_kinds,
+                variables,
+                plan_parameter: flag("plan_parameter"),
+                plan_catalog: flag("plan_catalog"),
+            };
+            (package.clone(), deployed)
         })
         .collect()
 }
@@ -396,6 +439,12 @@ fn compare(calls: &[Call], deployed: &BTreeMap<String, Deployed>, packages: &[St
                 NeededBy::Every => true,
                 NeededBy::CheckKind(kind) => hook.check_kinds.contains(kind),
                 NeededBy::EcsCheckKind(kind) => hook.check_kinds.contains(kind) && is_ecs_hook(package),
+                NeededBy::Variables(names, ecs_only, by_names) => {
+                    let uses = names.iter().any(|name| hook.variables.contains(*name));
+                    let chooses = *by_names && (hook.plan_parameter || hook.plan_catalog);
+                    (uses && (!ecs_only || is_ecs_hook(package))) || chooses
+                }
+                NeededBy::PlanParameter => hook.plan_parameter,
                 NeededBy::Hook(only) => only == package,
             };
             if needs {

@@ -9,7 +9,6 @@ use std::time::SystemTime;
 
 use aws_sdk_cloudwatch::types::{AlarmType, HistoryItemType, StateValue};
 use aws_smithy_types::DateTime;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use serde_json::Value;
 
 use super::metric::cloudwatch_error;
@@ -199,7 +198,7 @@ async fn group_alarms(context: &ProbeContext) -> Result<Vec<String>, String> {
         .deployment_id(&deployment.id)
         .send()
         .await
-        .map_err(|err| codedeploy_error("GetDeployment", &err, DisplayErrorContext(&err).to_string()))?;
+        .map_err(|err| codedeploy_error("GetDeployment", &err, crate::aws_http::call_failure(&err)))?;
     let info = info.deployment_info().ok_or("GetDeployment returned no deploymentInfo")?;
     let (Some(application), Some(group)) = (info.application_name(), info.deployment_group_name()) else {
         return Err(format!("GetDeployment gave no application or deployment group for {}", deployment.id));
@@ -210,7 +209,7 @@ async fn group_alarms(context: &ProbeContext) -> Result<Vec<String>, String> {
         .deployment_group_name(group)
         .send()
         .await
-        .map_err(|err| codedeploy_error("GetDeploymentGroup", &err, DisplayErrorContext(&err).to_string()))?;
+        .map_err(|err| codedeploy_error("GetDeploymentGroup", &err, crate::aws_http::call_failure(&err)))?;
     let names: Vec<String> = output
         .deployment_group_info()
         .and_then(|g| g.alarm_configuration())

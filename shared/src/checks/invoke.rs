@@ -3,7 +3,6 @@
 
 use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::primitives::Blob;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use serde_json::Value;
 
 use std::sync::Arc;
@@ -180,5 +179,5 @@ where
             "access denied calling lambda:InvokeFunction on {shown}: grant the hook's role lambda:InvokeFunction on it"
         );
     }
-    format!("invoking {shown} failed: {}", DisplayErrorContext(&err))
+    format!("invoking {shown} failed: {}", crate::aws_http::call_failure(&err))
 }

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::operation::get_parameter::GetParameterError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use tokio::time::Instant;
 
 use super::MemoryLimit;
@@ -132,7 +131,10 @@ fn read_error(name: &str, whose: &str, err: SdkError<GetParameterError, impl std
             if name.starts_with('/') { "" } else { "/" }
         ));
     }
-    Lookup::Failed(format!("ssm:GetParameter for parameter {name} ({whose}) failed: {}", DisplayErrorContext(&err)))
+    Lookup::Failed(format!(
+        "ssm:GetParameter for parameter {name} ({whose}) failed: {}",
+        crate::aws_http::call_failure(&err)
+    ))
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use tracing::{error, info};
 use super::catalog::{CATALOG_FILE_ENV, Catalog, Choice};
 use super::parameter::{CACHE_SECONDS_ENV, DEFAULT_CACHE, Lookup, PARAMETER_ENV, ParameterPlans};
 use super::{MemoryLimit, PLAN_ENV, PLAN_FILE_ENV, Plan, PlanError, PlanSource};
-use crate::discover::DeploymentNames;
+use crate::checks::variables::DeploymentNames;
 
 /// A plan and the HTTP client built for it.
 #[derive(Debug)]
@@ -98,11 +98,24 @@ impl Plans {
                 return Self::unusable(format!("{CACHE_SECONDS_ENV} must be a whole number of seconds (0: no cache)"));
             }
         };
-        let parameter = match parameter.map(|t| ParameterPlans::new(&t, cache_for, package_dir.to_path_buf(), memory)) {
+        Self::per_deployment(catalog.as_deref(), parameter.as_deref(), cache_for, package_dir, memory)
+    }
+
+    /// Plans chosen per deployment: from the catalog at `catalog` (loaded on a thread of its
+    /// own), else the parameter `parameter` names (kept `cache_for`), else the catalog's default.
+    /// Relative plan files in a parameter's plan resolve against `package_dir`.
+    pub fn per_deployment(
+        catalog: Option<&Path>,
+        parameter: Option<&str>,
+        cache_for: Duration,
+        package_dir: &Path,
+        memory: Option<MemoryLimit>,
+    ) -> Self {
+        let parameter = match parameter.map(|t| ParameterPlans::new(t, cache_for, package_dir.to_path_buf(), memory)) {
             Some(Err(err)) => return Self::unusable(err),
             parameter => parameter.and_then(Result::ok),
         };
-        let catalog = match catalog {
+        let catalog = match catalog.map(Path::to_path_buf) {
             Some(path) => match Background::spawn(move || load_catalog(&path, memory)) {
                 Ok(loading) => Some(loading),
                 Err(err) => return Self::unusable(err),
@@ -140,7 +153,7 @@ impl Plans {
     }
 
     /// Whether the plan depends on the deployment's application and deployment group.
-    pub fn per_deployment(&self) -> bool {
+    pub fn is_per_deployment(&self) -> bool {
         matches!(self.0, Inner::PerDeployment(_))
     }
 
@@ -154,7 +167,7 @@ impl Plans {
     }
 
     /// The plan for a deployment: `names` are its application and deployment group, needed when
-    /// plans are chosen per deployment ([`Plans::per_deployment`]).
+    /// plans are chosen per deployment ([`Plans::is_per_deployment`]).
     pub async fn get(&self, names: Option<&DeploymentNames>, ssm: impl FnOnce() -> aws_sdk_ssm::Client) -> Loaded {
         match &self.0 {
             Inner::Ready(loaded) => loaded.clone(),
@@ -298,7 +311,7 @@ mod tests {
         let plans = catalog(
             r#"{"plans":[{"application":"checkout","plan":{"checks":[{"name":"c","http":{"url":"http://127.0.0.1:9/"}}]}}]}"#,
         );
-        assert!(plans.per_deployment() && plans.now().is_none());
+        assert!(plans.is_per_deployment() && plans.now().is_none());
         let chosen = plans.get(Some(&names("checkout", "prod")), no_ssm).await.unwrap();
         assert_eq!(chosen.plan.checks[0].name, "c");
         let none = plans.get(Some(&names("cart", "prod")), no_ssm).await.unwrap_err();

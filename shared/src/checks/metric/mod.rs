@@ -12,7 +12,6 @@ use std::time::SystemTime;
 use aws_sdk_cloudwatch::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatch::types::{self as cw, ScanBy, StatusCode};
 use aws_smithy_types::DateTime;
-use aws_smithy_types::error::display::DisplayErrorContext;
 
 use super::{ProbeContext, variables, window};
 use crate::plan::{Aggregate, Check, Direction, MetricJudge, MetricProbe, MetricQuery, NoData, Probe};
@@ -133,7 +132,7 @@ where
     match (code, service.and_then(|e| e.message())) {
         (Some(code), Some(message)) => format!("cloudwatch:{operation} failed: {code}: {message}"),
         (Some(code), None) => format!("cloudwatch:{operation} failed: {code}"),
-        _ => format!("cloudwatch:{operation} failed: {}", DisplayErrorContext(&err)),
+        _ => format!("cloudwatch:{operation} failed: {}", crate::aws_http::call_failure(&err)),
     }
 }
 

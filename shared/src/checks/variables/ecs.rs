@@ -3,7 +3,6 @@
 //! `DescribeTargetGroups` call gives both, made once per run. Only ECS hooks call it.
 
 use aws_sdk_elasticloadbalancingv2::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::checks::ProbeContext;
 use crate::discover::DeploymentKind;
@@ -68,6 +67,6 @@ where
     }
     match service.and_then(|e| e.message()) {
         Some(message) => format!("elasticloadbalancing:{operation} failed: {message}"),
-        None => format!("elasticloadbalancing:{operation} failed: {}", DisplayErrorContext(&err)),
+        None => format!("elasticloadbalancing:{operation} failed: {}", crate::aws_http::call_failure(&err)),
     }
 }

@@ -7,8 +7,9 @@
 //! that needs either URL.
 
 use crate::checks::ProbeContext;
-use crate::discover::{DeploymentNames, call_error};
+use crate::discover::call_error;
 
+use super::DeploymentNames;
 use super::ecs::elbv2_error;
 
 /// The deployment group's listener URLs.

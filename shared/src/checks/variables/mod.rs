@@ -12,13 +12,15 @@ use std::collections::BTreeMap;
 use tokio::sync::OnceCell;
 
 use crate::checks::ProbeContext;
-use crate::discover::{DeploymentKind, DeploymentNames};
+use crate::discover::DeploymentKind;
 
 mod ecs;
 mod listeners;
+mod names;
 
 pub use ecs::EcsDimensions;
 pub use listeners::ListenerUrls;
+pub use names::{DeploymentNames, deployment_names};
 
 /// What a run looked up to fill variables, each at most once.
 #[derive(Debug, Default)]
@@ -109,5 +111,5 @@ async fn variable(name: &str, context: &ProbeContext) -> Result<String, String> 
 }
 
 async fn names(context: &ProbeContext, deployment_id: &str) -> Result<DeploymentNames, String> {
-    crate::discover::deployment_names(&context.aws.codedeploy, deployment_id).await.map_err(|err| err.to_string())
+    deployment_names(&context.aws.codedeploy, deployment_id).await.map_err(|err| err.to_string())
 }
