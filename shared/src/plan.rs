@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub mod catalog;
+pub mod compare;
 pub mod parameter;
 pub mod select;
 pub mod template;
@@ -216,6 +217,15 @@ impl Plan {
                 Probe::Invoke(invoke) => (LAMBDA_RESPONSE_LIMIT, invoke.max_result_bytes),
                 // A measurement keeps numbers only: datapoints of a bounded window, not documents.
                 Probe::Metric(_) | Probe::Alarms(_) => continue,
+                // Two answers (three in values mode), all parsed in one judging.
+                Probe::Compare(compare) => {
+                    let answers = if matches!(compare.mode, compare::CompareMode::Values { .. }) { 3 } else { 2 };
+                    let each = match compare.target {
+                        compare::CompareTarget::Invoke { .. } => LAMBDA_RESPONSE_LIMIT,
+                        compare::CompareTarget::Http { .. } => compare.max_body_bytes,
+                    };
+                    (answers * each, answers * compare.max_body_bytes)
+                }
             };
             reading += read as u64;
             judging.push(cap as u64 * (1 + factor));
@@ -228,6 +238,7 @@ impl Plan {
         let caps = self.checks.iter().map(|check| match &check.probe {
             Probe::Http(http) => http.max_body_bytes as u64,
             Probe::Invoke(invoke) => invoke.max_result_bytes as u64,
+            Probe::Compare(compare) => compare.max_body_bytes as u64,
             Probe::Metric(_) | Probe::Alarms(_) => 0,
         });
         caps.max().unwrap_or(0)
@@ -340,6 +351,8 @@ pub enum Probe {
     Metric(MetricProbe),
     /// CloudWatch alarms that must be quiet.
     Alarms(AlarmsProbe),
+    /// The same request to the baseline and the candidate, judged by their difference.
+    Compare(compare::CompareProbe),
 }
 
 impl Probe {
@@ -496,6 +509,7 @@ struct CheckDoc {
     invoke: Option<InvokeDoc>,
     metric: Option<traffic::MetricDoc>,
     alarms: Option<traffic::AlarmsDoc>,
+    compare: Option<compare::CompareDoc>,
     #[serde(default)]
     expect: ExpectDoc,
     attempts: Option<u32>,
@@ -633,6 +647,9 @@ fn plan_error_message(error: &jsonschema::ValidationError<'_>, pointer: &str) ->
             "use \"json_schema\" or \"json_schema_file\", not both".to_owned()
         }
         Kind::AnyOf { .. } if pointer.ends_with("/alarms") => traffic::NAME_THE_ALARMS.to_owned(),
+        Kind::OneOfNotValid { .. } | Kind::OneOfMultipleValid { .. } if pointer.ends_with("/compare") => {
+            compare::ONE_TARGET.to_owned()
+        }
         Kind::OneOfNotValid { .. } | Kind::OneOfMultipleValid { .. } if pointer.ends_with("/window") => {
             "a window needs exactly one of \"since\" or \"last_ms\"".to_owned()
         }
@@ -645,7 +662,7 @@ fn plan_error_message(error: &jsonschema::ValidationError<'_>, pointer: &str) ->
 }
 
 /// What a check without exactly one kind is told.
-const ONE_PROBE: &str = "a check needs exactly one of \"http\", \"invoke\", \"metric\" or \"alarms\"";
+const ONE_PROBE: &str = "a check needs exactly one of \"http\", \"invoke\", \"metric\", \"alarms\" or \"compare\"";
 
 fn shorten(text: &str, limit: usize) -> String {
     match crate::clip(text, limit) {
@@ -740,12 +757,24 @@ fn compile_check(
         if written {
             issues.push(PlanIssue::new(
                 format!("{at}/expect"),
-                "metric and alarms checks have no response to expect; their judge says what passes",
+                "metric, alarms and compare checks have no response to expect; their judge says what passes",
             ));
         }
     };
-    let probe = match (doc.http, doc.invoke, doc.metric, doc.alarms) {
-        (None, None, Some(metric), None) => {
+    let probe = match (doc.http, doc.invoke, doc.metric, doc.alarms, doc.compare) {
+        (None, None, None, None, Some(compare)) => {
+            traffic_only(issues, &doc.expect);
+            let probe = compare::compile_compare(compare, &format!("{at}/compare"), issues)?;
+            return Some(Check {
+                name: doc.name,
+                probe: Probe::Compare(probe),
+                expect: Expect::default(),
+                measurement,
+                dry_run: doc.dry_run,
+                template: None,
+            });
+        }
+        (None, None, Some(metric), None, None) => {
             traffic_only(issues, &doc.expect);
             let probe = traffic::compile_metric(metric, &format!("{at}/metric"), issues)?;
             return Some(Check {
@@ -757,7 +786,7 @@ fn compile_check(
                 template: None,
             });
         }
-        (None, None, None, Some(alarms)) => {
+        (None, None, None, Some(alarms), None) => {
             traffic_only(issues, &doc.expect);
             let probe = traffic::compile_alarms(alarms, &format!("{at}/alarms"), issues)?;
             return Some(Check {
@@ -769,7 +798,7 @@ fn compile_check(
                 template: None,
             });
         }
-        (Some(http), None, None, None) => {
+        (Some(http), None, None, None, None) => {
             if doc.expect.function_error {
                 issues.push(PlanIssue::new(
                     format!("{at}/expect/function_error"),
@@ -778,7 +807,7 @@ fn compile_check(
             }
             compile_http(http, &format!("{at}/http"), redactor, issues).map(Probe::Http)
         }
-        (None, Some(invoke), None, None) => {
+        (None, Some(invoke), None, None, None) => {
             if !doc.expect.headers.is_empty() {
                 issues.push(PlanIssue::new(
                     format!("{at}/expect/headers"),

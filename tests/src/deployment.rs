@@ -279,8 +279,11 @@ pub const HELD_HOOK: &str = "CodeDeployHook_held";
 #[derive(Debug, Clone)]
 pub enum HeldTarget {
     /// The ECS service `checkout-cluster:checkout` (two tasks per task set, the checkout service)
-    /// from `checkout:1` to `checkout:2`.
+    /// from `checkout:1` to `checkout:2`, which adds `total_minor_units` and keeps `total_cents`.
     Ecs,
+    /// The same, with `checkout:2` serving another shape of the checkout service (`minor-units`:
+    /// the breaking rename).
+    EcsGreen(&'static str),
     /// The function `checkout`, alias `live`, from version 4 to version 5.
     Lambda {
         /// What version 4 runs.
@@ -325,14 +328,18 @@ impl Held {
         config.functions.insert(HELD_HOOK.to_owned(), function([("$LATEST", scripted(Answer::Silent))]));
         let hooks = json!([{event: HELD_HOOK}]);
         let (platform, appspec) = match target {
-            HeldTarget::Ecs => {
+            HeldTarget::Ecs | HeldTarget::EcsGreen(_) => {
+                let green = match target {
+                    HeldTarget::EcsGreen(shape) => shape,
+                    _ => "both",
+                };
                 let task = |shape: &str| {
                     let service = bin_dir().join("checkout-service").display().to_string();
                     let args = [service.as_str(), "--port", "{port}", "--shape", shape];
                     process(args.map(str::to_owned).to_vec(), &[])
                 };
                 config.task_definitions.insert("checkout:1".to_owned(), task("cents"));
-                config.task_definitions.insert("checkout:2".to_owned(), task("both"));
+                config.task_definitions.insert("checkout:2".to_owned(), task(green));
                 config.ecs_services.insert(
                     "checkout-cluster:checkout".to_owned(),
                     EcsServiceConfig {

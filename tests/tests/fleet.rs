@@ -315,3 +315,77 @@ async fn a_hook_that_cannot_reach_codedeploy_says_what_is_likely_missing() {
     assert!(why.starts_with("discovery: codedeploy:ListDeploymentTargets failed: "), "{why}");
     assert!(why.ends_with(greenlight::aws_http::UNREACHABLE), "{why}");
 }
+
+// ---- compare: blue against green, no schema ---------------------------------------------------------
+
+fn compare_plan(compare: Value) -> Plans {
+    let plan = json!({"checks": [{"name": "cart-contract", "compare": compare}]});
+    Plans::ready(greenlight::plan::parse(&plan.to_string(), Path::new(".")))
+}
+
+#[tokio::test]
+async fn the_checkout_rename_is_caught_by_comparing_green_with_blue() {
+    let held =
+        Held::start(HeldTarget::EcsGreen("minor-units"), "AfterAllowTestTraffic", BTreeMap::new(), Faults::default())
+            .await;
+    let outcome = run(&held, Hook::AFTER_ALLOW_TEST_TRAFFIC, compare_plan(json!({"path": "/v2/cart/42"}))).await;
+    assert_eq!(outcome.verdict.status, Status::Failed);
+    let why = outcome.verdict.checks[0].reason.clone().unwrap_or_default();
+    assert_eq!(
+        why,
+        "the candidate differs from the baseline: /total_cents: missing in candidate; /total_minor_units: only in candidate"
+    );
+    assert!(!why.contains("1250") && !why.contains("EUR"), "reasons name pointers, never values: {why}");
+}
+
+#[tokio::test]
+async fn a_compatible_green_passes_and_forbid_added_catches_its_new_field() {
+    let held = Held::ecs("AfterAllowTestTraffic").await;
+    let outcome = run(&held, Hook::AFTER_ALLOW_TEST_TRAFFIC, compare_plan(json!({"path": "/v2/cart/42"}))).await;
+    assert_eq!(outcome.verdict.status, Status::Succeeded, "{}", reasons(&outcome));
+
+    let held = Held::ecs("AfterAllowTestTraffic").await;
+    let strict = compare_plan(json!({"path": "/v2/cart/42", "forbid_added": true}));
+    let outcome = run(&held, Hook::AFTER_ALLOW_TEST_TRAFFIC, strict).await;
+    let why = outcome.verdict.checks[0].reason.clone().unwrap_or_default();
+    assert_eq!(why, "the candidate differs from the baseline: /total_minor_units: only in candidate");
+}
+
+#[tokio::test]
+async fn values_mode_sends_the_baseline_twice_and_ignores_what_differs_there() {
+    let held = Held::ecs("AfterAllowTestTraffic").await;
+    let outcome =
+        run(&held, Hook::AFTER_ALLOW_TEST_TRAFFIC, compare_plan(json!({"path": "/v2/cart/42", "mode": "values"})))
+            .await;
+    assert_eq!(outcome.verdict.status, Status::Succeeded, "{}", reasons(&outcome));
+}
+
+#[tokio::test]
+async fn a_compare_with_side_effects_must_say_so_and_a_lambda_deployment_has_no_listeners() {
+    let plan = json!({"checks": [{"name": "c", "compare": {"path": "/orders", "method": "POST"}}]});
+    let err = greenlight::plan::parse(&plan.to_string(), Path::new(".")).unwrap_err().to_string();
+    assert!(err.contains("at /checks/0/compare: only GET and HEAD without a body"), "{err}");
+
+    let held = lambda(Faults::default()).await;
+    let outcome = run(&held, Hook::POST_TRAFFIC, compare_plan(json!({"path": "/v2/cart/42"}))).await;
+    let why = outcome.verdict.checks[0].reason.clone().unwrap_or_default();
+    assert!(why.starts_with("${production_url}: an ECS deployment's variable"), "{why}");
+}
+
+#[tokio::test]
+async fn lambda_versions_are_compared_with_the_same_payload() {
+    // Version 4 answers {"version": 4}, version 5 {"version": 5}: one shape, two values.
+    let held = lambda(Faults::default()).await;
+    let outcome = run(&held, Hook::POST_TRAFFIC, compare_plan(json!({"invoke": {"payload": {"cart": 42}}}))).await;
+    assert_eq!(outcome.verdict.status, Status::Succeeded, "{}", reasons(&outcome));
+    let invoked = held.invocations();
+    assert!(invoked.contains(&("checkout".to_owned(), "4".to_owned())), "{invoked:?}");
+    assert!(invoked.contains(&("checkout".to_owned(), "5".to_owned())), "{invoked:?}");
+
+    let held = lambda(Faults::default()).await;
+    let values = compare_plan(json!({"invoke": {"payload": {"cart": 42}}, "mode": "values"}));
+    let outcome = run(&held, Hook::POST_TRAFFIC, values).await;
+    assert_eq!(outcome.verdict.status, Status::Failed);
+    let why = outcome.verdict.checks[0].reason.clone().unwrap_or_default();
+    assert_eq!(why, "the candidate differs from the baseline: /version: value changed");
+}

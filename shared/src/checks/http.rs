@@ -62,7 +62,7 @@ fn shown(context: &ProbeContext, name: &reqwest::header::HeaderName, matcher: &H
 /// Reads at most `cap` bytes into one buffer that never grows past `cap`, so the memory budget's
 /// "one cap per body" holds. A larger body is a failure, not a silent truncation: a truncated
 /// document cannot be judged against a schema.
-async fn read_capped(response: &mut Response, cap: usize) -> Result<Vec<u8>, String> {
+pub(super) async fn read_capped(response: &mut Response, cap: usize) -> Result<Vec<u8>, String> {
     let too_big = || format!("body exceeds max_body_bytes ({cap} bytes); raise the cap or drop the schema");
     let declared = response.content_length();
     if declared.is_some_and(|len| len > cap as u64) {

@@ -155,7 +155,7 @@ fn judge_result(
 
 /// Takes the body out of an API-Gateway-shaped result, so the result can be dropped before the
 /// body is parsed.
-fn api_gateway_body(result: Option<&mut Value>) -> Result<Vec<u8>, String> {
+pub(super) fn api_gateway_body(result: Option<&mut Value>) -> Result<Vec<u8>, String> {
     let Some(result) = result else { return Ok(Vec::new()) };
     let encoded = result.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false);
     match result.get_mut("body").map(Value::take) {
@@ -169,7 +169,7 @@ fn api_gateway_body(result: Option<&mut Value>) -> Result<Vec<u8>, String> {
     }
 }
 
-fn invoke_error<E, R>(shown: &str, err: SdkError<E, R>) -> String
+pub(super) fn invoke_error<E, R>(shown: &str, err: SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

@@ -2,6 +2,7 @@
 //! expectations. The runner ([`crate::runner`]) decides how many measurements make a verdict.
 
 mod alarms;
+mod compare;
 mod http;
 mod invoke;
 pub mod judge;
@@ -45,6 +46,7 @@ pub async fn measure_once(check: Arc<Check>, context: &ProbeContext) -> Result<(
         Probe::Invoke(_) => invoke::measure(check, context).await,
         Probe::Metric(_) => metric::measure(check, context).await,
         Probe::Alarms(_) => alarms::measure(check, context).await,
+        Probe::Compare(_) => compare::measure(check, context).await,
     }
 }
 

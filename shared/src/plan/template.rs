@@ -1,7 +1,7 @@
 //! Checks whose requests use `${variables}`, such as `"url": "${test_url}/health"`, so one plan
 //! serves every service of a fleet.
 //!
-//! At load, every string of a check's `http`, `invoke` and `alarms` is scanned: an unknown
+//! At load, every string of a check's `http`, `invoke`, `alarms` and `compare` is scanned: an unknown
 //! variable makes the plan invalid at its pointer, and a known one is replaced by a value of its
 //! form ([`crate::variables::example`]), so the rest of the check is validated and compiled as
 //! usual. When the check runs, the check as written is filled with the deployment's values and
@@ -16,7 +16,7 @@ use super::{Check, CheckDoc, PlanIssue, Redactor};
 use crate::variables;
 
 /// The parts of a check whose strings may hold variables.
-const TEMPLATED: [&str; 3] = ["http", "invoke", "alarms"];
+const TEMPLATED: [&str; 4] = ["http", "invoke", "alarms", "compare"];
 
 /// A check as written, with the variables it uses.
 #[derive(Debug)]
@@ -45,6 +45,15 @@ pub(super) fn stand_in(document: &mut Value) -> (Vec<Templated>, Vec<PlanIssue>)
         return (templated, issues);
     };
     for (index, check) in checks.iter_mut().enumerate() {
+        // A compare check of a path compares the production listener with the test listener
+        // unless it names its own base URLs: variables, written in before the scan.
+        if let Some(compare) = check.get_mut("compare").and_then(Value::as_object_mut)
+            && compare.contains_key("path")
+        {
+            for (field, default) in super::compare::DEFAULT_URLS {
+                compare.entry(field).or_insert_with(|| Value::String(default.to_owned()));
+            }
+        }
         let written = check.clone();
         let mut used = Vec::new();
         for part in TEMPLATED {

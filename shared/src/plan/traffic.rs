@@ -600,7 +600,7 @@ mod tests {
         let expecting =
             found(r#"{"checks": [{"name": "a", "alarms": {"names": ["x"]}, "expect": {"status": [200]}}]}"#);
         assert!(
-            expecting.iter().any(|i| i.starts_with("at /checks/0/expect: metric and alarms checks")),
+            expecting.iter().any(|i| i.starts_with("at /checks/0/expect: metric, alarms and compare checks")),
             "{expecting:?}"
         );
         let unnamed = found(r#"{"checks": [{"name": "b", "alarms": {"window": {"since": "deployment"}}}]}"#);
