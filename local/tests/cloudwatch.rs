@@ -57,17 +57,7 @@ fn config() -> LocalConfig {
 }
 
 async fn client(endpoint: &str) -> Client {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new("x", "x", None, None, "test"))
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .load()
-        .await;
-    Client::new(&config)
+    Client::new(&common::sdk_config(endpoint).await)
 }
 
 async fn start(scale: f64) -> (Server, Client) {

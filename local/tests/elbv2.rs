@@ -47,20 +47,6 @@ fn config() -> LocalConfig {
     }
 }
 
-async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    // The workspace builds the SDK without its default client; this is the one the hooks use.
-    let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_elasticloadbalancingv2::config::Credentials::new("x", "x", None, None, "test"))
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .load()
-        .await
-}
-
 struct Local {
     server: Server,
     elb: aws_sdk_elasticloadbalancingv2::Client,
@@ -70,7 +56,7 @@ struct Local {
 impl Local {
     async fn start() -> Self {
         let server = Server::start(config(), TimeScale(60.0), 0, None).await.expect("the emulator starts");
-        let config = sdk_config(&server.endpoint()).await;
+        let config = common::sdk_config(&server.endpoint()).await;
         Self {
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
             codedeploy: aws_sdk_codedeploy::Client::new(&config),

@@ -2,6 +2,8 @@
 //! by version, SecureStrings with and without decryption, hierarchies paged by path, parameters
 //! seeded from Rust, and the errors a hook must tell apart, each as its typed SDK error.
 
+mod common;
+
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::error::ProvideErrorMetadata;
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
@@ -12,17 +14,7 @@ use codedeploy_local::server::Server;
 use codedeploy_local::ssm::store;
 
 async fn client(endpoint: &str) -> Client {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ssm::config::Credentials::new("x", "x", None, None, "test"))
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .load()
-        .await;
-    Client::new(&config)
+    Client::new(&common::sdk_config(endpoint).await)
 }
 
 async fn start() -> (Server, Client) {

@@ -161,6 +161,15 @@ def client(service, validate=True):
     return made
 
 
+def http_status(url):
+    """The status a GET of url answers with, or the error that stopped it."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as answered:
+            return answered.status
+    except (urllib.error.URLError, OSError) as error:
+        return error
+
+
 def call(api, operation, expect=None, **params):
     """Calls `operation` through boto3. With `expect`, the call must fail with that error code."""
     service = api.meta.service_model.service_name
@@ -413,11 +422,7 @@ def elbv2_scenario():
     for listener in listeners:
         # A hook builds the test listener's URL from these, so it must answer there.
         url = f"{listener['Protocol'].lower()}://{balancer['DNSName']}:{listener['Port']}/"
-        try:
-            with urllib.request.urlopen(url, timeout=30) as answered:
-                status = answered.status
-        except (urllib.error.URLError, OSError) as error:
-            status = error
+        status = http_status(url)
         if status != 200:
             fail(f"DescribeListeners: {url} answered {status}")
         forwarded = [t["TargetGroupArn"] for a in listener["DefaultActions"] for t in a["ForwardConfig"]["TargetGroups"]]
@@ -907,11 +912,7 @@ def check_ecs_load_balancer(info):
         (listener,) = listeners["Listeners"]
         balancer = call(elb, "DescribeLoadBalancers", LoadBalancerArns=[listener["LoadBalancerArn"]])
         url = f"{listener['Protocol'].lower()}://{balancer['LoadBalancers'][0]['DNSName']}:{listener['Port']}/"
-        try:
-            with urllib.request.urlopen(url, timeout=30) as answered:
-                status = answered.status
-        except (urllib.error.URLError, OSError) as error:
-            status = error
+        status = http_status(url)
         if status != 200:
             fail(f"GetDeploymentGroup (ECS): {route}'s {url} answered {status}")
 

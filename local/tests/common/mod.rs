@@ -5,8 +5,26 @@ use std::path::PathBuf;
 
 use codedeploy_local::config::ProcessConfig;
 
+/// An SDK configuration for the emulator at `endpoint`: the TLS client the hooks use (the
+/// workspace builds the SDK without its default one), test credentials, and no retries, so a
+/// test sees each answer as the emulator gave it.
+#[allow(dead_code, reason = "each test binary uses some of the fixtures")]
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_codedeploy::config::Credentials::new("x", "x", None, None, "test"))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await
+}
+
 /// The Runtime API fixture the runtime host tests use; `FAKE_MODE` (`echo`, `error`, …) picks
 /// its behaviour.
+#[allow(dead_code, reason = "each test binary uses some of the fixtures")]
 pub fn fake_function(mode: &str) -> ProcessConfig {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake_function.py");
     ProcessConfig {
