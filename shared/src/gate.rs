@@ -252,6 +252,10 @@ impl Gate {
         // Discovery needs no plan, so it runs while a plan still loading finishes.
         let plan = async {
             let names = match self.plans.is_per_deployment() {
+                true if !self.discovery => {
+                    let reason = "the plan is chosen per deployment, by names only CodeDeploy knows, and discovery is off: name a plan (--plan) or let the hook ask CodeDeploy";
+                    return Err(Box::new(Verdict::cannot_judge(reason, None)));
+                }
                 true => match self.deployment_names(event, schedule.judge_by()).await {
                     Ok(names) => Some(names),
                     Err(verdict) => return Err(verdict),
@@ -490,5 +494,22 @@ mod tests {
             })
             .await;
         assert_eq!(outcome.report, ReportOutcome::Skipped);
+    }
+
+    #[tokio::test]
+    async fn a_plan_per_deployment_without_discovery_says_it_cannot_be_chosen() {
+        let config = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+        let plans =
+            Plans::per_deployment(None, Some("/plans/{application}"), Duration::ZERO, std::path::Path::new("."), None);
+        let gate = Arc::new(
+            Gate::with_plans(Hook::PRE_TRAFFIC, plans, AwsClients::new(&config)).dry_run(true).discovery(false),
+        );
+        let outcome = gate.judge_and_report(&event(), Instant::now() + Duration::from_secs(30)).await;
+        assert_eq!(outcome.verdict.status, Status::Failed);
+        assert!(
+            outcome.verdict.reason.contains("discovery is off: name a plan (--plan)"),
+            "{}",
+            outcome.verdict.reason
+        );
     }
 }
