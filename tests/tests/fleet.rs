@@ -389,3 +389,35 @@ async fn lambda_versions_are_compared_with_the_same_payload() {
     let why = outcome.verdict.checks[0].reason.clone().unwrap_or_default();
     assert_eq!(why, "the candidate differs from the baseline: /version: value changed");
 }
+
+// ---- the example fleet catalog ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_example_catalogs_plans_all_load_and_its_checkout_plan_catches_the_rename() {
+    let folder = greenlight_tests::workspace_root().join("examples/fleet");
+    let catalog = greenlight::plan::catalog::Catalog::load(&folder.join("after-allow-test-traffic.catalog.json"), None)
+        .expect("the example catalog loads");
+    assert_eq!(catalog.errors().collect::<Vec<_>>(), Vec::<&str>::new(), "every plan in it is valid");
+
+    let held = Held::ecs("AfterAllowTestTraffic").await;
+    let smoke =
+        greenlight::plan::load(&greenlight::plan::PlanSource::File(folder.join("plans/test-traffic.json")), &folder);
+    let outcome = run(&held, Hook::AFTER_ALLOW_TEST_TRAFFIC, Plans::ready(smoke)).await;
+    assert_eq!(outcome.verdict.status, Status::Succeeded, "{}", reasons(&outcome));
+
+    let held =
+        Held::start(HeldTarget::EcsGreen("minor-units"), "AfterAllowTestTraffic", BTreeMap::new(), Faults::default())
+            .await;
+    let checkout = greenlight::plan::load(
+        &greenlight::plan::PlanSource::File(folder.join("plans/checkout-test-traffic.json")),
+        &folder,
+    );
+    let outcome = run(&held, Hook::AFTER_ALLOW_TEST_TRAFFIC, Plans::ready(checkout)).await;
+    assert_eq!(outcome.verdict.status, Status::Failed);
+    let contract = outcome.verdict.checks.iter().find(|c| c.name == "cart-contract").expect("the contract check");
+    assert!(
+        contract.reason.as_deref().is_some_and(|r| r.contains("/total_cents: missing in candidate")),
+        "{contract:?}"
+    );
+    assert!(outcome.verdict.checks.iter().find(|c| c.name == "health").is_some_and(|c| c.passed));
+}
