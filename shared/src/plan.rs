@@ -597,6 +597,11 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Plan, PlanError> {
     Ok(plan)
 }
 
+/// Compiles the plan schema now, so the first plan validated later does not wait for it.
+pub(crate) fn warm_schema() {
+    let _ = plan_validator();
+}
+
 /// The compiled plan schema. A broken embedded schema (unit tests rule it out) becomes a plan
 /// error rather than a panic at start-up, so even then the hook reports.
 fn plan_validator() -> Result<&'static jsonschema::Validator, &'static str> {

@@ -95,10 +95,16 @@ impl ParameterPlans {
         let Some((value, version)) = parameter.and_then(|p| Some((p.value?, p.version))) else {
             return Lookup::Failed(format!("parameter {name} ({whose}) came back without a value"));
         };
-        let loaded = super::parse(&value, &self.package_dir)
-            .and_then(|plan| plan.fit_memory(self.memory))
-            .map_err(|err| err.to_string())
-            .and_then(LoadedPlan::new);
+        // Validating and compiling is CPU work, and may read the plan's schema and CA files.
+        let (package_dir, memory) = (self.package_dir.clone(), self.memory);
+        let loaded = tokio::task::spawn_blocking(move || {
+            super::parse(&value, &package_dir)
+                .and_then(|plan| plan.fit_memory(memory))
+                .map_err(|err| err.to_string())
+                .and_then(LoadedPlan::new)
+        })
+        .await
+        .unwrap_or_else(|err| Err(format!("loading the plan failed: {err}")));
         match loaded {
             Ok(plan) => {
                 let plan = Arc::new(plan);

@@ -115,6 +115,11 @@ impl Plans {
             Some(Err(err)) => return Self::unusable(err),
             parameter => parameter.and_then(Result::ok),
         };
+        if parameter.is_some() {
+            // The first plan read from a parameter is validated against the plan schema; compile
+            // it meanwhile, so that invocation does not. Should no thread start, it compiles then.
+            let _ = std::thread::Builder::new().name("plan-schema".to_owned()).spawn(super::warm_schema);
+        }
         let catalog = match catalog.map(Path::to_path_buf) {
             Some(path) => match Background::spawn(move || load_catalog(&path, memory)) {
                 Ok(loading) => Some(loading),
