@@ -766,42 +766,19 @@ fn compile_check(
             ));
         }
     };
-    let probe = match (doc.http, doc.invoke, doc.metric, doc.alarms, doc.compare) {
+    // Metric, alarms and compare checks judge with their own judge, not an `expect`.
+    let (probe, own_judge) = match (doc.http, doc.invoke, doc.metric, doc.alarms, doc.compare) {
         (None, None, None, None, Some(compare)) => {
             traffic_only(issues, &doc.expect);
-            let probe = compare::compile_compare(compare, &format!("{at}/compare"), issues)?;
-            return Some(Check {
-                name: doc.name,
-                probe: Probe::Compare(probe),
-                expect: Expect::default(),
-                measurement,
-                dry_run: doc.dry_run,
-                template: None,
-            });
+            (compare::compile_compare(compare, &format!("{at}/compare"), issues).map(Probe::Compare), true)
         }
         (None, None, Some(metric), None, None) => {
             traffic_only(issues, &doc.expect);
-            let probe = traffic::compile_metric(metric, &format!("{at}/metric"), issues)?;
-            return Some(Check {
-                name: doc.name,
-                probe: Probe::Metric(probe),
-                expect: Expect::default(),
-                measurement,
-                dry_run: doc.dry_run,
-                template: None,
-            });
+            (traffic::compile_metric(metric, &format!("{at}/metric"), issues).map(Probe::Metric), true)
         }
         (None, None, None, Some(alarms), None) => {
             traffic_only(issues, &doc.expect);
-            let probe = traffic::compile_alarms(alarms, &format!("{at}/alarms"), issues)?;
-            return Some(Check {
-                name: doc.name,
-                probe: Probe::Alarms(probe),
-                expect: Expect::default(),
-                measurement,
-                dry_run: doc.dry_run,
-                template: None,
-            });
+            (traffic::compile_alarms(alarms, &format!("{at}/alarms"), issues).map(Probe::Alarms), true)
         }
         (Some(http), None, None, None, None) => {
             if doc.expect.function_error {
@@ -810,7 +787,7 @@ fn compile_check(
                     "only invoke checks have function errors",
                 ));
             }
-            compile_http(http, &format!("{at}/http"), redactor, issues).map(Probe::Http)
+            (compile_http(http, &format!("{at}/http"), redactor, issues).map(Probe::Http), false)
         }
         (None, Some(invoke), None, None, None) => {
             if !doc.expect.headers.is_empty() {
@@ -819,15 +796,19 @@ fn compile_check(
                     "invoke checks have no response headers to match",
                 ));
             }
-            Some(Probe::Invoke(compile_invoke(invoke)))
+            (Some(Probe::Invoke(compile_invoke(invoke))), false)
         }
         // The schema's oneOf rejects these first; record it anyway so a check is never dropped silently.
         _ => {
             issues.push(PlanIssue::new(at, ONE_PROBE));
-            None
+            (None, false)
         }
-    }?;
-    let expect = compile_expect(doc.expect, &format!("{at}/expect"), base_dir, issues)?;
+    };
+    let probe = probe?;
+    let expect = match own_judge {
+        true => Expect::default(),
+        false => compile_expect(doc.expect, &format!("{at}/expect"), base_dir, issues)?,
+    };
     Some(Check { name: doc.name, probe, expect, measurement, dry_run: doc.dry_run, template: None })
 }
 
