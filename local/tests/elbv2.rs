@@ -126,25 +126,7 @@ async fn a_load_balancers_target_groups_and_listeners_are_the_real_ones() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_target_group_named_by_get_deployment_target_resolves_to_its_load_balancer() {
     let local = Local::start().await;
-    let call = |operation: &str, input: serde_json::Value| {
-        local.server.emulator.codedeploy(operation, &input).unwrap_or_else(|e| panic!("{operation}: {e}"))
-    };
-    call("CreateApplication", json!({"applicationName": "shop", "computePlatform": "ECS"}));
-    call(
-        "CreateDeploymentGroup",
-        json!({"applicationName": "shop", "deploymentGroupName": "web",
-               "serviceRoleArn": "arn:aws:iam::123456789012:role/cd",
-               "ecsServices": [{"clusterName": "shop", "serviceName": "web"}]}),
-    );
-    let appspec = json!({"Resources": [{"web": {"Type": "AWS::ECS::Service", "Properties": {
-        "TaskDefinition": "web:2", "LoadBalancerInfo": {"ContainerName": "web", "ContainerPort": 8080}}}}],
-        "Hooks": [{"AfterInstall": "silent-hook"}]});
-    let created = call(
-        "CreateDeployment",
-        json!({"applicationName": "shop", "deploymentGroupName": "web",
-               "revision": {"revisionType": "AppSpecContent", "appSpecContent": {"content": appspec.to_string()}}}),
-    );
-    let id = created["deploymentId"].as_str().expect("a deployment id").to_owned();
+    let id = common::ecs_deployment(&local.server.emulator);
     let in_after_install = async {
         while local.server.emulator.state().deployments[&id].events[2].status != EventStatus::InProgress {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -179,23 +179,7 @@ async fn a_claimed_executed_version_replaces_the_header_and_an_empty_one_drops_i
 async fn a_slow_green_task_set_starts_tasks_as_it_is_read() {
     let local = Local::start().await;
     local.set_faults(json!({"green_start": {"running_at_install": 0, "started_per_read": 1}})).await;
-    let call = |operation: &str, input: Value| local.server.emulator.codedeploy(operation, &input).expect(operation);
-    call("CreateApplication", json!({"applicationName": "shop", "computePlatform": "ECS"}));
-    call(
-        "CreateDeploymentGroup",
-        json!({"applicationName": "shop", "deploymentGroupName": "web",
-               "serviceRoleArn": "arn:aws:iam::123456789012:role/cd",
-               "ecsServices": [{"clusterName": "shop", "serviceName": "web"}]}),
-    );
-    let appspec = json!({"Resources": [{"web": {"Type": "AWS::ECS::Service", "Properties": {
-        "TaskDefinition": "web:2", "LoadBalancerInfo": {"ContainerName": "web", "ContainerPort": 8080}}}}],
-        "Hooks": [{"AfterInstall": "silent-hook"}]});
-    let created = call(
-        "CreateDeployment",
-        json!({"applicationName": "shop", "deploymentGroupName": "web",
-               "revision": {"revisionType": "AppSpecContent", "appSpecContent": {"content": appspec.to_string()}}}),
-    );
-    let id = created["deploymentId"].as_str().expect("a deployment id").to_owned();
+    let id = common::ecs_deployment(&local.server.emulator);
     let in_after_install = async {
         loop {
             let event = local.server.emulator.state().deployments[&id].events[2].clone();

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use codedeploy_local::config::ProcessConfig;
+use codedeploy_local::emulator::Emulator;
+use serde_json::{Value, json};
 
 /// An SDK configuration for the emulator at `endpoint`: the TLS client the hooks use (the
 /// workspace builds the SDK without its default one), test credentials, and no retries, so a
@@ -31,4 +33,29 @@ pub fn fake_function(mode: &str) -> ProcessConfig {
         command: vec!["python3".to_owned(), script.display().to_string()],
         environment: BTreeMap::from([("FAKE_MODE".to_owned(), mode.to_owned())]),
     }
+}
+
+/// Creates the application `shop`, its ECS group `web` for the service `shop:web`, and a
+/// deployment to `web:2` whose AfterInstall hook is `silent-hook`; returns the deployment id.
+#[allow(dead_code, reason = "each test binary uses some of the fixtures")]
+pub fn ecs_deployment(emulator: &Emulator) -> String {
+    let call = |operation: &str, input: Value| {
+        emulator.codedeploy(operation, &input).unwrap_or_else(|e| panic!("{operation}: {e}"))
+    };
+    call("CreateApplication", json!({"applicationName": "shop", "computePlatform": "ECS"}));
+    call(
+        "CreateDeploymentGroup",
+        json!({"applicationName": "shop", "deploymentGroupName": "web",
+               "serviceRoleArn": "arn:aws:iam::123456789012:role/cd",
+               "ecsServices": [{"clusterName": "shop", "serviceName": "web"}]}),
+    );
+    let appspec = json!({"Resources": [{"web": {"Type": "AWS::ECS::Service", "Properties": {
+        "TaskDefinition": "web:2", "LoadBalancerInfo": {"ContainerName": "web", "ContainerPort": 8080}}}}],
+        "Hooks": [{"AfterInstall": "silent-hook"}]});
+    let created = call(
+        "CreateDeployment",
+        json!({"applicationName": "shop", "deploymentGroupName": "web",
+               "revision": {"revisionType": "AppSpecContent", "appSpecContent": {"content": appspec.to_string()}}}),
+    );
+    created["deploymentId"].as_str().expect("a deployment id").to_owned()
 }
