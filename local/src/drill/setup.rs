@@ -201,6 +201,20 @@ signal.signal(signal.SIGTERM, lambda *args: (child.kill(), sys.exit(0)))
 sys.exit(child.wait())
 "#;
 
+/// An alarm on the share of errors, in percent: `(namespace, errors metric, id and metric of the
+/// total)` summed per 60-second period under `dimensions`, over 10 % for `periods` periods running.
+fn share_alarm(metrics: (&str, &str, &str, &str), dimensions: &Value, label: &str, periods: u32) -> Value {
+    let (namespace, errors, total_id, total) = metrics;
+    let metric = |id: &str, name: &str| {
+        json!({"Id": id, "ReturnData": false, "MetricStat": {"Period": 60, "Stat": "Sum",
+        "Metric": {"Namespace": namespace, "MetricName": name, "Dimensions": dimensions}}})
+    };
+    json!({"AlarmName": ALARM, "Metrics": [metric("errors", errors), metric(total_id, total),
+            {"Id": "share", "Expression": format!("100 * errors / {total_id}"), "Label": label, "ReturnData": true}],
+        "EvaluationPeriods": periods, "Threshold": 10.0, "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching"})
+}
+
 /// Defines the group's alarm in CloudWatch, on the metrics the new version produces: for ECS,
 /// green's share of 5xx answers (metric math on `AWS/ApplicationELB`) above 10% in a minute; for
 /// Lambda, any error of the new version behind the alias (`AWS/Lambda`, by ExecutedVersion), or,
@@ -214,14 +228,8 @@ pub(super) fn define_alarm(emulator: &Emulator, scenario: ScenarioName) -> Resul
     let lambda_dimensions = json!([{"Name": "FunctionName", "Value": FUNCTION},
         {"Name": "Resource", "Value": format!("{FUNCTION}:live")}, {"Name": "ExecutedVersion", "Value": new}]);
     let alarm = if scenario == ScenarioName::LambdaErrorRegression {
-        let metric = |id: &str, name: &str| {
-            json!({"Id": id, "ReturnData": false, "MetricStat": {"Period": 60, "Stat": "Sum",
-            "Metric": {"Namespace": "AWS/Lambda", "MetricName": name, "Dimensions": lambda_dimensions}}})
-        };
-        json!({"AlarmName": ALARM, "Metrics": [metric("errors", "Errors"), metric("calls", "Invocations"),
-                {"Id": "share", "Expression": "100 * errors / calls", "Label": "new version's error %", "ReturnData": true}],
-            "EvaluationPeriods": 2, "Threshold": 10.0, "ComparisonOperator": "GreaterThanThreshold",
-            "TreatMissingData": "notBreaching"})
+        let errors = ("AWS/Lambda", "Errors", "calls", "Invocations");
+        share_alarm(errors, &lambda_dimensions, "new version's error %", 2)
     } else if scenario.is_lambda() {
         json!({"AlarmName": ALARM, "Namespace": "AWS/Lambda", "MetricName": "Errors", "Dimensions": lambda_dimensions,
             "Statistic": "Sum", "Period": 60, "EvaluationPeriods": 1, "Threshold": 0.0,
@@ -230,14 +238,8 @@ pub(super) fn define_alarm(emulator: &Emulator, scenario: ScenarioName) -> Resul
         let dimensions = json!([
             {"Name": "TargetGroup", "Value": crate::elbv2::target_group(ECS_SERVICE, TaskSetLabel::Green).dimension},
             {"Name": "LoadBalancer", "Value": crate::elbv2::load_balancer(ECS_SERVICE).dimension}]);
-        let metric = |id: &str, name: &str| {
-            json!({"Id": id, "ReturnData": false, "MetricStat": {"Period": 60, "Stat": "Sum",
-            "Metric": {"Namespace": "AWS/ApplicationELB", "MetricName": name, "Dimensions": dimensions}}})
-        };
-        json!({"AlarmName": ALARM, "Metrics": [metric("errors", "HTTPCode_Target_5XX_Count"), metric("requests", "RequestCount"),
-                {"Id": "share", "Expression": "100 * errors / requests", "Label": "green 5xx %", "ReturnData": true}],
-            "EvaluationPeriods": 1, "Threshold": 10.0, "ComparisonOperator": "GreaterThanThreshold",
-            "TreatMissingData": "notBreaching"})
+        let errors = ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "requests", "RequestCount");
+        share_alarm(errors, &dimensions, "green 5xx %", 1)
     };
     let input = alarm.as_object().cloned().unwrap_or_default();
     crate::cloudwatch::alarms::put_metric_alarm(emulator, &input)
