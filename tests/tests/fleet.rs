@@ -421,3 +421,17 @@ async fn the_example_catalogs_plans_all_load_and_its_checkout_plan_catches_the_r
     );
     assert!(outcome.verdict.checks.iter().find(|c| c.name == "health").is_some_and(|c| c.passed));
 }
+
+#[tokio::test]
+async fn a_hanging_parameter_read_still_reports_failed_before_the_deadline() {
+    let faults = Faults { hanging: ["GetParameter".to_owned()].into(), ..Faults::default() };
+    let held = lambda(faults).await;
+    let aws = AwsClients::new(&sdk_config(&held.endpoint()).await);
+    let gate = Arc::new(Gate::with_plans(Hook::POST_TRAFFIC, parameter_plans(Duration::ZERO), aws));
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let outcome = gate.run(&held.event(), deadline).await.expect("reported");
+    assert!(Instant::now() < deadline, "reported after the deadline");
+    assert_eq!(outcome.verdict.status, Status::Failed);
+    assert_eq!(outcome.verdict.reason, "deadline: the plan did not load in time");
+    assert_eq!(held.accepted().len(), 1, "reported exactly once");
+}
