@@ -262,7 +262,7 @@ impl Gate {
                 },
                 false => None,
             };
-            let chosen = self.plans.get(names.as_ref(), || self.aws.ssm().clone());
+            let chosen = self.plans.get(self.hook.name, names.as_ref(), || self.aws.ssm().clone());
             match tokio::time::timeout_at(schedule.judge_by(), chosen).await {
                 Ok(Ok(loaded)) => Ok((loaded, names)),
                 Ok(Err(reason)) => Err(Box::new(Verdict::cannot_judge(reason, None))),

@@ -2,7 +2,9 @@
 //! its plan as an `AWS::SSM::Parameter`.
 //!
 //! The parameter's name comes from a template with `{application}` and `{deployment_group}` in
-//! it, for example `/greenlight/plans/{application}/{deployment_group}`. It is read with
+//! it, for example `/greenlight/plans/{application}/{deployment_group}`, and optionally `{hook}`
+//! (the hook package's name, such as `after-allow-test-traffic`), so a fleet's hooks can share one
+//! template and each service still give each hook a plan of its own. It is read with
 //! decryption (a SecureString works) when a deployment needs it and kept per warm process for a
 //! bounded time, so a fleet's hooks make one extra call per deployment group and minute, not one
 //! per invocation.
@@ -26,7 +28,10 @@ pub const CACHE_SECONDS_ENV: &str = "GREENLIGHT_PLAN_CACHE_SECONDS";
 /// How long a plan read from a parameter is kept unless [`CACHE_SECONDS_ENV`] says otherwise.
 pub const DEFAULT_CACHE: Duration = Duration::from_secs(60);
 
-const PLACEHOLDERS: [&str; 2] = ["{application}", "{deployment_group}"];
+/// What a template may name: the deployment's names, which make it a parameter per service, and
+/// the hook's, which alone would not.
+const PLACEHOLDERS: [&str; 3] = ["{application}", "{deployment_group}", "{hook}"];
+const PER_SERVICE: [&str; 2] = ["{application}", "{deployment_group}"];
 
 /// Plans read from parameters named by a template.
 #[derive(Debug)]
@@ -64,10 +69,10 @@ impl ParameterPlans {
         }
         if rest.contains('{') || rest.contains('}') {
             return Err(format!(
-                "{PARAMETER_ENV}={template:?}: the only placeholders are {{application}} and {{deployment_group}}"
+                "{PARAMETER_ENV}={template:?}: the only placeholders are {{application}}, {{deployment_group}} and {{hook}}"
             ));
         }
-        if !PLACEHOLDERS.iter().any(|p| template.contains(p)) {
+        if !PER_SERVICE.iter().any(|p| template.contains(p)) {
             return Err(format!(
                 "{PARAMETER_ENV}={template:?} names one parameter for every deployment; put {{application}} and/or {{deployment_group}} in it, or use GREENLIGHT_PLAN"
             ));
@@ -75,14 +80,23 @@ impl ParameterPlans {
         Ok(Self { template: template.to_owned(), cache_for, package_dir, memory, cache: Mutex::default() })
     }
 
-    /// The parameter that holds the plan of `application`'s `deployment_group`.
-    pub fn name(&self, application: &str, deployment_group: &str) -> String {
-        self.template.replace("{application}", application).replace("{deployment_group}", deployment_group)
+    /// The parameter that holds `hook`'s plan for `application`'s `deployment_group`.
+    pub fn name(&self, hook: &str, application: &str, deployment_group: &str) -> String {
+        self.template
+            .replace("{application}", application)
+            .replace("{deployment_group}", deployment_group)
+            .replace("{hook}", hook)
     }
 
-    /// The plan of `application`'s `deployment_group`, from the cache while it is fresh.
-    pub async fn get(&self, ssm: &aws_sdk_ssm::Client, application: &str, deployment_group: &str) -> Lookup {
-        let name = self.name(application, deployment_group);
+    /// `hook`'s plan for `application`'s `deployment_group`, from the cache while it is fresh.
+    pub async fn get(
+        &self,
+        ssm: &aws_sdk_ssm::Client,
+        hook: &str,
+        application: &str,
+        deployment_group: &str,
+    ) -> Lookup {
+        let name = self.name(hook, application, deployment_group);
         let whose = format!("application {application}, deployment group {deployment_group}");
         if let Some(plan) = self.cached(&name) {
             return Lookup::Found(plan, format!("parameter {name} (cached)"));
@@ -153,15 +167,28 @@ mod tests {
 
     #[test]
     fn the_name_is_filled_from_the_deployment() {
-        let plans = plans("/greenlight/plans/{application}/{deployment_group}").unwrap();
-        assert_eq!(plans.name("checkout", "checkout-prod"), "/greenlight/plans/checkout/checkout-prod");
+        let per_group = plans("/greenlight/plans/{application}/{deployment_group}").unwrap();
+        assert_eq!(
+            per_group.name("pre-traffic", "checkout", "checkout-prod"),
+            "/greenlight/plans/checkout/checkout-prod"
+        );
+        let per_hook = plans("/greenlight/plans/{application}/{deployment_group}/{hook}").unwrap();
+        assert_eq!(
+            per_hook.name("after-allow-test-traffic", "checkout", "prod"),
+            "/greenlight/plans/checkout/prod/after-allow-test-traffic"
+        );
     }
 
     #[test]
     fn a_template_must_name_the_group_and_only_known_placeholders() {
         let fixed = plans("/greenlight/plan").unwrap_err();
         assert!(fixed.contains("names one parameter for every deployment"), "{fixed}");
+        let per_hook_only = plans("/greenlight/plans/{hook}").unwrap_err();
+        assert!(per_hook_only.contains("names one parameter for every deployment"), "{per_hook_only}");
         let unknown = plans("/greenlight/{service}").unwrap_err();
-        assert!(unknown.contains("the only placeholders are {application} and {deployment_group}"), "{unknown}");
+        assert!(
+            unknown.contains("the only placeholders are {application}, {deployment_group} and {hook}"),
+            "{unknown}"
+        );
     }
 }

@@ -171,14 +171,20 @@ impl Plans {
         }
     }
 
-    /// The plan for a deployment: `names` are its application and deployment group, needed when
-    /// plans are chosen per deployment ([`Plans::is_per_deployment`]).
-    pub async fn get(&self, names: Option<&DeploymentNames>, ssm: impl FnOnce() -> aws_sdk_ssm::Client) -> Loaded {
+    /// The plan for a deployment that `hook` (a hook package's name) judges: `names` are its
+    /// application and deployment group, needed when plans are chosen per deployment
+    /// ([`Plans::is_per_deployment`]).
+    pub async fn get(
+        &self,
+        hook: &str,
+        names: Option<&DeploymentNames>,
+        ssm: impl FnOnce() -> aws_sdk_ssm::Client,
+    ) -> Loaded {
         match &self.0 {
             Inner::Ready(loaded) => loaded.clone(),
             Inner::Loading(loading) => loading.get().await.and_then(|loaded| loaded),
             Inner::PerDeployment(sources) => match names {
-                Some(names) => sources.choose(names, ssm).await,
+                Some(names) => sources.choose(hook, names, ssm).await,
                 None => Err("plans are chosen per deployment, but the deployment's application and deployment group are unknown".to_owned()),
             },
         }
@@ -207,7 +213,7 @@ impl Plans {
 }
 
 impl PerDeployment {
-    async fn choose(&self, names: &DeploymentNames, ssm: impl FnOnce() -> aws_sdk_ssm::Client) -> Loaded {
+    async fn choose(&self, hook: &str, names: &DeploymentNames, ssm: impl FnOnce() -> aws_sdk_ssm::Client) -> Loaded {
         let DeploymentNames { application, deployment_group } = names;
         let catalog = match &self.catalog {
             Some(loading) => Some(loading.get().await.and_then(|catalog| catalog)?),
@@ -222,7 +228,7 @@ impl PerDeployment {
             tried.push("no catalog entry matches".to_owned());
         }
         if let Some(parameter) = &self.parameter {
-            match parameter.get(&ssm(), application, deployment_group).await {
+            match parameter.get(&ssm(), hook, application, deployment_group).await {
                 Lookup::Found(plan, which) => {
                     info!(application, deployment_group, plan = %which, "plan chosen");
                     return Ok(plan);
@@ -317,21 +323,21 @@ mod tests {
             r#"{"plans":[{"application":"checkout","plan":{"checks":[{"name":"c","http":{"url":"http://127.0.0.1:9/"}}]}}]}"#,
         );
         assert!(plans.is_per_deployment() && plans.now().is_none());
-        let chosen = plans.get(Some(&names("checkout", "prod")), no_ssm).await.unwrap();
+        let chosen = plans.get("pre-traffic", Some(&names("checkout", "prod")), no_ssm).await.unwrap();
         assert_eq!(chosen.plan.checks[0].name, "c");
-        let none = plans.get(Some(&names("cart", "prod")), no_ssm).await.unwrap_err();
+        let none = plans.get("pre-traffic", Some(&names("cart", "prod")), no_ssm).await.unwrap_err();
         assert_eq!(
             none,
             "no plan for application cart, deployment group prod: no catalog entry matches, the catalog has no default"
         );
-        let unnamed = plans.get(None, no_ssm).await.unwrap_err();
+        let unnamed = plans.get("pre-traffic", None, no_ssm).await.unwrap_err();
         assert!(unnamed.contains("application and deployment group are unknown"), "{unnamed}");
     }
 
     #[tokio::test]
     async fn a_broken_catalog_fails_every_deployment_with_its_error() {
         let plans = catalog(r#"{"plans":{}}"#);
-        let err = plans.get(Some(&names("checkout", "prod")), no_ssm).await.unwrap_err();
+        let err = plans.get("pre-traffic", Some(&names("checkout", "prod")), no_ssm).await.unwrap_err();
         assert!(err.starts_with("not a plan catalog: invalid type: map"), "{err}");
     }
 
@@ -339,7 +345,7 @@ mod tests {
     async fn a_plan_loaded_in_the_background_is_the_plan_loaded_at_once() {
         let source = Ok(PlanSource::Inline(r#"{"checks":[{"name":"a","http":{"url":"http://127.0.0.1:9/"}}]}"#.into()));
         let plans = Plans::load_in_background(source, Path::new("."), None);
-        let loaded = plans.get(None, no_ssm).await.expect("a valid plan loads");
+        let loaded = plans.get("pre-traffic", None, no_ssm).await.expect("a valid plan loads");
         assert_eq!(loaded.plan.checks[0].name, "a");
         assert!(plans.now().is_some_and(|now| now.is_ok()), "once loaded, it is there without waiting");
     }
@@ -347,10 +353,10 @@ mod tests {
     #[tokio::test]
     async fn a_broken_plan_in_the_background_is_its_error() {
         let plans = Plans::load_in_background(Ok(PlanSource::Inline("{".into())), Path::new("."), None);
-        let err = plans.get(None, no_ssm).await.unwrap_err();
+        let err = plans.get("pre-traffic", None, no_ssm).await.unwrap_err();
         assert!(err.starts_with("plan is not JSON"), "{err}");
         let missing = Plans::load_in_background(Err(PlanError::Missing), Path::new("."), None)
-            .get(None, no_ssm)
+            .get("pre-traffic", None, no_ssm)
             .await
             .unwrap_err();
         assert!(missing.starts_with("no plan: set GREENLIGHT_PLAN"), "{missing}");
