@@ -30,9 +30,9 @@ pub fn log_run(outcome: &RunOutcome) {
         };
         let reason = check.reason.as_deref().unwrap_or("");
         if check.counts_as_failure() {
-            warn!(check = %check.name, outcome = outcome_word, attempts = check.attempts, latency_ms = check.latency_ms, reason, "check");
+            warn!(deployment_id = %outcome.deployment_id, check = %check.name, outcome = outcome_word, attempts = check.attempts, latency_ms = check.latency_ms, reason, "check");
         } else {
-            info!(check = %check.name, outcome = outcome_word, attempts = check.attempts, latency_ms = check.latency_ms, reason, "check");
+            info!(deployment_id = %outcome.deployment_id, check = %check.name, outcome = outcome_word, attempts = check.attempts, latency_ms = check.latency_ms, reason, "check");
         }
     }
     let verdict = &outcome.verdict;

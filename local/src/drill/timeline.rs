@@ -96,18 +96,16 @@ pub(super) fn verdicts_in_log(hook: &str, log: &str, deployment_id: &str) -> Vec
         let fields = entry.get("fields").unwrap_or(&entry);
         let text = |name: &str| fields.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
         match fields.get("message").and_then(Value::as_str) {
+            // Hooks serving several deployments at once share a log: a line is the
+            // deployment's own by its id.
+            _ if text("deployment_id") != deployment_id => {}
             Some("check") if text("outcome") == "failed" => failed_checks.push((text("check"), text("reason"))),
-            Some("verdict" | "verdict not reported") => {
-                let failed_checks = std::mem::take(&mut failed_checks);
-                if text("deployment_id") == deployment_id {
-                    verdicts.push(HookVerdict {
-                        hook: hook.to_owned(),
-                        status: text("verdict"),
-                        reason: text("reason"),
-                        failed_checks,
-                    });
-                }
-            }
+            Some("verdict" | "verdict not reported") => verdicts.push(HookVerdict {
+                hook: hook.to_owned(),
+                status: text("verdict"),
+                reason: text("reason"),
+                failed_checks: std::mem::take(&mut failed_checks),
+            }),
             _ => {}
         }
     }
@@ -149,8 +147,9 @@ mod tests {
     fn a_deployments_verdicts_are_read_with_their_failed_checks() {
         let log = [
             "START RequestId: 1 Version: $LATEST",
-            r#"{"level":"INFO","fields":{"message":"check","check":"smoke","outcome":"passed","reason":""}}"#,
-            r#"{"level":"WARN","fields":{"message":"check","check":"p99","outcome":"failed","reason":"higher: 0.03 vs 0.01"}}"#,
+            r#"{"level":"INFO","fields":{"message":"check","deployment_id":"d-1","check":"smoke","outcome":"passed","reason":""}}"#,
+            r#"{"level":"WARN","fields":{"message":"check","deployment_id":"d-1","check":"p99","outcome":"failed","reason":"higher: 0.03 vs 0.01"}}"#,
+            r#"{"level":"WARN","fields":{"message":"check","deployment_id":"d-2","check":"health","outcome":"failed","reason":"another deployment's, logged in between"}}"#,
             r#"{"level":"WARN","fields":{"message":"verdict","deployment_id":"d-1","verdict":"Failed","reason":"1 of 2 checks failed: p99"}}"#,
             r#"{"level":"INFO","fields":{"message":"verdict","deployment_id":"d-0","verdict":"Failed","reason":"an earlier run"}}"#,
             r#"{"level":"INFO","fields":{"message":"verdict","deployment_id":"d-1","verdict":"Succeeded","reason":"2 checks passed"}}"#,
