@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: rehearse seven releases end to end on the local CodeDeploy and watch the hooks
+# The main job: rehearse eight scenarios end to end on the local CodeDeploy and watch the hooks
 # gate them. Builds the seven hooks, the sample checkout apps and codedeploy-local, then runs
 # `codedeploy-local drill`: a live timeline per scenario, an SVG picture of each in target/drill
 # (or the folder --out names), and a summary table. Exits non-zero if any scenario ends

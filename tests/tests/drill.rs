@@ -6,7 +6,8 @@ use codedeploy_local::drill::{DrillSetup, ScenarioName, ScenarioOutcome, run_sce
 use codedeploy_local::emulator::TimeScale;
 use greenlight_tests::{bin_dir, workspace_root};
 
-async fn drill(scenario: ScenarioName) -> ScenarioOutcome {
+/// Runs `scenario`: what each of its releases did.
+async fn releases(scenario: ScenarioName) -> Vec<ScenarioOutcome> {
     let setup = DrillSetup {
         bin_dir: bin_dir(),
         drill_dir: workspace_root().join("examples/drill"),
@@ -14,9 +15,18 @@ async fn drill(scenario: ScenarioName) -> ScenarioOutcome {
         scale: TimeScale(120.0),
         live: false,
     };
-    let outcome = run_scenario(&setup, scenario).await.expect("the scenario ran");
-    assert!(outcome.picture.exists(), "no picture at {}", outcome.picture.display());
-    outcome
+    let outcomes = run_scenario(&setup, scenario).await.expect("the scenario ran");
+    for outcome in &outcomes {
+        assert!(outcome.picture.exists(), "no picture at {}", outcome.picture.display());
+    }
+    outcomes
+}
+
+/// Runs a scenario of one release.
+async fn drill(scenario: ScenarioName) -> ScenarioOutcome {
+    let mut outcomes = releases(scenario).await;
+    assert_eq!(outcomes.len(), 1, "{} deploys one release", scenario.as_str());
+    outcomes.remove(0)
 }
 
 fn events(outcome: &ScenarioOutcome) -> Vec<(&str, &str)> {
@@ -199,6 +209,55 @@ async fn a_lambda_version_failing_one_call_in_twenty_is_rolled_back_by_post_traf
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_fleet_deploys_three_services_through_one_set_of_hooks_and_stops_only_the_broken_one() {
+    // The plans hold no schema: checkout's rename is for the comparison with blue to find.
+    for entry in std::fs::read_dir(workspace_root().join("examples/drill/fleet/ecs")).unwrap() {
+        let plan = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(!plan.contains("json_schema"), "{plan}");
+    }
+    let outcomes = releases(ScenarioName::Fleet).await;
+    let by_service = |service: &str| {
+        outcomes.iter().find(|o| o.release.service == service).unwrap_or_else(|| panic!("no {service} release"))
+    };
+    let ids: std::collections::BTreeSet<&str> = outcomes.iter().map(|o| o.deployment_id.as_str()).collect();
+    assert_eq!(ids.len(), 3, "three deployments: {ids:?}");
+
+    let checkout = by_service("checkout");
+    assert_eq!((checkout.status.as_str(), checkout.error_code.as_deref()), ("Failed", Some("HOOK_EXECUTION_FAILURE")));
+    assert_eq!(
+        verdicts(checkout),
+        [("before-install", "Succeeded"), ("after-install", "Succeeded"), ("after-allow-test-traffic", "Failed")]
+    );
+    // Caught by the comparison alone: green's health check passed.
+    assert_eq!(
+        failures_of(checkout, "after-allow-test-traffic"),
+        [
+            "failed 3 of 3 attempts; last: the candidate differs from the baseline: /total_cents: missing in candidate; /total_minor_units: only in candidate"
+        ]
+    );
+    assert!(weights(checkout, "production").iter().all(|w| *w == 0.0), "{:?}", checkout.weights);
+    assert_eq!(checkout.blast_radius.new_ok + checkout.blast_radius.new_errors, 0);
+
+    let cart = by_service("cart");
+    assert_eq!(cart.status, "Succeeded", "{:?}", cart.verdicts);
+    assert_eq!(accepted(cart), ["Succeeded"; 5]);
+    assert_eq!(weights(cart, "production").last(), Some(&100.0));
+
+    let payments = by_service("payments");
+    assert_eq!(payments.status, "Succeeded", "{:?}", payments.verdicts);
+    assert_eq!(verdicts(payments), [("pre-traffic", "Succeeded"), ("post-traffic", "Succeeded")]);
+    assert_eq!(weights(payments, "alias").last(), Some(&100.0));
+
+    for outcome in &outcomes {
+        assert!(outcome.surprises.is_empty(), "{}: {:?}", outcome.label(), outcome.surprises);
+    }
+    let summary = codedeploy_local::drill::summary_table(&outcomes);
+    for row in ["| fleet/checkout | Failed |", "| fleet/cart | Succeeded |", "| fleet/payments | Succeeded |"] {
+        assert!(summary.contains(row), "{summary}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_scenario_that_goes_wrong_is_reported_not_waited_for() {
     // The alarm scenario waits for its canary to raise the alarm. Here the smoke test fails
     // first, so there is no canary: the drill must still end and say what went differently.
@@ -225,7 +284,8 @@ async fn a_scenario_that_goes_wrong_is_reported_not_waited_for() {
     let outcome = tokio::time::timeout(std::time::Duration::from_secs(60), run)
         .await
         .expect("the drill ended")
-        .expect("the scenario ran");
+        .expect("the scenario ran")
+        .remove(0);
     assert_eq!(outcome.status, "Failed");
     assert!(
         outcome.surprises.iter().any(|s| s.contains("status Failed (expected Stopped)")),

@@ -7,19 +7,19 @@ use super::*;
 /// 200 whose cart carries `total_cents`, the field clients read.
 pub(super) async fn generate_load(
     emulator: Emulator,
-    scenario: ScenarioName,
+    release: Release,
     production: Option<std::net::SocketAddr>,
     counts: Arc<std::sync::Mutex<BlastRadius>>,
     stop: Arc<AtomicBool>,
 ) {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
-    let (_, new_version) = scenario.versions();
+    let (_, new_version) = release.versions;
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let (is_new, ok) = if scenario.is_lambda() {
+        let (is_new, ok) = if release.lambda {
             let request = json!({"httpMethod": "GET", "path": format!("/v2/cart/load-{n}"), "headers": {"accept": "application/json"}});
-            match emulator.invoke(FUNCTION, Some("live"), Bytes::from(request.to_string())).await {
+            match emulator.invoke(release.target, Some("live"), Bytes::from(request.to_string())).await {
                 Ok(response) => {
                     let ok = response.invocation.outcome == InvokeOutcome::Response
                         && serde_json::from_slice::<Value>(&response.invocation.payload).is_ok_and(|result| {

@@ -32,7 +32,7 @@ use crate::lambda::runtime::InvokeOutcome;
 use crate::server::Server;
 
 use load::*;
-pub use scenario::{ScenarioName, surprises};
+pub use scenario::{Release, ScenarioName, surprises};
 use setup::*;
 pub use timeline::HookVerdict;
 use timeline::*;
@@ -100,11 +100,13 @@ pub struct BlastRadius {
     pub new_errors: u64,
 }
 
-/// What one scenario did.
+/// What one release of a scenario did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioOutcome {
     /// Which scenario.
     pub scenario: ScenarioName,
+    /// Which of its releases.
+    pub release: Release,
     /// The deployment.
     pub deployment_id: String,
     /// Final status.
@@ -194,7 +196,7 @@ pub async fn run(args: DrillArgs) -> ExitCode {
     for scenario in scenarios {
         println!("\n=== {}", scenario.title());
         match run_scenario(&setup, scenario).await {
-            Ok(outcome) => outcomes.push(outcome),
+            Ok(released) => outcomes.extend(released),
             Err(err) => {
                 eprintln!("codedeploy-local drill: {}: {err}", scenario.as_str());
                 return ExitCode::from(2);
@@ -211,7 +213,7 @@ pub async fn run(args: DrillArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         for outcome in outcomes.iter().filter(|o| !o.surprises.is_empty()) {
-            eprintln!("drill: {} did not go as expected: {}", outcome.scenario.as_str(), outcome.surprises.join("; "));
+            eprintln!("drill: {} did not go as expected: {}", outcome.label(), outcome.surprises.join("; "));
         }
         ExitCode::FAILURE
     }
@@ -233,7 +235,7 @@ pub fn summary_table(outcomes: &[ScenarioOutcome]) -> String {
         let _ = writeln!(
             table,
             "| {} | {} | {} | {} | {}/{} | {}/{} | {:.1} s | {} |",
-            o.scenario.as_str(),
+            o.label(),
             o.status,
             o.error_code.as_deref().unwrap_or("-"),
             if weights.is_empty() { "never shifted".to_owned() } else { weights.join(" → ") },
@@ -248,8 +250,19 @@ pub fn summary_table(outcomes: &[ScenarioOutcome]) -> String {
     table
 }
 
-/// Runs one scenario on a fresh emulator.
-pub async fn run_scenario(setup: &DrillSetup, scenario: ScenarioName) -> Result<ScenarioOutcome, String> {
+impl ScenarioOutcome {
+    /// The scenario, and the service where the scenario deploys several: `fleet/checkout`.
+    pub fn label(&self) -> String {
+        if self.scenario.releases().len() > 1 {
+            format!("{}/{}", self.scenario.as_str(), self.release.service)
+        } else {
+            self.scenario.as_str().to_owned()
+        }
+    }
+}
+
+/// Runs one scenario on a fresh emulator: what each of its releases did.
+pub async fn run_scenario(setup: &DrillSetup, scenario: ScenarioName) -> Result<Vec<ScenarioOutcome>, String> {
     let started = Instant::now();
     let out_dir = setup.out_dir.join(scenario.as_str());
     let plans_dir = out_dir.join("plans");
@@ -266,88 +279,143 @@ pub async fn run_scenario(setup: &DrillSetup, scenario: ScenarioName) -> Result<
     result
 }
 
+/// A release's production traffic and the samples of it, while its deployment runs.
+struct Traffic {
+    deployment_id: String,
+    counts: Arc<std::sync::Mutex<BlastRadius>>,
+    load: tokio::task::JoinHandle<()>,
+    sampler: tokio::task::JoinHandle<Vec<Sample>>,
+}
+
 async fn drive(
     setup: &DrillSetup,
     scenario: ScenarioName,
     server: &Server,
     plans_dir: &Path,
     started: Instant,
-) -> Result<ScenarioOutcome, String> {
+) -> Result<Vec<ScenarioOutcome>, String> {
     let emulator = &server.emulator;
-    let listeners = emulator.listeners(ECS_SERVICE).await;
-    write_plans(setup, scenario, plans_dir, listeners)?;
+    let releases = scenario.releases();
+    let mut listeners = Vec::new();
+    for release in &releases {
+        listeners.push(if release.lambda { None } else { emulator.listeners(release.target).await });
+    }
+    if scenario.plans_per_deployment() {
+        put_plans(setup, emulator, &releases)?;
+    } else {
+        write_plans(setup, scenario, plans_dir, listeners[0])?;
+    }
 
-    let printer = setup.live.then(|| tokio::spawn(print_timeline(emulator.subscribe(), started)));
+    let services = ServiceNames::default();
+    let apps: Vec<&str> = releases.iter().filter(|r| r.lambda).map(|r| r.target).collect();
+    let printer =
+        setup.live.then(|| tokio::spawn(print_timeline(emulator.subscribe(), started, apps, services.clone())));
     // Subscribed before the deployment exists, so the canary's first shift cannot be missed.
     let record = emulator.subscribe();
-    define_alarm(emulator, scenario)?;
-    let deployment_id = create_deployment(emulator, scenario)?;
+    if !scenario.plans_per_deployment() {
+        define_alarm(emulator, scenario, &releases[0])?;
+    }
     let stop = Arc::new(AtomicBool::new(false));
-    let counts = Arc::new(std::sync::Mutex::new(BlastRadius::default()));
-    let load =
-        tokio::spawn(generate_load(emulator.clone(), scenario, listeners.map(|l| l.0), counts.clone(), stop.clone()));
-    let sampler = tokio::spawn(sample(emulator.clone(), deployment_id.clone(), counts.clone(), stop.clone(), started));
+    let mut traffic = Vec::new();
+    for (release, listeners) in releases.iter().zip(&listeners) {
+        let deployment_id = create_deployment(emulator, scenario, release)?;
+        if releases.len() > 1 {
+            services.lock().unwrap_or_else(|p| p.into_inner()).insert(deployment_id.clone(), release.service);
+        }
+        let counts = Arc::new(std::sync::Mutex::new(BlastRadius::default()));
+        let production = listeners.map(|l| l.0);
+        let load = tokio::spawn(generate_load(emulator.clone(), *release, production, counts.clone(), stop.clone()));
+        let sampler =
+            tokio::spawn(sample(emulator.clone(), deployment_id.clone(), counts.clone(), stop.clone(), started));
+        traffic.push(Traffic { deployment_id, counts, load, sampler });
+    }
     // Its own task: if the deployment ends before any canary (a hook failed), the drill must
     // not wait for one.
     let alarm = (scenario == ScenarioName::EcsAlarmRollback).then(|| {
         let flag = green_failure_flag(plans_dir);
-        tokio::spawn(fail_green_during_canary(emulator.clone(), record, deployment_id.clone(), flag))
+        tokio::spawn(fail_green_during_canary(emulator.clone(), record, traffic[0].deployment_id.clone(), flag))
     });
+    // The deployments run at the same time, so each gets the same time from the start.
     let limit = setup.scale.apply(crate::emulator::HOOK_REPORT_LIMIT) * 3 + Duration::from_secs(30);
-    let finished = emulator.wait_until_complete(&deployment_id, limit).await;
+    let deadline = Instant::now() + limit;
+    let mut unfinished = Vec::new();
+    for t in &traffic {
+        if !emulator.wait_until_complete(&t.deployment_id, deadline.saturating_duration_since(Instant::now())).await {
+            unfinished.push(t.deployment_id.clone());
+        }
+    }
     if let Some(alarm) = alarm {
         alarm.abort();
     }
     // A little traffic after the end shows where production settled.
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
-    let _ = load.await;
-    let samples = sampler.await.unwrap_or_default();
+    let mut outcomes = Vec::new();
+    let mut samples = Vec::new();
+    for t in traffic {
+        let _ = t.load.await;
+        samples.push(t.sampler.await.unwrap_or_default());
+        let blast_radius = *t.counts.lock().unwrap_or_else(|p| p.into_inner());
+        outcomes.push((t.deployment_id, blast_radius));
+    }
     if let Some(printer) = printer {
         printer.abort();
     }
-    if !finished {
-        return Err(format!("{deployment_id} did not complete within {limit:?}"));
+    if !unfinished.is_empty() {
+        return Err(format!("{} did not complete within {limit:?}", unfinished.join(", ")));
     }
-    let blast_radius = *counts.lock().unwrap_or_else(|p| p.into_inner());
-    let record = emulator.record_of(&deployment_id);
-    let mut outcome = outcome_of(emulator, scenario, &deployment_id, &record, blast_radius, started);
     let out_dir = setup.out_dir.join(scenario.as_str());
-    outcome.verdicts = hook_verdicts(scenario, &out_dir.join("logs"), &deployment_id);
-    outcome.surprises = surprises(&outcome);
-    let notes = verdict_notes(&outcome.verdicts);
-    if setup.live {
-        for note in &notes {
-            println!("{:7.2}s  verdict {note}", started.elapsed().as_secs_f64());
+    let several = releases.len() > 1;
+    let mut results = Vec::new();
+    for ((release, (deployment_id, blast_radius)), samples) in releases.into_iter().zip(outcomes).zip(samples) {
+        let record = emulator.record_of(&deployment_id);
+        let mut outcome = outcome_of(emulator, scenario, release, &deployment_id, &record, blast_radius, started);
+        outcome.verdicts = hook_verdicts(&release, &out_dir.join("logs"), &deployment_id);
+        outcome.surprises = surprises(&outcome);
+        let notes = verdict_notes(&outcome.verdicts);
+        if setup.live {
+            for note in &notes {
+                println!("{:7.2}s  verdict {} {note}", started.elapsed().as_secs_f64(), release.service);
+            }
         }
+        let title = match several {
+            false => scenario.title().to_owned(),
+            true => format!("{}: {}", scenario.title(), release.service),
+        };
+        let timeline = Timeline {
+            title,
+            subtitle: format!(
+                "{deployment_id}: {}{} - time scale {}x",
+                outcome.status,
+                outcome.error_code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default(),
+                setup.scale.0
+            ),
+            samples,
+            markers: markers(&record, started, emulator),
+            old_label: format!("old ({})", release.versions.0),
+            new_label: format!("new ({})", release.versions.1),
+            notes,
+        };
+        let name = outcome.label().replace('/', "-");
+        outcome.picture = setup.out_dir.join(format!("{name}.svg"));
+        std::fs::write(&outcome.picture, render_svg(&timeline))
+            .map_err(|e| format!("cannot write the picture: {e}"))?;
+        let record_file = match several {
+            false => out_dir.join("record.json"),
+            true => out_dir.join(format!("record-{}.json", release.service)),
+        };
+        let document = json!({"outcome": outcome, "record": record});
+        std::fs::write(&record_file, serde_json::to_string_pretty(&document).unwrap_or_default())
+            .map_err(|e| format!("cannot write {}: {e}", record_file.display()))?;
+        results.push(outcome);
     }
-
-    let timeline = Timeline {
-        title: scenario.title().to_owned(),
-        subtitle: format!(
-            "{deployment_id}: {}{} - time scale {}x",
-            outcome.status,
-            outcome.error_code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default(),
-            setup.scale.0
-        ),
-        samples,
-        markers: markers(&record, started, emulator),
-        old_label: format!("old ({})", scenario.versions().0),
-        new_label: format!("new ({})", scenario.versions().1),
-        notes,
-    };
-    outcome.picture = setup.out_dir.join(format!("{}.svg", scenario.as_str()));
-    std::fs::write(&outcome.picture, render_svg(&timeline)).map_err(|e| format!("cannot write the picture: {e}"))?;
-    let record_file = out_dir.join("record.json");
-    let document = json!({"outcome": outcome, "record": record});
-    std::fs::write(&record_file, serde_json::to_string_pretty(&document).unwrap_or_default())
-        .map_err(|e| format!("cannot write {}: {e}", record_file.display()))?;
-    Ok(outcome)
+    Ok(results)
 }
 
 fn outcome_of(
     emulator: &Emulator,
     scenario: ScenarioName,
+    release: Release,
     deployment_id: &str,
     record: &[RecordEntry],
     blast_radius: BlastRadius,
@@ -357,6 +425,7 @@ fn outcome_of(
     let deployment = state.deployments.get(deployment_id);
     let mut outcome = ScenarioOutcome {
         scenario,
+        release,
         deployment_id: deployment_id.to_owned(),
         status: deployment.map(|d| d.status.to_string()).unwrap_or_default(),
         error_code: deployment.and_then(|d| d.error.as_ref().map(|(code, _)| (*code).to_owned())),

@@ -25,11 +25,15 @@ pub enum ScenarioName {
     /// metric check (its error rate against the old version's over the shift) fails, and the
     /// alias goes back.
     LambdaErrorRegression,
+    /// Three services (checkout and cart on ECS, payments on Lambda) deploy at the same time
+    /// through one set of hooks that read each plan from Parameter Store and discover every URL:
+    /// checkout's contract break is caught by a `compare` check alone, the other two succeed.
+    Fleet,
 }
 
 impl ScenarioName {
     /// Every scenario, in the drill's order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::LambdaCanary,
         Self::LambdaBrokenVersion,
         Self::EcsContractBreak,
@@ -37,6 +41,7 @@ impl ScenarioName {
         Self::EcsAlarmRollback,
         Self::EcsLatencyRegression,
         Self::LambdaErrorRegression,
+        Self::Fleet,
     ];
 
     /// The kebab-case name.
@@ -49,6 +54,7 @@ impl ScenarioName {
             Self::EcsAlarmRollback => "ecs-alarm-rollback",
             Self::EcsLatencyRegression => "ecs-latency-regression",
             Self::LambdaErrorRegression => "lambda-error-regression",
+            Self::Fleet => "fleet",
         }
     }
 
@@ -61,20 +67,57 @@ impl ScenarioName {
             Self::EcsAlarmRollback => "(e) ECS canary, alarm during the canary",
             Self::EcsLatencyRegression => "(f) ECS canary, green slower than blue caught by its p99",
             Self::LambdaErrorRegression => "(g) Lambda linear, new version's error rate above the old one's",
+            Self::Fleet => {
+                "(h) Fleet: checkout, cart and payments at once, one set of hooks, plans from Parameter Store"
+            }
         }
     }
 
-    pub(super) fn is_lambda(self) -> bool {
+    /// The releases the scenario deploys at the same time. Every scenario but the fleet deploys
+    /// one: the checkout service or function.
+    pub fn releases(self) -> Vec<Release> {
+        if self == Self::Fleet {
+            return FLEET.to_vec();
+        }
+        let lambda = self.is_lambda();
+        vec![Release {
+            service: "checkout",
+            application: "drill",
+            group: "checkout",
+            lambda,
+            target: if lambda { FUNCTION } else { ECS_SERVICE },
+            versions: self.versions(),
+            config_name: self.config_name(),
+            expected: self.expected(),
+            caught_by: self.caught_by(),
+        }]
+    }
+
+    /// Whether the hooks choose each plan per deployment, from Parameter Store, instead of
+    /// reading one plan file each.
+    pub(super) fn plans_per_deployment(self) -> bool {
+        self == Self::Fleet
+    }
+
+    /// Every hook package the scenario's appspecs name.
+    pub(super) fn hooks(self) -> Vec<&'static str> {
+        let mut hooks = Vec::new();
+        for release in self.releases() {
+            for (hook, _) in release.hooks() {
+                if !hooks.contains(hook) {
+                    hooks.push(*hook);
+                }
+            }
+        }
+        hooks
+    }
+
+    fn is_lambda(self) -> bool {
         matches!(self, Self::LambdaCanary | Self::LambdaBrokenVersion | Self::LambdaErrorRegression)
     }
 
-    /// The hook packages the scenario's appspec names, with the events they serve.
-    pub(super) fn hooks(self) -> &'static [(&'static str, &'static str)] {
-        if self.is_lambda() { &LAMBDA_HOOKS } else { &ECS_HOOKS }
-    }
-
     /// (current, target) Lambda versions or (blue, green) task definitions.
-    pub(super) fn versions(self) -> (&'static str, &'static str) {
+    fn versions(self) -> (&'static str, &'static str) {
         match self {
             Self::LambdaCanary => ("1", "2"),
             Self::LambdaBrokenVersion => ("1", "3"),
@@ -83,6 +126,7 @@ impl ScenarioName {
             Self::EcsAlarmRollback => ("checkout:1", "checkout:4"),
             Self::EcsLatencyRegression => ("checkout:1", "checkout:5"),
             Self::LambdaErrorRegression => ("1", "4"),
+            Self::Fleet => ("", ""),
         }
     }
 
@@ -90,7 +134,7 @@ impl ScenarioName {
     /// so the metric checks have enough periods of both versions serving to judge by: fifteen
     /// one-minute periods of a 10 % canary for the latency, ten steps of a linear shift for the
     /// error rate (one failure in twenty needs the new version to serve a few hundred requests).
-    pub(super) fn config_name(self) -> &'static str {
+    fn config_name(self) -> &'static str {
         match self {
             Self::EcsLatencyRegression => "CodeDeployDefault.ECSCanary10Percent15Minutes",
             Self::LambdaErrorRegression => "CodeDeployDefault.LambdaLinear10PercentEvery1Minute",
@@ -101,9 +145,9 @@ impl ScenarioName {
 
     /// What must happen: final status, error code, and whether the new version may ever get
     /// production traffic.
-    pub(super) fn expected(self) -> (&'static str, Option<&'static str>, bool) {
+    fn expected(self) -> (&'static str, Option<&'static str>, bool) {
         match self {
-            Self::LambdaCanary | Self::EcsCanary => ("Succeeded", None, true),
+            Self::LambdaCanary | Self::EcsCanary | Self::Fleet => ("Succeeded", None, true),
             Self::LambdaBrokenVersion | Self::EcsContractBreak => ("Failed", Some("HOOK_EXECUTION_FAILURE"), false),
             Self::EcsLatencyRegression | Self::LambdaErrorRegression => {
                 ("Failed", Some("HOOK_EXECUTION_FAILURE"), true)
@@ -116,7 +160,7 @@ impl ScenarioName {
 impl ScenarioName {
     /// For a regression only a metric check can see: the hook that must fail, and what its
     /// failed check's reason must say (the metric judge's words, naming the queries it compared).
-    pub(super) fn caught_by(self) -> Option<(&'static str, &'static str)> {
+    fn caught_by(self) -> Option<(&'static str, &'static str)> {
         match self {
             Self::EcsLatencyRegression => Some(("after-allow-traffic", "candidate green_p99 vs baseline blue_p99")),
             Self::LambdaErrorRegression => Some(("post-traffic", "is above the baseline's")),
@@ -125,9 +169,83 @@ impl ScenarioName {
     }
 }
 
-/// Compares an outcome with what its scenario must show.
+/// One deployment of a scenario: a service, its platform and versions, and what must happen.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Release {
+    /// The service, as the summary names it.
+    pub service: &'static str,
+    /// Its CodeDeploy application.
+    pub application: &'static str,
+    /// Its CodeDeploy deployment group.
+    pub group: &'static str,
+    /// A Lambda function (else an ECS service).
+    pub lambda: bool,
+    /// The Lambda function, or the ECS service as `cluster:service`.
+    pub target: &'static str,
+    /// (current, target) Lambda versions or (blue, green) task definitions.
+    pub versions: (&'static str, &'static str),
+    /// The deployment configuration.
+    pub config_name: &'static str,
+    /// Final status, error code, and whether the new version may ever get production traffic.
+    pub expected: (&'static str, Option<&'static str>, bool),
+    /// The hook that must fail and what its failed check's reason must say, where only one
+    /// kind of check can see the regression.
+    pub caught_by: Option<(&'static str, &'static str)>,
+}
+
+impl Release {
+    /// The hook packages its appspec names, with the events they serve.
+    pub(super) fn hooks(&self) -> &'static [(&'static str, &'static str)] {
+        if self.lambda { &LAMBDA_HOOKS } else { &ECS_HOOKS }
+    }
+}
+
+/// The fleet: three services of three teams, deployed at once through the same hooks. Checkout
+/// renames `total_cents` (task definition 2 answers `minor-units`); cart adds a field beside it
+/// (compatible); payments ships a healthy new function version.
+const FLEET: [Release; 3] = [
+    Release {
+        service: "checkout",
+        application: "checkout",
+        group: "production",
+        lambda: false,
+        target: "fleet:checkout",
+        versions: ("checkout:1", "checkout:2"),
+        config_name: "CodeDeployDefault.ECSCanary10Percent5Minutes",
+        expected: ("Failed", Some("HOOK_EXECUTION_FAILURE"), false),
+        caught_by: Some((
+            "after-allow-test-traffic",
+            "the candidate differs from the baseline: /total_cents: missing in candidate",
+        )),
+    },
+    Release {
+        service: "cart",
+        application: "cart",
+        group: "production",
+        lambda: false,
+        target: "fleet:cart",
+        versions: ("cart:1", "cart:2"),
+        config_name: "CodeDeployDefault.ECSCanary10Percent5Minutes",
+        expected: ("Succeeded", None, true),
+        caught_by: None,
+    },
+    Release {
+        service: "payments",
+        application: "payments",
+        group: "production",
+        lambda: true,
+        target: "payments",
+        versions: ("1", "2"),
+        config_name: "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+        expected: ("Succeeded", None, true),
+        caught_by: None,
+    },
+];
+
+/// Compares an outcome with what its release must show.
 pub fn surprises(outcome: &ScenarioOutcome) -> Vec<String> {
-    let (status, error_code, new_may_serve) = outcome.scenario.expected();
+    let release = &outcome.release;
+    let (status, error_code, new_may_serve) = release.expected;
     let mut surprises = Vec::new();
     if outcome.status != status {
         surprises.push(format!("status {} (expected {status})", outcome.status));
@@ -137,7 +255,7 @@ pub fn surprises(outcome: &ScenarioOutcome) -> Vec<String> {
     }
     // Every hook that ran must have reported exactly once; the emulator accepts one per event.
     let accepted = outcome.reports.iter().filter(|(_, result)| result == "accepted").count();
-    let platform = if outcome.scenario.is_lambda() { ComputePlatform::Lambda } else { ComputePlatform::Ecs };
+    let platform = if release.lambda { ComputePlatform::Lambda } else { ComputePlatform::Ecs };
     let hooks_run = outcome
         .events
         .iter()
@@ -161,12 +279,12 @@ pub fn surprises(outcome: &ScenarioOutcome) -> Vec<String> {
     if status == "Succeeded" && outcome.blast_radius.new_ok == 0 {
         surprises.push("the new version served no production request".to_owned());
     }
-    if let Some((hook, judged)) = outcome.scenario.caught_by() {
+    if let Some((hook, judged)) = release.caught_by {
         let caught = outcome.verdicts.iter().any(|v| {
             v.hook == hook && v.status == "Failed" && v.failed_checks.iter().any(|(_, reason)| reason.contains(judged))
         });
         if !caught {
-            surprises.push(format!("{hook} did not fail on its metric check (\"{judged}\"): {:?}", outcome.verdicts));
+            surprises.push(format!("{hook} did not fail saying \"{judged}\": {:?}", outcome.verdicts));
         }
     }
     if let Some(failed) = outcome.verdicts.iter().find(|v| status == "Succeeded" && v.status != "Succeeded") {

@@ -11,10 +11,16 @@ pub(super) fn local_config(setup: &DrillSetup, scenario: ScenarioName, plans_dir
         environment: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
     };
     let mut functions = BTreeMap::new();
-    for (hook, _) in scenario.hooks() {
+    for hook in scenario.hooks() {
         let plan = plans_dir.join(format!("{hook}.json")).display().to_string();
+        // One hook per package serves every release: the fleet's hooks find each deployment's
+        // plan in Parameter Store, the others read their plan file.
+        let plan = match scenario.plans_per_deployment() {
+            true => ("GREENLIGHT_PLAN_PARAMETER", PLAN_PARAMETER),
+            false => ("GREENLIGHT_PLAN_FILE", plan.as_str()),
+        };
         // JSON logs, as Lambda's advanced logging writes them, so the drill can read the verdicts.
-        let version = process(vec![bin(hook)], &[("GREENLIGHT_PLAN_FILE", &plan), ("AWS_LAMBDA_LOG_FORMAT", "JSON")]);
+        let version = process(vec![bin(hook)], &[plan, ("AWS_LAMBDA_LOG_FORMAT", "JSON")]);
         functions.insert(
             format!("CodeDeployHook_{hook}"),
             FunctionConfig {
@@ -50,6 +56,19 @@ pub(super) fn local_config(setup: &DrillSetup, scenario: ScenarioName, plans_dir
             )]),
         },
     );
+    // The fleet's payments function: two healthy versions.
+    functions.insert(
+        "payments".to_owned(),
+        FunctionConfig {
+            timeout_seconds: 10,
+            memory_mb: 128,
+            versions: BTreeMap::from([("1".to_owned(), checkout("healthy")), ("2".to_owned(), checkout("healthy"))]),
+            aliases: BTreeMap::from([(
+                "live".to_owned(),
+                AliasConfig { version: "1".to_owned(), additional_version_weights: BTreeMap::new() },
+            )]),
+        },
+    );
     let service = |shape: &str| {
         process(vec![bin("checkout-service"), "--port".into(), "{port}".into(), "--shape".into(), shape.into()], &[])
     };
@@ -77,13 +96,16 @@ pub(super) fn local_config(setup: &DrillSetup, scenario: ScenarioName, plans_dir
         ("checkout:4".to_owned(), wrapped(0)),
         // A release that passes every test, and the alarm on errors, but answers slowly.
         ("checkout:5".to_owned(), wrapped(SLOW_GREEN_DELAY_MS)),
+        // The fleet's cart service: version 2 adds a field, which its clients can ignore.
+        ("cart:1".to_owned(), service("cents")),
+        ("cart:2".to_owned(), service("both")),
     ]);
     let mut ecs_services = BTreeMap::new();
-    if !scenario.is_lambda() {
+    for release in scenario.releases().iter().filter(|r| !r.lambda) {
         ecs_services.insert(
-            ECS_SERVICE.to_owned(),
+            release.target.to_owned(),
             EcsServiceConfig {
-                task_definition: "checkout:1".to_owned(),
+                task_definition: release.versions.0.to_owned(),
                 production_port: 0,
                 test_port: 0,
                 desired_count: 2,
@@ -223,14 +245,14 @@ fn share_alarm(metrics: (&str, &str, &str, &str), dimensions: &Value, label: &st
 /// a row cannot both hold a failure in fewer than ten answers), which the comparison with the
 /// old version catches.
 /// The alarm goes off because of the data, as it would in AWS.
-pub(super) fn define_alarm(emulator: &Emulator, scenario: ScenarioName) -> Result<(), String> {
-    let (_, new) = scenario.versions();
+pub(super) fn define_alarm(emulator: &Emulator, scenario: ScenarioName, release: &Release) -> Result<(), String> {
+    let (_, new) = release.versions;
     let lambda_dimensions = json!([{"Name": "FunctionName", "Value": FUNCTION},
         {"Name": "Resource", "Value": format!("{FUNCTION}:live")}, {"Name": "ExecutedVersion", "Value": new}]);
     let alarm = if scenario == ScenarioName::LambdaErrorRegression {
         let errors = ("AWS/Lambda", "Errors", "calls", "Invocations");
         share_alarm(errors, &lambda_dimensions, "new version's error %", 2)
-    } else if scenario.is_lambda() {
+    } else if release.lambda {
         json!({"AlarmName": ALARM, "Namespace": "AWS/Lambda", "MetricName": "Errors", "Dimensions": lambda_dimensions,
             "Statistic": "Sum", "Period": 60, "EvaluationPeriods": 1, "Threshold": 0.0,
             "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching"})
@@ -270,7 +292,7 @@ pub(super) fn write_plans(
     let source = setup.drill_dir.join("plans");
     let (production, test) =
         listeners.map_or((String::new(), String::new()), |(p, t)| (format!("http://{p}"), format!("http://{t}")));
-    for (hook, _) in scenario.hooks() {
+    for hook in scenario.hooks() {
         let from = source.join(format!("{hook}.json"));
         let text = std::fs::read_to_string(&from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
         let text = text.replace("${PRODUCTION_URL}", &production).replace("${TEST_URL}", &test);
@@ -286,46 +308,75 @@ pub(super) fn write_plans(
     Ok(())
 }
 
-/// Creates the application, the group and the deployment through the CodeDeploy API.
-pub(super) fn create_deployment(emulator: &Emulator, scenario: ScenarioName) -> Result<String, String> {
+/// The fleet's hooks find each plan in Parameter Store by the deployment's names and their own.
+pub(super) const PLAN_PARAMETER: &str = "/greenlight/plans/{application}/{deployment_group}/{hook}";
+
+/// Puts each fleet release's plans in the local Parameter Store, as each service's own stack
+/// would: `fleet/<ecs|lambda>/<hook>.json` of the drill's directory, one plan per hook that serves
+/// every service of its platform, since the variables fill in what differs.
+pub(super) fn put_plans(setup: &DrillSetup, emulator: &Emulator, releases: &[Release]) -> Result<(), String> {
+    for release in releases {
+        let platform = if release.lambda { "lambda" } else { "ecs" };
+        for (hook, _) in release.hooks() {
+            let from = setup.drill_dir.join("fleet").join(platform).join(format!("{hook}.json"));
+            let plan = std::fs::read_to_string(&from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
+            let name = PLAN_PARAMETER
+                .replace("{application}", release.application)
+                .replace("{deployment_group}", release.group)
+                .replace("{hook}", hook);
+            emulator
+                .ssm()
+                .put(&name, &plan, crate::ssm::store::ParameterType::String)
+                .map_err(|e| format!("PutParameter {name}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates the release's application, group and deployment through the CodeDeploy API.
+pub(super) fn create_deployment(
+    emulator: &Emulator,
+    scenario: ScenarioName,
+    release: &Release,
+) -> Result<String, String> {
     let call =
         |operation: &str, input: Value| emulator.codedeploy(operation, &input).map_err(|e| format!("{operation}: {e}"));
-    let (old, new) = scenario.versions();
+    let (old, new) = release.versions;
     let role = "arn:aws:iam::123456789012:role/CodeDeployServiceRole";
     let hooks: Vec<Value> =
-        scenario.hooks().iter().map(|(hook, event)| json!({*event: format!("CodeDeployHook_{hook}")})).collect();
-    let (platform, appspec, group) = if scenario.is_lambda() {
+        release.hooks().iter().map(|(hook, event)| json!({*event: format!("CodeDeployHook_{hook}")})).collect();
+    let (application, group_name) = (release.application, release.group);
+    let mut group = json!({"applicationName": application, "deploymentGroupName": group_name, "serviceRoleArn": role,
+        "deploymentStyle": {"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+        "autoRollbackConfiguration": {"enabled": true, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"]}});
+    // The fleet's groups have no alarm: their hooks' checks are what is rehearsed.
+    if !scenario.plans_per_deployment() {
+        group["alarmConfiguration"] = json!({"enabled": true, "alarms": [{"name": ALARM}]});
+    }
+    let (platform, appspec) = if release.lambda {
         let appspec = json!({
             "version": 0.0,
-            "Resources": [{"checkout": {"Type": "AWS::Lambda::Function", "Properties": {
-                "Name": FUNCTION, "Alias": "live", "CurrentVersion": old, "TargetVersion": new}}}],
+            "Resources": [{release.service: {"Type": "AWS::Lambda::Function", "Properties": {
+                "Name": release.target, "Alias": "live", "CurrentVersion": old, "TargetVersion": new}}}],
             "Hooks": hooks,
         });
-        let group = json!({"applicationName": "drill", "deploymentGroupName": "checkout", "serviceRoleArn": role,
-            "deploymentStyle": {"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
-            "autoRollbackConfiguration": {"enabled": true, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"]},
-            "alarmConfiguration": {"enabled": true, "alarms": [{"name": ALARM}]}});
-        ("Lambda", appspec, group)
+        ("Lambda", appspec)
     } else {
         let appspec = json!({
             "version": 0.0,
             "Resources": [{"TargetService": {"Type": "AWS::ECS::Service", "Properties": {
-                "TaskDefinition": new, "LoadBalancerInfo": {"ContainerName": "checkout", "ContainerPort": 8080}}}}],
+                "TaskDefinition": new, "LoadBalancerInfo": {"ContainerName": release.service, "ContainerPort": 8080}}}}],
             "Hooks": hooks,
         });
-        let (cluster, service) = ECS_SERVICE.split_once(':').unwrap_or(("drill", "checkout"));
-        let group = json!({"applicationName": "drill", "deploymentGroupName": "checkout", "serviceRoleArn": role,
-            "deploymentStyle": {"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
-            "ecsServices": [{"clusterName": cluster, "serviceName": service}],
-            "autoRollbackConfiguration": {"enabled": true, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"]},
-            "alarmConfiguration": {"enabled": true, "alarms": [{"name": ALARM}]}});
-        ("ECS", appspec, group)
+        let (cluster, service) = release.target.split_once(':').unwrap_or(("drill", release.target));
+        group["ecsServices"] = json!([{"clusterName": cluster, "serviceName": service}]);
+        ("ECS", appspec)
     };
-    call("CreateApplication", json!({"applicationName": "drill", "computePlatform": platform}))?;
+    call("CreateApplication", json!({"applicationName": application, "computePlatform": platform}))?;
     call("CreateDeploymentGroup", group)?;
     let created = call(
         "CreateDeployment",
-        json!({"applicationName": "drill", "deploymentGroupName": "checkout", "deploymentConfigName": scenario.config_name(),
+        json!({"applicationName": application, "deploymentGroupName": group_name, "deploymentConfigName": release.config_name,
                "description": scenario.title(),
                "revision": {"revisionType": "AppSpecContent", "appSpecContent": {"content": appspec.to_string()}}}),
     )?;

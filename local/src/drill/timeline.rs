@@ -39,7 +39,17 @@ pub(super) fn alarm_markers(emulator: &Emulator, offset: u64) -> Vec<Marker> {
         .collect()
 }
 
-pub(super) async fn print_timeline(mut events: tokio::sync::broadcast::Receiver<RecordEntry>, started: Instant) {
+/// Which service each deployment is, for a scenario that deploys several; empty otherwise.
+pub(super) type ServiceNames = Arc<std::sync::Mutex<BTreeMap<String, &'static str>>>;
+
+/// Prints the record as it happens. `apps` are the functions the load generator calls, whose
+/// invocations would drown the timeline; `services` name the deployments, when there are several.
+pub(super) async fn print_timeline(
+    mut events: tokio::sync::broadcast::Receiver<RecordEntry>,
+    started: Instant,
+    apps: Vec<&'static str>,
+    services: ServiceNames,
+) {
     loop {
         let entry = match events.recv().await {
             Ok(entry) => entry,
@@ -63,11 +73,14 @@ pub(super) async fn print_timeline(mut events: tokio::sync::broadcast::Receiver<
             Happening::Alarm { name, state } => format!("  alarm {name} -> {state}"),
             Happening::Rollback { message } => format!("  rollback: {message}"),
         };
-        // Load-generator invocations of the app would drown the timeline.
-        if matches!(&entry.what, Happening::Invocation { function, .. } if function == FUNCTION) {
+        if matches!(&entry.what, Happening::Invocation { function, .. } if apps.contains(&function.as_str())) {
             continue;
         }
-        println!("{at:7.2}s  {line}");
+        let service = entry.deployment_id.as_ref().and_then(|id| {
+            let services = services.lock().unwrap_or_else(|p| p.into_inner());
+            services.get(id).map(|service| format!("{service:<9} "))
+        });
+        println!("{at:7.2}s  {}{line}", service.unwrap_or_default());
     }
 }
 
@@ -112,9 +125,9 @@ pub(super) fn verdicts_in_log(hook: &str, log: &str, deployment_id: &str) -> Vec
     verdicts
 }
 
-/// Every hook's verdicts on the deployment in the scenario's logs, in the order the scenario's hooks run.
-pub(super) fn hook_verdicts(scenario: ScenarioName, log_dir: &Path, deployment_id: &str) -> Vec<HookVerdict> {
-    scenario
+/// Every hook's verdicts on the release's deployment in the scenario's logs, in the order its hooks run.
+pub(super) fn hook_verdicts(release: &Release, log_dir: &Path, deployment_id: &str) -> Vec<HookVerdict> {
+    release
         .hooks()
         .iter()
         .flat_map(|(hook, _)| {
