@@ -352,6 +352,18 @@ async fn a_compatible_green_passes_and_forbid_added_catches_its_new_field() {
 }
 
 #[tokio::test]
+async fn a_path_the_baseline_does_not_serve_fails_instead_of_comparing_two_error_pages() {
+    let held = Held::ecs("AfterAllowTestTraffic").await;
+    let outcome = run(&held, Hook::AFTER_ALLOW_TEST_TRAFFIC, compare_plan(json!({"path": "/v2/no-such-route"}))).await;
+    assert_eq!(outcome.verdict.status, Status::Failed);
+    let why = outcome.verdict.checks[0].reason.clone().unwrap_or_default();
+    assert_eq!(
+        why,
+        "the baseline answered status 404, so there is nothing to compare the candidate with; compare a request the baseline serves"
+    );
+}
+
+#[tokio::test]
 async fn values_mode_sends_the_baseline_twice_and_ignores_what_differs_there() {
     let held = Held::ecs("AfterAllowTestTraffic").await;
     let outcome =

@@ -156,3 +156,56 @@ async fn no_check_sends_a_request_after_the_report() {
     let late = hits.iter().filter(|at| **at > reported_at).count();
     assert_eq!(late, 0, "{late} of {} requests reached the target after the report", hits.len());
 }
+
+/// Two versions of a service, each serving its body as JSON at `/body`: their base URLs.
+async fn two_versions(baseline: String, candidate: String) -> (String, String) {
+    let (baseline, _) = body_server(baseline).await;
+    let (candidate, _) = body_server(candidate).await;
+    (baseline, candidate)
+}
+
+/// A `values` comparison of `/body` on the two versions, reading up to `cap` bytes.
+fn compare_check((baseline, candidate): &(String, String), cap: usize) -> Value {
+    json!({"name": "compare", "compare": {"path": "/body", "baseline_url": baseline, "candidate_url": candidate,
+        "mode": "values", "max_body_bytes": cap}})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn comparing_big_bodies_at_a_128mb_share_of_cpu_fails_and_reports_in_time() {
+    // 6 MiB a side, asked of the baseline twice: seconds of diffing at 7.2 % of a core. The
+    // candidate differs, so the check fails whether the diff or its timeout ends it.
+    let candidate = carts(60_000).replace("total_minor_units", "total_cents");
+    let urls = two_versions(carts(60_000), candidate).await;
+    let mut check = compare_check(&urls, 8 << 20);
+    check["timeout_ms"] = json!(3000);
+    let plan = json!({"report_reserve_ms": 1000, "checks": [check]});
+    let run = deploy(plan, 6, 1024, &[Limit::CpuPercent(LAMBDA_128MB_CPU)]).await;
+    assert_reported_once(&run, "Failed", Duration::from_secs(20));
+    let log = &run.hook_log;
+    assert!(
+        log.contains("/total_minor_units: missing in candidate")
+            || log.contains("timed out")
+            || log.contains("deadline:"),
+        "logs:\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_comparison_whose_three_answers_cannot_fit_in_a_256mb_function_is_refused_at_load() {
+    let urls = two_versions(carts(10), carts(10)).await;
+    let run = deploy(json!({"checks": [compare_check(&urls, 60 << 20)]}), 10, 256, &[Limit::MemoryMib(256)]).await;
+    assert_reported_once(&run, "Failed", Duration::from_secs(20));
+    assert!(run.hook_log.contains("plan needs too much memory"), "logs:\n{}", run.hook_log);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn comparing_dense_bodies_within_their_caps_fails_without_exhausting_a_256mb_function() {
+    // Single-key objects parse to 80× their size: three 2 MiB answers would need 480 MiB.
+    let dense = format!("[{}]", vec![r#"{"a":0}"#; (2 << 20) / 8 - 1].join(","));
+    let urls = two_versions(dense.clone(), dense).await;
+    let run = deploy(json!({"checks": [compare_check(&urls, 2 << 20)]}), 10, 256, &[Limit::MemoryMib(256)]).await;
+    assert_reported_once(&run, "Failed", Duration::from_secs(20));
+    assert!(run.hook_log.contains("too dense"), "logs:\n{}", run.hook_log);
+    let retried = run.record.iter().any(|e| matches!(&e.what, Happening::Invocation { attempt: 2.., .. }));
+    assert!(!retried, "no invocation died and was retried:\n{}", run.hook_log);
+}

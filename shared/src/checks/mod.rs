@@ -64,14 +64,17 @@ pub(crate) fn parse_json_body(body: Vec<u8>, budget: usize, what: &str) -> Resul
             let preview = String::from_utf8_lossy(&body[..body.len().min(60)]).replace(char::is_control, " ");
             format!("{what} is not JSON ({err}); it starts {preview:?}")
         }
-        judge::ParseError::OverBudget { budget } => format!(
-            "{what} of {} bytes is too dense to judge: its parsed form would exceed {} bytes ({}× its byte cap); \
-             judge a smaller document",
-            body.len(),
-            budget,
-            judge::PARSE_BUDGET_FACTOR
-        ),
+        judge::ParseError::OverBudget { budget } => too_dense(what, body.len(), budget),
     })
+}
+
+/// Why a body of `len` bytes was not judged: parsed, it would outgrow `budget`.
+pub(crate) fn too_dense(what: &str, len: usize, budget: usize) -> String {
+    format!(
+        "{what} of {len} bytes is too dense to judge: its parsed form would exceed {budget} bytes ({}× its byte cap); \
+         judge a smaller document",
+        judge::PARSE_BUDGET_FACTOR
+    )
 }
 
 /// Judges a body that must be JSON valid under `schema`, parsing it within `budget`. Values from

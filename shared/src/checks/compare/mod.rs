@@ -64,13 +64,24 @@ pub(super) async fn measure(check: Arc<Check>, context: &ProbeContext) -> Result
             }
         }
     };
+    // An error page on both sides would compare equal and pass, and a baseline that errs is no
+    // baseline: the path must be one production serves.
+    if !(200..400).contains(&baseline.status) {
+        return Err(format!(
+            "the baseline answered status {}, so there is nothing to compare the candidate with; compare a request the baseline serves",
+            baseline.status
+        ));
+    }
     let check = Arc::clone(&check);
     let found = judge::off_the_workers(&context.judging, move || {
-        let Probe::Compare(probe) = &check.probe else { return Vec::new() };
-        let parse = |answer: Answer| parsed(answer, probe.max_body_bytes);
-        diff::differences(probe, &parse(baseline), second.map(parse).as_ref(), &parse(candidate))
+        let Probe::Compare(probe) = &check.probe else { return Ok::<_, String>(Vec::new()) };
+        let parse = |answer: Answer, side: &str| parsed(answer, probe.max_body_bytes, side);
+        let (baseline, candidate) =
+            (parse(baseline, "the baseline's body")?, parse(candidate, "the candidate's body")?);
+        let second = second.map(|s| parse(s, "the baseline's second body")).transpose()?;
+        Ok(diff::differences(probe, &baseline, second.as_ref(), &candidate))
     })
-    .await?;
+    .await??;
     if !found.iter().any(|d| d.fails) {
         return Ok(());
     }
@@ -81,15 +92,22 @@ pub(super) async fn measure(check: Arc<Check>, context: &ProbeContext) -> Result
     Err(format!("the candidate differs from the baseline: {}", shown.join("; ")))
 }
 
-/// An answer with its body parsed when it is JSON (bodies arrive as bytes in `Body::Other`).
-fn parsed(mut answer: Answer, cap: usize) -> Answer {
+/// An answer with its body parsed when it is JSON (bodies arrive as bytes in `Body::Other`). A
+/// JSON body too dense to parse within the memory budget fails the check: compared as bytes, two
+/// such bodies could only pass or fail without knowing why.
+fn parsed(mut answer: Answer, cap: usize, what: &str) -> Result<Answer, String> {
     if let Body::Other(bytes) = &answer.body {
         let json_typed = answer.content_type.as_deref().is_none_or(|t| t == "application/json" || t.ends_with("+json"));
-        if json_typed && let Ok(value) = judge::parse_within(bytes, cap.saturating_mul(judge::PARSE_BUDGET_FACTOR)) {
-            answer.body = Body::Json(value);
+        let budget = cap.saturating_mul(judge::PARSE_BUDGET_FACTOR);
+        match json_typed.then(|| judge::parse_within(bytes, budget)) {
+            Some(Ok(value)) => answer.body = Body::Json(value),
+            Some(Err(judge::ParseError::OverBudget { budget })) => {
+                return Err(super::too_dense(what, bytes.len(), budget));
+            }
+            Some(Err(judge::ParseError::NotJson(_))) | None => {}
         }
     }
-    answer
+    Ok(answer)
 }
 
 fn media_type(value: Option<&str>) -> Option<String> {
