@@ -750,7 +750,8 @@ def main():
             print(f"template check: {problem}", file=sys.stderr)
         print(f"template check: {len(problems)} problem(s) in {args.template}", file=sys.stderr)
         return 1
-    print(f"template check: {args.template} passed ({len(hook_ids)} hooks)")
+    counted = f" ({len(hook_ids)} hooks)" if hook_ids else ""
+    print(f"template check: {args.template} passed{counted}")
     return 0
 
 
