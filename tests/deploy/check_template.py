@@ -540,7 +540,7 @@ def check_fleet_network(sam, cfn, hook_ids, package_roles, problems):
         vpc = resources[logical_id]["Properties"].get("VpcConfig")
         if package in LAMBDA_HOOKS:
             if vpc is not None:
-                problems.add(f"{logical_id}: the Lambda hooks call AWS APIs only and need no VpcConfig")
+                problems.add(f"{logical_id}: the Lambda hooks judge functions through the Lambda API and need no VpcConfig")
             continue
         shape = vpc.get("Fn::If") if isinstance(vpc, dict) else None
         config = shape[1] if isinstance(shape, list) and len(shape) == 3 else {}

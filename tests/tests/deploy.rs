@@ -250,7 +250,7 @@ fn fleet_platform_check_rejects_the_traps() {
             "lambda-hook-in-the-vpc",
             "      Role: !GetAtt LambdaHookRole.Arn\n",
             "      Role: !GetAtt LambdaHookRole.Arn\n      VpcConfig: !If [InVpc, {SubnetIds: !Ref SubnetIds, SecurityGroupIds: [!Ref HookSecurityGroup]}, !Ref AWS::NoValue]\n",
-            "PreTrafficHook: the Lambda hooks call AWS APIs only and need no VpcConfig",
+            "PreTrafficHook: the Lambda hooks judge functions through the Lambda API and need no VpcConfig",
         ),
         (
             "security-group-not-exported",
