@@ -1,6 +1,6 @@
-"""Checks template.yaml the way CloudFormation will see it: transformed by the SAM translator, offline.
+"""Checks a deployment template the way CloudFormation will see it: transformed by the SAM translator, offline.
 
-Asserts that
+Three templates, three sets of checks. For template.yaml (the default), it asserts that
 - every package in hooks/ has a function named CodeDeployHook_${AWS::StackName}-<package>, built
   from that package with rust-cargolambda on provided.al2023/arm64 with JSON logs, a plan, a sample
   event in events/, and Outputs for its name and ARN;
@@ -13,15 +13,36 @@ Asserts that
 - each hook role reads only the deployment group its hooks serve (when it reads one), and only
   the Lambda hooks may call the sample function (and only it, with its versions and aliases).
 
+With --fleet-platform (examples/fleet/platform.yaml, the hooks once for a fleet), it asserts the
+same of the functions (their CodeUri relative to examples/fleet) and of every IAM statement, and
+that
+- every hook reads its plan per deployment, from the parameter <PlanParameterPrefix>/{application}/
+  {deployment_group}, with its cache time from a parameter, and has no single plan;
+- ssm:GetParameter is granted on the plans' path only, kms:Decrypt only on the key parameter, the
+  CodeDeploy reads only on deployment groups, lambda:InvokeFunction only on a function-name prefix,
+  and the EC2 network-interface actions only under the VPC condition;
+- the ECS hooks are put in the subnets with one security group under one condition, the Lambda
+  hooks in no VPC, the group and the plan prefix are exported for the service stacks, and the
+  interface VPC endpoints are exactly those of the AWS APIs the ECS hooks' role grants calls to.
+
+With --fleet-service (examples/fleet/service.yaml, one service's stack), it asserts that the stack
+has an ECS CodeDeploy application and a blue/green deployment group with traffic control, both
+listeners, two target groups and automatic rollback, and a plan parameter named from the platform's
+exported prefix, the application and the group; a listener ingress rule, if any, admits the
+platform's exported hook security group.
+
 Which actions each hook needs is not decided here: tests/tests/least_privilege.rs derives them from
 the AWS calls in the hook code and compares them with the grants this script writes out.
 
-Usage: check_template.py [--template PATH] [--plans-out DIR] [--grants-out FILE]
-With --plans-out, each hook's GREENLIGHT_PLAN, resolved with the parameter defaults, is written to
-DIR/<package>.json so the caller can validate it with the hooks' own plan loader.
+Usage: check_template.py [--template PATH] [--fleet-platform | --fleet-service] [--plans-out DIR]
+                         [--grants-out FILE]
+With --plans-out, each plan the template carries is written to DIR so the caller can validate it
+with the hooks' own plan loader: each hook's GREENLIGHT_PLAN, resolved with the parameter
+defaults, as DIR/<package>.json; with --fleet-service, each plan parameter's value as
+DIR/<logical id>.json.
 With --grants-out, FILE gets, for each hook package, its function, its role, whether its plan comes
-per deployment (a parameter, a catalog) and the actions the
-role's statements allow, as the template spells them (JSON).
+per deployment (a parameter, a catalog), whether it runs in a VPC, and the actions the role's
+statements allow, conditional ones included, as the template spells them (JSON).
 Exits 1 with one line per problem.
 """
 
@@ -42,6 +63,8 @@ from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
 REPO = Path(__file__).resolve().parents[2]
+# Where examples/fleet/platform.yaml lives: its CodeUris are relative to it, wherever a copy is checked.
+FLEET_HOME = REPO / "examples" / "fleet"
 HOOK_PREFIX = "CodeDeployHook_"
 LAMBDA_HOOKS = {"pre-traffic", "post-traffic"}
 # appspec file -> lifecycle event -> the hook package that serves it there.
@@ -164,20 +187,39 @@ def refers_to(node, logical_id):
     )
 
 
+def branches(node, conditions=()):
+    """What a list entry can be, with the conditions under which it is: both sides of an Fn::If
+    (the false side under "!<condition>"), nothing for AWS::NoValue, anything else as it is."""
+    if isinstance(node, dict) and set(node) == {"Fn::If"}:
+        name, when_true, when_false = node["Fn::If"]
+        yield from branches(when_true, conditions + (name,))
+        yield from branches(when_false, conditions + (f"!{name}",))
+    elif node != {"Ref": "AWS::NoValue"}:
+        yield node, conditions
+
+
 def statements(role):
-    for policy in role["Properties"].get("Policies", []):
-        for statement in as_list(policy["PolicyDocument"].get("Statement", [])):
-            yield policy.get("PolicyName", "?"), statement
+    """(policy name, statement, conditions) for every statement the role can have, conditional
+    policies and statements included: a grant counts whether or not its condition holds."""
+    for entry in as_list(role["Properties"].get("Policies", [])):
+        for policy, policy_conditions in branches(entry):
+            for item in as_list(policy["PolicyDocument"].get("Statement", [])):
+                for statement, conditions in branches(item, policy_conditions):
+                    yield policy.get("PolicyName", "?"), statement, conditions
 
 
-def check_hooks(sam, cfn, code_uris, problems, resolver, plans_out):
+def check_hooks(sam, cfn, code_uris, problems, resolver, plans_out, home=REPO, fleet=False):
+    """The hook functions; CodeUri is relative to home, the template's folder. With fleet, every
+    plan comes per deployment from Parameter Store; without, each hook has one plan."""
     resources = cfn["Resources"]
     outputs = cfn.get("Outputs", {})
     hook_ids = {}
+    plan_prefixes = set()
     for package in hook_packages():
-        matches = [lid for lid, uri in code_uris.items() if uri == f"hooks/{package}"]
+        uri = Path(os.path.relpath(REPO / "hooks" / package, home)).as_posix()
+        matches = [lid for lid, found in code_uris.items() if found == uri]
         if len(matches) != 1:
-            problems.add(f"hooks/{package}: expected one function with CodeUri hooks/{package}, found {len(matches)}")
+            problems.add(f"hooks/{package}: expected one function with CodeUri {uri}, found {len(matches)}")
             continue
         logical_id = matches[0]
         hook_ids[package] = logical_id
@@ -209,7 +251,11 @@ def check_hooks(sam, cfn, code_uris, problems, resolver, plans_out):
         except (OSError, ValueError) as err:
             problems.add(f"hooks/{package}: no usable sample event events/{package}.json ({err})")
         variables = props.get("Environment", {}).get("Variables", {})
-        if ("GREENLIGHT_PLAN" in variables) == ("GREENLIGHT_PLAN_FILE" in variables):
+        if fleet:
+            prefix = check_plan_per_deployment(sam, logical_id, variables, problems)
+            if prefix:
+                plan_prefixes.add(prefix)
+        elif ("GREENLIGHT_PLAN" in variables) == ("GREENLIGHT_PLAN_FILE" in variables):
             problems.add(f"{logical_id}: set exactly one of GREENLIGHT_PLAN and GREENLIGHT_PLAN_FILE")
         elif "GREENLIGHT_PLAN" in variables and plans_out:
             try:
@@ -222,7 +268,35 @@ def check_hooks(sam, cfn, code_uris, problems, resolver, plans_out):
             problems.add(f"Outputs: no output with the name of {logical_id} (!Ref {logical_id})")
         if {"Fn::GetAtt": [logical_id, "Arn"]} not in values:
             problems.add(f"Outputs: no output with the ARN of {logical_id} (!GetAtt {logical_id}.Arn)")
+    if fleet:
+        if len(plan_prefixes) > 1:
+            problems.add(f"the hooks read plans under different prefixes ({', '.join(sorted(plan_prefixes))}); a group's plan must serve every hook")
+        return hook_ids, next(iter(plan_prefixes), None)
     return hook_ids
+
+
+PLAN_PLACEHOLDERS = "/{application}/{deployment_group}"
+
+
+def check_plan_per_deployment(sam, logical_id, variables, problems):
+    """The plan is the deployment group's parameter under a prefix parameter: returns the prefix
+    parameter's name. A single plan beside it would be refused by the hooks at start."""
+    for single in ("GREENLIGHT_PLAN", "GREENLIGHT_PLAN_FILE"):
+        if single in variables:
+            problems.add(f"{logical_id}: {single} gives every service the same plan; the fleet's plans come per deployment")
+    parameters = sam.get("Parameters", {})
+    name = variables.get("GREENLIGHT_PLAN_PARAMETER")
+    text = name.get("Fn::Sub") if isinstance(name, dict) else None
+    match = re.fullmatch(r"\$\{(\w+)\}" + re.escape(PLAN_PLACEHOLDERS), text) if isinstance(text, str) else None
+    prefix = match[1] if match and match[1] in parameters else None
+    if not prefix:
+        problems.add(
+            f"{logical_id}: GREENLIGHT_PLAN_PARAMETER must be !Sub ${{<prefix parameter>}}{PLAN_PLACEHOLDERS}, found {json.dumps(name)}"
+        )
+    cache = variables.get("GREENLIGHT_PLAN_CACHE_SECONDS")
+    if not (isinstance(cache, dict) and cache.get("Ref") in parameters):
+        problems.add(f"{logical_id}: GREENLIGHT_PLAN_CACHE_SECONDS must be !Ref <a parameter>, found {json.dumps(cache)}")
+    return prefix
 
 
 def check_sample_function(sam, cfn, hook_ids, problems):
@@ -289,7 +363,7 @@ def check_statement_shapes(cfn, problems):
     for logical_id, resource in cfn["Resources"].items():
         if resource["Type"] != "AWS::IAM::Role":
             continue
-        for policy_name, statement in statements(resource):
+        for policy_name, statement, _ in statements(resource):
             where = f"{logical_id}/{policy_name}/{statement.get('Sid', '?')}"
             if "NotAction" in statement or "NotResource" in statement:
                 problems.add(f"{where}: NotAction/NotResource grant more than they name")
@@ -326,7 +400,7 @@ def write_grants(cfn, hook_ids, package_roles, path):
     grants = {}
     for package, role_id in package_roles.items():
         actions = set()
-        for _, statement in statements(cfn["Resources"][role_id]):
+        for _, statement, _ in statements(cfn["Resources"][role_id]):
             if statement.get("Effect") == "Allow":
                 actions.update(as_list(statement.get("Action", [])))
         environment = cfn["Resources"][hook_ids[package]]["Properties"].get("Environment", {}).get("Variables", {})
@@ -337,6 +411,8 @@ def write_grants(cfn, hook_ids, package_roles, path):
             # How the hook finds its plan: one plan (GREENLIGHT_PLAN), or one per deployment.
             "plan_parameter": "GREENLIGHT_PLAN_PARAMETER" in environment,
             "plan_catalog": "GREENLIGHT_PLAN_CATALOG_FILE" in environment,
+            # Whether Lambda puts it in a VPC (under a condition or not), using the role to do so.
+            "in_vpc": "VpcConfig" in cfn["Resources"][hook_ids[package]]["Properties"],
         }
     Path(path).write_text(json.dumps(grants, indent=2))
 
@@ -354,7 +430,7 @@ def check_hook_roles(cfn, package_roles, sample_id, problems):
         role = resources[role_id]
         if role["Properties"].get("ManagedPolicyArns"):
             problems.add(f"{role_id}: managed policies bring grants this check cannot see; use inline statements")
-        for policy_name, statement in statements(role):
+        for policy_name, statement, _ in statements(role):
             where = f"{role_id}/{policy_name}/{statement.get('Sid', '?')}"
             if statement.get("Effect") != "Allow":
                 continue
@@ -384,10 +460,263 @@ def check_hook_roles(cfn, package_roles, sample_id, problems):
                     if not any(refers_to(target, lid) for lid, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"):
                         problems.add(f"{where}: logs only on this template's log groups, found {json.dumps(target)}")
 
+# How the IAM prefix of an action the ECS hooks are granted names the AWS API's interface VPC
+# endpoint (com.amazonaws.<region>.<service>), where the two differ.
+ENDPOINT_SERVICES = {"cloudwatch": "monitoring"}
+# Granted to the hooks' role but called by an AWS service on the hook's behalf, not from the VPC.
+CALLED_ON_THE_HOOKS_BEHALF = {
+    "logs": "Lambda ships a function's logs itself",
+    "ec2": "Lambda creates and deletes the function's network interfaces",
+    "kms": "Parameter Store decrypts a SecureString plan",
+}
+
+
+def parameter_ref(node, sam):
+    """The template parameter node is a !Ref of, or None."""
+    name = node.get("Ref") if isinstance(node, dict) else None
+    return name if name in sam.get("Parameters", {}) else None
+
+
+def sub_text(node):
+    """The text of a one-argument !Sub, or of a plain string; None for anything else."""
+    if isinstance(node, str):
+        return node
+    if isinstance(node, dict) and isinstance(node.get("Fn::Sub"), str):
+        return node["Fn::Sub"]
+    return None
+
+
+def check_fleet_roles(sam, cfn, package_roles, plan_prefix, problems):
+    """What the fleet's hook roles may touch: the plans' path, the key, deployment groups, a
+    function-name prefix, their own log groups, and network interfaces only in a VPC."""
+    resources = cfn["Resources"]
+    def account(service):
+        return f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:"
+
+    plans = account("ssm") + f"parameter${{{plan_prefix}}}/*"
+    log_groups = [lid for lid, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"]
+    for role_id in sorted(set(package_roles.values())):
+        role = resources[role_id]
+        if role["Properties"].get("ManagedPolicyArns"):
+            problems.add(f"{role_id}: managed policies bring grants this check cannot see; use inline statements")
+        for policy_name, statement, conditions in statements(role):
+            where = f"{role_id}/{policy_name}/{statement.get('Sid', '?')}"
+            if statement.get("Effect") != "Allow":
+                continue
+            actions = {a.lower() for a in as_list(statement.get("Action", []))}
+            targets = as_list(statement.get("Resource", []))
+            texts = [sub_text(t) for t in targets]
+            if "ssm:getparameter" in actions and texts != [plans]:
+                problems.add(f"{where}: ssm:GetParameter only on the plans' path, !Sub {plans}, found {json.dumps(targets)}")
+            if "kms:decrypt" in actions and not all(parameter_ref(t, sam) for t in targets):
+                problems.add(f"{where}: kms:Decrypt only on the plans' key, a !Ref of a key parameter, found {json.dumps(targets)}")
+            if actions & {"codedeploy:getdeployment", "codedeploy:getdeploymentgroup"}:
+                group = account("codedeploy") + "deploymentgroup:"
+                if not all(t and t.startswith(group) for t in texts):
+                    problems.add(f"{where}: the CodeDeploy reads only on deployment groups ({group}...), found {json.dumps(targets)}")
+            lambda_actions = sorted(a for a in actions if a.startswith("lambda:"))
+            if lambda_actions:
+                function = account("lambda") + "function:"
+                prefixed = re.compile(re.escape(function) + r"\$\{(\w+)\}\*")
+                if not all(t and (m := prefixed.fullmatch(t)) and m[1] in sam.get("Parameters", {}) for t in texts):
+                    problems.add(
+                        f"{where}: {', '.join(lambda_actions)} only on a function-name prefix, !Sub {function}${{<parameter>}}*, found {json.dumps(targets)}"
+                    )
+            if any(a.startswith("logs:") for a in actions):
+                for target in targets:
+                    if not any(refers_to(target, lid) for lid in log_groups):
+                        problems.add(f"{where}: logs only on this template's log groups, found {json.dumps(target)}")
+            ec2_actions = sorted(a for a in actions if a.startswith("ec2:"))
+            if ec2_actions and not [c for c in conditions if not c.startswith("!")]:
+                problems.add(f"{where}: {', '.join(ec2_actions)} only under the condition that puts the hooks in a VPC")
+
+
+def check_fleet_network(sam, cfn, hook_ids, package_roles, problems):
+    """The ECS hooks in the subnets with one exported security group, the Lambda hooks in no VPC,
+    and an interface endpoint for exactly the AWS APIs the ECS hooks call."""
+    resources = cfn["Resources"]
+    wiring = set()
+    for package, logical_id in sorted(hook_ids.items()):
+        vpc = resources[logical_id]["Properties"].get("VpcConfig")
+        if package in LAMBDA_HOOKS:
+            if vpc is not None:
+                problems.add(f"{logical_id}: the Lambda hooks judge functions through the Lambda API and need no VpcConfig")
+            continue
+        shape = vpc.get("Fn::If") if isinstance(vpc, dict) else None
+        config = shape[1] if isinstance(shape, list) and len(shape) == 3 else {}
+        groups = as_list(config.get("SecurityGroupIds", [])) if isinstance(config, dict) else []
+        group = groups[0].get("Ref") if len(groups) == 1 and isinstance(groups[0], dict) else None
+        subnets = parameter_ref(config.get("SubnetIds"), sam) if isinstance(config, dict) else None
+        if not (shape and shape[2] == {"Ref": "AWS::NoValue"} and subnets and group in resources):
+            problems.add(
+                f"{logical_id}: VpcConfig must be !If [<condition>, {{SubnetIds: !Ref <parameter>, SecurityGroupIds: [!Ref <security group>]}}, !Ref AWS::NoValue], found {json.dumps(vpc)}"
+            )
+            continue
+        wiring.add((shape[0], subnets, group))
+    if len(wiring) != 1:
+        if wiring:
+            problems.add(f"the ECS hooks differ in their VpcConfig ({sorted(wiring)}); one condition, subnets and group for all")
+        return
+    (in_vpc, subnets, group), = wiring
+    hook_group = resources[group]
+    if hook_group["Type"] != "AWS::EC2::SecurityGroup" or hook_group.get("Condition") != in_vpc:
+        problems.add(f"{group}: must be an AWS::EC2::SecurityGroup with Condition {in_vpc}")
+    exported = [
+        (name, o) for name, o in cfn.get("Outputs", {}).items()
+        if o.get("Value") == {"Ref": group}
+        and o.get("Export", {}).get("Name") == {"Fn::Sub": f"${{AWS::StackName}}-{group}"}
+    ]
+    if len(exported) != 1 or exported[0][1].get("Condition") != in_vpc:
+        problems.add(
+            f"Outputs: export the hooks' security group once, as !Sub ${{AWS::StackName}}-{group} under Condition {in_vpc}, so service stacks can admit it"
+        )
+
+    ecs_roles = {package_roles[p] for p in hook_ids if p not in LAMBDA_HOOKS and p in package_roles}
+    called = {}
+    for role_id in sorted(ecs_roles):
+        for _, statement, _ in statements(resources[role_id]):
+            for action in as_list(statement.get("Action", [])):
+                prefix = action.split(":")[0].lower()
+                if prefix not in CALLED_ON_THE_HOOKS_BEHALF:
+                    called.setdefault(ENDPOINT_SERVICES.get(prefix, prefix), action)
+    endpoints = {}
+    service_name = re.compile(r"com\.amazonaws\.\$\{AWS::Region\}\.([a-z0-9-]+)")
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::EC2::VPCEndpoint":
+            continue
+        props = resource["Properties"]
+        match = service_name.fullmatch(sub_text(props.get("ServiceName")) or "")
+        if not match:
+            problems.add(f"{logical_id}: ServiceName must be !Sub com.amazonaws.${{AWS::Region}}.<service>, found {json.dumps(props.get('ServiceName'))}")
+            continue
+        endpoints[match[1]] = logical_id
+        condition = resource.get("Condition")
+        condition_spec = cfn.get("Conditions", {}).get(condition, {})
+        if not condition or {"Condition": in_vpc} not in as_list(condition_spec.get("Fn::And", [])):
+            problems.add(f"{logical_id}: Condition must be one that requires {in_vpc} (Fn::And with !Condition {in_vpc}), found {condition}")
+        for key, want in (("VpcEndpointType", "Interface"), ("PrivateDnsEnabled", True), ("SubnetIds", {"Ref": subnets})):
+            if props.get(key) != want:
+                problems.add(f"{logical_id}: {key} must be {json.dumps(want)}, found {json.dumps(props.get(key))}")
+        for ref in as_list(props.get("SecurityGroupIds", [])):
+            admits = resources.get(ref.get("Ref") if isinstance(ref, dict) else None, {}).get("Properties", {})
+            if not any(
+                rule.get("SourceSecurityGroupId") == {"Ref": group} and rule.get("IpProtocol") == "tcp"
+                and rule.get("FromPort", 0) <= 443 <= rule.get("ToPort", -1)
+                for rule in admits.get("SecurityGroupIngress", [])
+            ):
+                problems.add(f"{logical_id}: its security group {json.dumps(ref)} must admit {group} on TCP 443")
+        if not props.get("SecurityGroupIds"):
+            problems.add(f"{logical_id}: SecurityGroupIds must name a group that admits {group} on TCP 443")
+    for service, action in sorted(called.items()):
+        if service not in endpoints:
+            problems.add(f"no interface VPC endpoint for {service}, which the ECS hooks call ({action}): in subnets without a NAT gateway they cannot reach it")
+    for service, logical_id in sorted(endpoints.items()):
+        if service not in called:
+            problems.add(f"{logical_id}: an endpoint for {service}, which the ECS hooks' role grants no call to")
+
+
+def check_plan_prefix_export(cfn, plan_prefix, problems):
+    want = {"Fn::Sub": "${AWS::StackName}-PlanParameterPrefix"}
+    if not any(
+        o.get("Value") == {"Ref": plan_prefix} and o.get("Export", {}).get("Name") == want
+        for o in cfn.get("Outputs", {}).values()
+    ):
+        problems.add(f"Outputs: export !Ref {plan_prefix} as !Sub {want['Fn::Sub']}, which service stacks name their plans by")
+
+
+def shape(node):
+    """An intrinsic expression as readable text: ${Name} for a Ref, import(...) for an
+    Fn::ImportValue, Sub and Join done; None for anything else."""
+    if isinstance(node, str):
+        return node
+    if not isinstance(node, dict) or len(node) != 1:
+        return None
+    (fn, arg), = node.items()
+    if fn == "Ref":
+        return f"${{{arg}}}"
+    if fn == "Fn::ImportValue":
+        inner = shape(arg)
+        return f"import({inner})" if inner is not None else None
+    if fn == "Fn::Sub":
+        text, variables = (arg, {}) if isinstance(arg, str) else arg
+        local = {k: shape(v) for k, v in variables.items()}
+        return re.sub(r"\$\{([^}!]+)\}", lambda m: local.get(m[1]) or m[0], text)
+    if fn == "Fn::Join":
+        separator, parts = arg
+        shown = [shape(p) for p in parts]
+        return None if None in shown else separator.join(shown)
+    return None
+
+
+def check_fleet_service(sam, cfn, problems, plans_out):
+    """One service's stack: its CodeDeploy application and blue/green group, its plan under the
+    platform's prefix, and ingress for the platform's hooks."""
+    resources = cfn["Resources"]
+    by_type = {}
+    for logical_id, resource in resources.items():
+        by_type.setdefault(resource["Type"], []).append(logical_id)
+    applications = by_type.get("AWS::CodeDeploy::Application", [])
+    groups = by_type.get("AWS::CodeDeploy::DeploymentGroup", [])
+    if len(applications) != 1 or len(groups) != 1:
+        problems.add(f"expected one CodeDeploy application and one deployment group, found {len(applications)} and {len(groups)}")
+        return
+    application, group = applications[0], groups[0]
+    if resources[application]["Properties"].get("ComputePlatform") != "ECS":
+        problems.add(f"{application}: ComputePlatform must be ECS")
+    props = resources[group]["Properties"]
+    if props.get("ApplicationName") != {"Ref": application}:
+        problems.add(f"{group}: ApplicationName must be !Ref {application}")
+    style = props.get("DeploymentStyle", {})
+    if style != {"DeploymentType": "BLUE_GREEN", "DeploymentOption": "WITH_TRAFFIC_CONTROL"}:
+        problems.add(f"{group}: DeploymentStyle must be BLUE_GREEN WITH_TRAFFIC_CONTROL, found {json.dumps(style)}")
+    if len(props.get("ECSServices", [])) != 1:
+        problems.add(f"{group}: ECSServices must name the one service")
+    pairs = props.get("LoadBalancerInfo", {}).get("TargetGroupPairInfoList", [])
+    pair = pairs[0] if len(pairs) == 1 else {}
+    if len(pair.get("TargetGroups", [])) != 2:
+        problems.add(f"{group}: TargetGroupPairInfoList must hold one pair of two target groups")
+    for route in ("ProdTrafficRoute", "TestTrafficRoute"):
+        # The hooks find ${production_url} and ${test_url} from these listeners.
+        if len(pair.get(route, {}).get("ListenerArns", [])) != 1:
+            problems.add(f"{group}: {route} must name one listener, which the hooks' URL variables come from")
+    rollback = props.get("AutoRollbackConfiguration", {})
+    if rollback.get("Enabled") is not True or "DEPLOYMENT_FAILURE" not in rollback.get("Events", []):
+        problems.add(f"{group}: AutoRollbackConfiguration must be enabled for DEPLOYMENT_FAILURE, so a failed hook rolls back")
+
+    want_name = f"import(${{PlatformStackName}}-PlanParameterPrefix)/${{{application}}}/${{{group}}}"
+    plans = by_type.get("AWS::SSM::Parameter", [])
+    if "PlatformStackName" not in sam.get("Parameters", {}):
+        problems.add("no PlatformStackName parameter, which the platform's exports are named by")
+    if len(plans) != 1:
+        problems.add(f"expected one plan parameter (AWS::SSM::Parameter), found {len(plans)}")
+    for logical_id in plans:
+        plan = resources[logical_id]["Properties"]
+        name = shape(plan.get("Name"))
+        if name != want_name:
+            problems.add(f"{logical_id}: Name must be {want_name}, as the platform's hooks look it up, found {name}")
+        if plan.get("Type") != "String":
+            problems.add(f"{logical_id}: Type must be String (a SecureString cannot be created by CloudFormation)")
+        value = plan.get("Value")
+        if not isinstance(value, str):
+            problems.add(f"{logical_id}: Value must be the plan as literal JSON, found {json.dumps(value)}")
+        elif plans_out:
+            Path(plans_out, f"{logical_id}.json").write_text(value)
+    hook_group = "import(${PlatformStackName}-HookSecurityGroup)"
+    for logical_id in by_type.get("AWS::EC2::SecurityGroupIngress", []):
+        resource = resources[logical_id]
+        if shape(resource["Properties"].get("SourceSecurityGroupId")) != hook_group:
+            problems.add(f"{logical_id}: SourceSecurityGroupId must be the platform's {hook_group}")
+        if not resource.get("Condition"):
+            problems.add(f"{logical_id}: needs a Condition: only a platform in a VPC exports its hook security group")
+
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--template", default=str(REPO / "template.yaml"))
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--fleet-platform", action="store_true", help="the hooks once for a fleet, plans per deployment")
+    kind.add_argument("--fleet-service", action="store_true", help="one service's stack of a fleet")
     parser.add_argument("--plans-out")
     parser.add_argument("--grants-out")
     args = parser.parse_args()
@@ -395,13 +724,25 @@ def main():
 
     sam, cfn, code_uris = translate(args.template)
     problems = Problems()
-    hook_ids = check_hooks(sam, cfn, code_uris, problems, Resolver(sam), args.plans_out)
-    sample_id = check_sample_function(sam, cfn, hook_ids, problems)
-    check_appspecs(problems)
-    check_statement_shapes(cfn, problems)
-    package_roles = hook_roles(cfn, hook_ids, problems)
-    check_hook_roles(cfn, package_roles, sample_id, problems)
-    if args.grants_out:
+    hook_ids = {}
+    if args.fleet_service:
+        check_fleet_service(sam, cfn, problems, args.plans_out)
+    elif args.fleet_platform:
+        hook_ids, plan_prefix = check_hooks(sam, cfn, code_uris, problems, None, None, FLEET_HOME, fleet=True)
+        check_statement_shapes(cfn, problems)
+        package_roles = hook_roles(cfn, hook_ids, problems)
+        if plan_prefix:
+            check_fleet_roles(sam, cfn, package_roles, plan_prefix, problems)
+            check_plan_prefix_export(cfn, plan_prefix, problems)
+        check_fleet_network(sam, cfn, hook_ids, package_roles, problems)
+    else:
+        hook_ids = check_hooks(sam, cfn, code_uris, problems, Resolver(sam), args.plans_out)
+        sample_id = check_sample_function(sam, cfn, hook_ids, problems)
+        check_appspecs(problems)
+        check_statement_shapes(cfn, problems)
+        package_roles = hook_roles(cfn, hook_ids, problems)
+        check_hook_roles(cfn, package_roles, sample_id, problems)
+    if args.grants_out and hook_ids:
         write_grants(cfn, hook_ids, package_roles, args.grants_out)
 
     if problems:
@@ -409,7 +750,8 @@ def main():
             print(f"template check: {problem}", file=sys.stderr)
         print(f"template check: {len(problems)} problem(s) in {args.template}", file=sys.stderr)
         return 1
-    print(f"template check: {args.template} passed ({len(hook_ids)} hooks)")
+    counted = f" ({len(hook_ids)} hooks)" if hook_ids else ""
+    print(f"template check: {args.template} passed{counted}")
     return 0
 
 

@@ -1,4 +1,5 @@
-//! The deployment files, checked with the tools users deploy with: template.yaml through cfn-lint,
+//! The deployment files, checked with the tools users deploy with: template.yaml and the fleet's
+//! two templates (examples/fleet/platform.yaml, examples/fleet/service.yaml) through cfn-lint,
 //! `sam validate --lint` and the SAM translator (tests/deploy/check_template.py), samconfig.toml's
 //! environments, the appspec examples, and each hook's `[package.metadata.lambda.deploy]` as
 //! cargo-lambda reads it. Every plan the deployment files carry is loaded with the hooks' own plan
@@ -61,9 +62,16 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn check_template(template: &Path, plans_out: Option<&Path>) -> Command {
+/// The fleet's platform template: the hooks once, plans per deployment.
+const FLEET_PLATFORM: &str = "examples/fleet/platform.yaml";
+/// The fleet's service template: one service's deployment group and plan.
+const FLEET_SERVICE: &str = "examples/fleet/service.yaml";
+
+/// check_template.py on `template`; `kind` is empty for template.yaml's checks, or
+/// `--fleet-platform` or `--fleet-service`.
+fn check_template(template: &Path, kind: &[&str], plans_out: Option<&Path>) -> Command {
     let mut command = tool(venv_python());
-    command.arg(workspace_root().join("tests/deploy/check_template.py")).arg("--template").arg(template);
+    command.arg(workspace_root().join("tests/deploy/check_template.py")).arg("--template").arg(template).args(kind);
     if let Some(dir) = plans_out {
         command.arg("--plans-out").arg(dir);
     }
@@ -71,9 +79,10 @@ fn check_template(template: &Path, plans_out: Option<&Path>) -> Command {
 }
 
 #[test]
-fn cfn_lint_finds_nothing_in_the_template() {
-    let output = finish(spawn(tool(venv_bin("cfn-lint")).arg("template.yaml")));
-    assert_success("cfn-lint template.yaml", &output);
+fn cfn_lint_finds_nothing_in_the_templates() {
+    let templates = ["template.yaml", FLEET_PLATFORM, FLEET_SERVICE];
+    let output = finish(spawn(tool(venv_bin("cfn-lint")).args(templates)));
+    assert_success(&format!("cfn-lint {}", templates.join(" ")), &output);
 }
 
 #[test]
@@ -85,9 +94,20 @@ fn sam_validate_lint_passes_in_dev_and_prod() {
 }
 
 #[test]
+fn sam_validate_lint_passes_for_the_fleet_templates() {
+    let runs: Vec<_> = [FLEET_PLATFORM, FLEET_SERVICE]
+        .into_iter()
+        .map(|template| (template, spawn(tool(venv_bin("sam")).args(["validate", "--lint", "--template", template]))))
+        .collect();
+    for (template, child) in runs {
+        assert_success(&format!("sam validate --lint --template {template}"), &finish(child));
+    }
+}
+
+#[test]
 fn template_wires_every_hook_and_scopes_its_iam() {
     let plans = scratch("template-plans");
-    let output = finish(spawn(&mut check_template(&workspace_root().join("template.yaml"), Some(&plans))));
+    let output = finish(spawn(&mut check_template(&workspace_root().join("template.yaml"), &[], Some(&plans))));
     assert_success("tests/deploy/check_template.py", &output);
 
     // The plans in the template, resolved with the parameter defaults, load as the hooks load them.
@@ -101,10 +121,65 @@ fn template_wires_every_hook_and_scopes_its_iam() {
     }
 }
 
+#[test]
+fn fleet_platform_serves_every_hook_with_a_plan_per_deployment() {
+    let template = workspace_root().join(FLEET_PLATFORM);
+    let output = finish(spawn(&mut check_template(&template, &["--fleet-platform"], None)));
+    assert_success(&format!("tests/deploy/check_template.py --fleet-platform on {FLEET_PLATFORM}"), &output);
+}
+
+/// The plan a service stack puts in Parameter Store loads as the platform's hooks will load it.
+#[test]
+fn fleet_service_stack_carries_a_plan_the_hooks_load() {
+    let plans = scratch("fleet-service-plans");
+    let template = workspace_root().join(FLEET_SERVICE);
+    let output = finish(spawn(&mut check_template(&template, &["--fleet-service"], Some(&plans))));
+    assert_success(&format!("tests/deploy/check_template.py --fleet-service on {FLEET_SERVICE}"), &output);
+
+    let files: Vec<PathBuf> =
+        std::fs::read_dir(&plans).expect("list the plans").map(|entry| entry.expect("plan file").path()).collect();
+    assert_eq!(files.len(), 1, "{FLEET_SERVICE} should carry one plan, found {files:?}");
+    let json = std::fs::read_to_string(&files[0]).expect("read the plan");
+    if let Err(err) = plan::load(&PlanSource::Inline(json.clone()), &workspace_root()) {
+        panic!("the plan in {FLEET_SERVICE} does not load: {err}");
+    }
+    // The example is what docs/fleet.md promises: health through the test listener, and the
+    // contract judged green against blue.
+    let plan: Value = serde_json::from_str(&json).expect("the plan is JSON");
+    let checks = plan["checks"].as_array().expect("checks");
+    assert!(
+        checks.iter().any(|c| c["http"]["url"] == "${test_url}/health"),
+        "no health check on ${{test_url}}: {json}"
+    );
+    assert!(checks.iter().any(|c| c.get("compare").is_some()), "no compare check: {json}");
+}
+
+/// Runs the check (with `kind`) on copies of the template at `path`, each with one `from`
+/// replaced by `to`, and asserts that every copy fails, reporting `expected`.
+fn assert_check_rejects(path: &str, kind: &[&str], mutations: &[(&str, &str, &str, &str)]) {
+    let original =
+        std::fs::read_to_string(workspace_root().join(path)).unwrap_or_else(|err| panic!("read {path}: {err}"));
+    let dir = scratch(&format!("mutations-{}", path.replace('/', "-")));
+    let runs: Vec<_> = mutations
+        .iter()
+        .map(|(name, from, to, expected)| {
+            assert!(original.contains(from), "{path} no longer contains {from:?}; update this mutation");
+            let mutated = dir.join(format!("{name}.yaml"));
+            std::fs::write(&mutated, original.replacen(from, to, 1)).expect("write mutated template");
+            (name, expected, spawn(&mut check_template(&mutated, kind, None)))
+        })
+        .collect();
+    for (name, expected, child) in runs {
+        let output = finish(child);
+        let shown = text(&output);
+        assert!(!output.status.success(), "the template check passed the {name} mutation of {path}:\n{shown}");
+        assert!(shown.contains(expected), "the {name} mutation of {path} should report {expected:?}, got:\n{shown}");
+    }
+}
+
 /// The template check must fail for the mistakes it exists to catch, not just pass.
 #[test]
 fn template_check_rejects_the_traps() {
-    let original = std::fs::read_to_string(workspace_root().join("template.yaml")).expect("read template.yaml");
     let mutations = [
         ("wildcard-action", "Action: lambda:InvokeFunction", "Action: lambda:*", "wildcard action 'lambda:*'"),
         (
@@ -126,22 +201,85 @@ fn template_check_rejects_the_traps() {
             "Hooks PostTraffic must be !Ref PostTrafficHook",
         ),
     ];
-    let dir = scratch("mutations");
-    let runs: Vec<_> = mutations
-        .iter()
-        .map(|(name, from, to, expected)| {
-            assert!(original.contains(from), "template.yaml no longer contains {from:?}; update this mutation");
-            let path = dir.join(format!("{name}.yaml"));
-            std::fs::write(&path, original.replacen(from, to, 1)).expect("write mutated template");
-            (name, expected, spawn(&mut check_template(&path, None)))
-        })
-        .collect();
-    for (name, expected, child) in runs {
-        let output = finish(child);
-        let shown = text(&output);
-        assert!(!output.status.success(), "the template check passed the {name} mutation:\n{shown}");
-        assert!(shown.contains(expected), "the {name} mutation should report {expected:?}, got:\n{shown}");
-    }
+    assert_check_rejects("template.yaml", &[], &mutations);
+}
+
+/// The interface endpoint for Parameter Store, as the platform template declares it.
+const SSM_ENDPOINT: &str = "  SsmEndpoint:
+    Type: AWS::EC2::VPCEndpoint
+    Condition: CreateEndpoints
+    Properties:
+      ServiceName: !Sub com.amazonaws.${AWS::Region}.ssm
+      VpcEndpointType: Interface
+      PrivateDnsEnabled: true
+      VpcId: !Ref VpcId
+      SubnetIds: !Ref SubnetIds
+      SecurityGroupIds: [!Ref EndpointSecurityGroup]
+";
+
+#[test]
+fn fleet_platform_check_rejects_the_traps() {
+    let plans =
+        "Resource: !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${PlanParameterPrefix}/*";
+    let mutations = [
+        (
+            "read-every-parameter",
+            plans,
+            "Resource: \"*\"",
+            "ssm:getparameter on Resource \"*\", but IAM can scope it to parameter",
+        ),
+        (
+            "read-parameters-elsewhere",
+            plans,
+            "Resource: !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/*",
+            "ssm:GetParameter only on the plans' path",
+        ),
+        (
+            "no-ssm-endpoint",
+            SSM_ENDPOINT,
+            "",
+            "no interface VPC endpoint for ssm, which the ECS hooks call (ssm:GetParameter)",
+        ),
+        (
+            "one-plan-for-all",
+            "GREENLIGHT_PLAN_CACHE_SECONDS: !Ref PlanCacheSeconds",
+            "GREENLIGHT_PLAN_CACHE_SECONDS: !Ref PlanCacheSeconds\n        GREENLIGHT_PLAN: '{\"checks\": []}'",
+            "GREENLIGHT_PLAN gives every service the same plan",
+        ),
+        (
+            "lambda-hook-in-the-vpc",
+            "      Role: !GetAtt LambdaHookRole.Arn\n",
+            "      Role: !GetAtt LambdaHookRole.Arn\n      VpcConfig: !If [InVpc, {SubnetIds: !Ref SubnetIds, SecurityGroupIds: [!Ref HookSecurityGroup]}, !Ref AWS::NoValue]\n",
+            "PreTrafficHook: the Lambda hooks judge functions through the Lambda API and need no VpcConfig",
+        ),
+        (
+            "security-group-not-exported",
+            "Name: !Sub ${AWS::StackName}-HookSecurityGroup",
+            "Name: !Sub ${AWS::StackName}-Hooks",
+            "export the hooks' security group once",
+        ),
+    ];
+    assert_check_rejects(FLEET_PLATFORM, &["--fleet-platform"], &mutations);
+}
+
+#[test]
+fn fleet_service_check_rejects_the_traps() {
+    let mutations = [
+        (
+            "plan-name-typed-in",
+            "      Name: !Sub\n        - ${Prefix}/${Application}/${DeploymentGroup}",
+            "      Name: !Sub\n        - ${Prefix}/checkout/checkout-blue-green",
+            "Plan: Name must be import(${PlatformStackName}-PlanParameterPrefix)/${Application}/${DeploymentGroup}",
+        ),
+        (
+            "ingress-always",
+            "    Condition: AdmitHooks\n    Properties:\n      Description: greenlight ECS hooks, to the test listener",
+            "    Properties:\n      Description: greenlight ECS hooks, to the test listener",
+            "HooksToTestListener: needs a Condition",
+        ),
+        ("in-place", "DeploymentType: BLUE_GREEN", "DeploymentType: IN_PLACE", "DeploymentStyle must be BLUE_GREEN"),
+    ];
+    assert_check_rejects(FLEET_SERVICE, &["--fleet-service"], &mutations);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Least privilege, checked both ways: the IAM actions each hook function is granted in
-//! template.yaml are exactly the ones its code can use. A missing grant fails the deployment at
-//! run time (a hook that cannot report stalls it for an hour); an unused one is privilege nobody
-//! needs. Both fail here, naming the action.
+//! template.yaml, and in the fleet's examples/fleet/platform.yaml, are exactly the ones its code
+//! can use. A missing grant fails the deployment at run time (a hook that cannot report stalls it
+//! for an hour); an unused one is privilege nobody needs. Both fail here, naming the action.
 //!
 //! What the code uses is derived, not listed: every AWS SDK client call in the hook code
 //! (`shared/src` and `hooks/*/src`, test modules aside) is found by parsing the source, and mapped
@@ -12,8 +12,13 @@
 //! `checks/<kind>/ecs.rs`). A call in `checks/variables/<file>.rs` is needed only when the plan
 //! uses a variable that file fills ([`VARIABLE_FILES`]), or (for `names.rs`) when the plan is
 //! chosen per deployment; a call in `plan/parameter.rs` only by a hook whose plan comes from a
-//! parameter; a call in `hooks/<package>` only by that hook; every other call by every hook. What the template grants comes from tests/deploy/check_template.py,
-//! which reads each hook's role after the SAM transform, as CloudFormation will see it.
+//! parameter; a call in `hooks/<package>` only by that hook; every other call by every hook.
+//!
+//! A hook's check kinds and variables come from its inline plan. A plan read from a parameter is
+//! not in the template and may be any plan, so such a hook needs what every check kind and every
+//! variable of its platform needs. What the template grants comes from tests/deploy/check_template.py,
+//! which reads each hook's role after the SAM transform, as CloudFormation will see it, with
+//! conditional statements counted as granted.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -27,6 +32,23 @@ use syn::visit::Visit;
 /// Granted for Lambda's own use, not called by the hook code: Lambda writes the function's logs
 /// to its log group with the function's role.
 const LAMBDA_RUNTIME_ACTIONS: [&str; 2] = ["logs:CreateLogStream", "logs:PutLogEvents"];
+
+/// Granted for Lambda's own use when the function is in a VPC: Lambda creates, describes and
+/// deletes the function's network interfaces with the function's role (the actions of the AWS
+/// managed policy AWSLambdaVPCAccessExecutionRole, logs aside).
+const LAMBDA_VPC_ACTIONS: [&str; 6] = [
+    "ec2:CreateNetworkInterface",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+];
+
+/// Allowed, not needed, for a hook whose plan comes from a parameter: Parameter Store decrypts a
+/// SecureString under a customer managed key with the caller's permission, which a String plan or
+/// one under the AWS managed key does not need.
+const PARAMETER_DECRYPT_ACTION: &str = "kms:Decrypt";
 
 /// Operations whose IAM action is not named after them. Lambda's `Invoke` (and its streaming
 /// form) is authorised as `lambda:InvokeFunction`; every other operation greenlight calls is its
@@ -336,6 +358,10 @@ struct Deployed {
     /// Whether its plan is read from a parameter, or chosen from a catalog.
     plan_parameter: bool,
     plan_catalog: bool,
+    /// Whether Lambda puts it in a VPC (under a condition or not).
+    in_vpc: bool,
+    /// Whether its plan is not in the template, so it may be any plan.
+    any_plan: bool,
 }
 
 /// The kinds of check, as the plan schema has them: each alternative of a check's `oneOf`
@@ -353,8 +379,9 @@ fn check_kinds(root: &Path) -> BTreeSet<String> {
     kinds
 }
 
-/// Each hook package's function, role, grants and plan, per check_template.py.
-fn deployed(template: &Path, scratch: &Path) -> BTreeMap<String, Deployed> {
+/// Each hook package's function, role, grants and plan, per check_template.py run on `template`
+/// with `kind` (empty for template.yaml, `--fleet-platform` for the fleet's platform).
+fn deployed(template: &Path, kind: &[&str], scratch: &Path) -> BTreeMap<String, Deployed> {
     let kinds = check_kinds(&workspace_root());
     let _ = std::fs::remove_dir_all(scratch);
     let plans = scratch.join("plans");
@@ -364,6 +391,7 @@ fn deployed(template: &Path, scratch: &Path) -> BTreeMap<String, Deployed> {
         .arg(workspace_root().join("tests/deploy/check_template.py"))
         .arg("--template")
         .arg(template)
+        .args(kind)
         .arg("--plans-out")
         .arg(&plans)
         .arg("--grants-out")
@@ -382,18 +410,22 @@ fn deployed(template: &Path, scratch: &Path) -> BTreeMap<String, Deployed> {
     grants
         .iter()
         .map(|(package, grant)| {
+            let flag = |key: &str| grant[key].as_bool().unwrap_or(false);
             let plan_file = plans.join(format!("{package}.json"));
-            let plan: Value = std::fs::read_to_string(&plan_file)
-                .ok()
-                .and_then(|text| serde_json::from_str(&text).ok())
-                .unwrap_or_else(|| panic!("{package}: no inline plan in the template, so its check kinds are unknown"));
-            let check_kinds = plan["checks"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_object)
-                .flat_map(|check| check.keys().filter(|key| kinds.contains(*key)).cloned())
-                .collect();
+            let inline: Option<Value> =
+                std::fs::read_to_string(&plan_file).ok().and_then(|text| serde_json::from_str(&text).ok());
+            // A plan from a parameter may be any plan: every kind of check, every variable.
+            let any_plan = inline.is_none() && flag("plan_parameter");
+            let (check_kinds, variables) = match &inline {
+                Some(plan) => (plan_check_kinds(plan, &kinds), plan_variables(plan)),
+                None if any_plan => (
+                    kinds.clone(),
+                    greenlight::variables::KNOWN.iter().map(|(name, _, _)| (*name).to_owned()).collect(),
+                ),
+                None => {
+                    panic!("{package}: neither an inline plan nor one per deployment, so its check kinds are unknown")
+                }
+            };
             let granted = grant["actions"]
                 .as_array()
                 .into_iter()
@@ -402,13 +434,6 @@ fn deployed(template: &Path, scratch: &Path) -> BTreeMap<String, Deployed> {
                 .map(str::to_owned)
                 .collect();
             let text = |key: &str| grant[key].as_str().unwrap_or_default().to_owned();
-            let variables = plan
-                .to_string()
-                .split("${")
-                .skip(1)
-                .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_owned()))
-                .collect();
-            let flag = |key: &str| grant[key].as_bool().unwrap_or(false);
             let deployed = Deployed {
                 function: text("function"),
                 role: text("role"),
@@ -417,9 +442,31 @@ fn deployed(template: &Path, scratch: &Path) -> BTreeMap<String, Deployed> {
                 variables,
                 plan_parameter: flag("plan_parameter"),
                 plan_catalog: flag("plan_catalog"),
+                in_vpc: flag("in_vpc"),
+                any_plan,
             };
             (package.clone(), deployed)
         })
+        .collect()
+}
+
+/// The kinds of check `plan` has (`http`, `invoke`).
+fn plan_check_kinds(plan: &Value, kinds: &BTreeSet<String>) -> BTreeSet<String> {
+    plan["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .flat_map(|check| check.keys().filter(|key| kinds.contains(*key)).cloned())
+        .collect()
+}
+
+/// The `${variables}` `plan` uses.
+fn plan_variables(plan: &Value) -> BTreeSet<String> {
+    plan.to_string()
+        .split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_owned()))
         .collect()
 }
 
@@ -454,19 +501,31 @@ fn compare(calls: &[Call], deployed: &BTreeMap<String, Deployed>, packages: &[St
         for action in LAMBDA_RUNTIME_ACTIONS {
             needed.entry(action.to_owned()).or_default().push("Lambda, writing the function's logs".to_owned());
         }
+        if hook.in_vpc {
+            for action in LAMBDA_VPC_ACTIONS {
+                needed
+                    .entry(action.to_owned())
+                    .or_default()
+                    .push("Lambda, managing the function's network interfaces in the VPC".to_owned());
+            }
+        }
         let granted: BTreeMap<String, &str> = hook.granted.iter().map(|a| (a.to_lowercase(), a.as_str())).collect();
         for (action, sites) in &needed {
             if !granted.contains_key(&action.to_lowercase()) {
                 problems.push(format!("{who}: {action} is not granted, but {} uses it", sites.join("; ")));
             }
         }
-        let needed: BTreeSet<String> = needed.keys().map(|a| a.to_lowercase()).collect();
+        let mut allowed: BTreeSet<String> = needed.keys().map(|a| a.to_lowercase()).collect();
+        if hook.plan_parameter {
+            allowed.insert(PARAMETER_DECRYPT_ACTION.to_lowercase());
+        }
         let kinds = match hook.check_kinds.iter().map(String::as_str).collect::<Vec<_>>().join(", ") {
+            _ if hook.any_plan => "any, since it reads its plan per deployment".to_owned(),
             none if none.is_empty() => "none".to_owned(),
             kinds => kinds,
         };
         for (lower, action) in &granted {
-            if !needed.contains(lower) {
+            if !allowed.contains(lower) {
                 problems.push(format!(
                     "{who}: {action} is granted, but no hook code calls it for this hook \
                      (its plan's check kinds: {kinds}); remove the grant"
@@ -482,6 +541,9 @@ fn is_ecs_hook(package: &str) -> bool {
     greenlight::Hook::ALL.iter().any(|hook| hook.name == package && hook.platform == greenlight::hook::Platform::Ecs)
 }
 
+/// The fleet's platform template: the hooks once, plans per deployment.
+const FLEET_PLATFORM: &str = "examples/fleet/platform.yaml";
+
 fn scratch(name: &str) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("least-privilege").join(name)
 }
@@ -491,7 +553,7 @@ fn every_hook_is_granted_exactly_the_aws_calls_its_code_makes() {
     let root = workspace_root();
     let sdks = sdk_crates();
     let calls = hook_code_calls(&root, &sdks);
-    let deployed = deployed(&root.join("template.yaml"), &scratch("template"));
+    let deployed = deployed(&root.join("template.yaml"), &[], &scratch("template"));
     let problems = compare(&calls, &deployed, &hook_packages(&root));
     let derived: Vec<String> =
         calls.iter().map(|c| format!("  {} ({:?}) at {}", c.action, c.needed_by, c.site)).collect();
@@ -564,7 +626,97 @@ fn a_missing_and_an_unused_grant_both_fail() {
         std::fs::create_dir_all(&dir).expect("create the scratch folder");
         let template = dir.join("template.yaml");
         std::fs::write(&template, original.replacen(from, &to, 1)).expect("write the mutated template");
-        let problems = compare(&calls, &deployed(&template, &dir.join("out")), &packages);
+        let problems = compare(&calls, &deployed(&template, &[], &dir.join("out")), &packages);
+        assert!(
+            problems.iter().any(|p| p.starts_with(expected)),
+            "the {name} grant should report {expected:?}, got {problems:#?}"
+        );
+    }
+}
+
+/// The fleet's hooks read their plans per deployment, so each must be granted what any plan can
+/// need on its platform, and nothing else.
+#[test]
+fn every_fleet_hook_is_granted_what_any_plan_can_need() {
+    let root = workspace_root();
+    let sdks = sdk_crates();
+    let calls = hook_code_calls(&root, &sdks);
+    let deployed = deployed(&root.join(FLEET_PLATFORM), &["--fleet-platform"], &scratch("fleet-platform"));
+    assert!(
+        deployed.values().all(|hook| hook.any_plan),
+        "every fleet hook should read its plan per deployment: {deployed:#?}"
+    );
+    let problems = compare(&calls, &deployed, &hook_packages(&root));
+    assert!(
+        problems.is_empty(),
+        "{FLEET_PLATFORM}'s hook roles do not match what the hook code can call for any plan:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// A grant missing from the fleet's platform fails, whether the hook code or Lambda needs it, and
+/// so does one that no plan needs.
+#[test]
+fn a_missing_or_an_unused_grant_in_the_fleet_platform_fails() {
+    let root = workspace_root();
+    let original = read(&root.join(FLEET_PLATFORM));
+    let sdks = sdk_crates();
+    let calls = hook_code_calls(&root, &sdks);
+    let packages = hook_packages(&root);
+    let target_groups = "                  - elasticloadbalancing:DescribeTargetGroups\n";
+    let alarm_history = "                  - cloudwatch:DescribeAlarmHistory\n";
+    let lambda_alarms = "alarm:*\n              # Invoke and compare";
+    let mutations = [
+        (
+            "target-groups",
+            target_groups.to_owned(),
+            String::new(),
+            concat!(
+                "after-allow-test-traffic (AfterAllowTestTrafficHook, role EcsHookRole): ",
+                "elasticloadbalancing:DescribeTargetGroups is not granted, ",
+                "but shared/src/checks/variables/ecs.rs"
+            ),
+        ),
+        (
+            "subnets",
+            "                    - ec2:DescribeSubnets\n".to_owned(),
+            String::new(),
+            concat!(
+                "before-install (BeforeInstallHook, role EcsHookRole): ec2:DescribeSubnets is not granted, ",
+                "but Lambda, managing the function's network interfaces in the VPC uses it"
+            ),
+        ),
+        (
+            "alarms",
+            format!(
+                "{alarm_history}                Resource: !Sub arn:${{AWS::Partition}}:cloudwatch:${{AWS::Region}}:${{AWS::AccountId}}:{lambda_alarms}"
+            ),
+            format!(
+                "                Resource: !Sub arn:${{AWS::Partition}}:cloudwatch:${{AWS::Region}}:${{AWS::AccountId}}:{lambda_alarms}"
+            ),
+            concat!(
+                "pre-traffic (PreTrafficHook, role LambdaHookRole): cloudwatch:DescribeAlarmHistory is not granted, ",
+                "but shared/src/checks/alarms.rs"
+            ),
+        ),
+        (
+            "unused",
+            target_groups.to_owned(),
+            format!("{target_groups}                  - codedeploy:DeleteApplication\n"),
+            concat!(
+                "after-install (AfterInstallHook, role EcsHookRole): codedeploy:DeleteApplication is granted, ",
+                "but no hook code calls it for this hook (its plan's check kinds: any, since it reads its plan ",
+                "per deployment)"
+            ),
+        ),
+    ];
+    for (name, from, to, expected) in mutations {
+        assert!(original.contains(&from), "{FLEET_PLATFORM} no longer contains {from:?}; update this mutation");
+        let dir = scratch(&format!("fleet-{name}"));
+        std::fs::create_dir_all(&dir).expect("create the scratch folder");
+        let template = dir.join("platform.yaml");
+        std::fs::write(&template, original.replacen(&from, &to, 1)).expect("write the mutated template");
+        let problems = compare(&calls, &deployed(&template, &["--fleet-platform"], &dir.join("out")), &packages);
         assert!(
             problems.iter().any(|p| p.starts_with(expected)),
             "the {name} grant should report {expected:?}, got {problems:#?}"
