@@ -17,7 +17,7 @@ With --fleet-platform (examples/fleet/platform.yaml, the hooks once for a fleet)
 same of the functions (their CodeUri relative to examples/fleet) and of every IAM statement, and
 that
 - every hook reads its plan per deployment, from the parameter <PlanParameterPrefix>/{application}/
-  {deployment_group}, with its cache time from a parameter, and has no single plan;
+  {deployment_group}/{hook}, with its cache time from a parameter, and has no single plan;
 - ssm:GetParameter is granted on the plans' path only, kms:Decrypt only on the key parameter, the
   CodeDeploy reads only on deployment groups, lambda:InvokeFunction only on a function-name prefix,
   and the EC2 network-interface actions only under the VPC condition;
@@ -27,9 +27,9 @@ that
 
 With --fleet-service (examples/fleet/service.yaml, one service's stack), it asserts that the stack
 has an ECS CodeDeploy application and a blue/green deployment group with traffic control, both
-listeners, two target groups and automatic rollback, and a plan parameter named from the platform's
-exported prefix, the application and the group; a listener ingress rule, if any, admits the
-platform's exported hook security group.
+listeners, two target groups and automatic rollback, and plan parameters named from the platform's
+exported prefix, the application, the group and an ECS hook package, one per hook at most; a
+listener ingress rule, if any, admits the platform's exported hook security group.
 
 Which actions each hook needs is not decided here: tests/tests/least_privilege.rs derives them from
 the AWS calls in the hook code and compares them with the grants this script writes out.
@@ -270,12 +270,12 @@ def check_hooks(sam, cfn, code_uris, problems, resolver, plans_out, home=REPO, f
             problems.add(f"Outputs: no output with the ARN of {logical_id} (!GetAtt {logical_id}.Arn)")
     if fleet:
         if len(plan_prefixes) > 1:
-            problems.add(f"the hooks read plans under different prefixes ({', '.join(sorted(plan_prefixes))}); a group's plan must serve every hook")
+            problems.add(f"the hooks read plans under different prefixes ({', '.join(sorted(plan_prefixes))}); a service's stack writes its plans under one")
         return hook_ids, next(iter(plan_prefixes), None)
     return hook_ids
 
 
-PLAN_PLACEHOLDERS = "/{application}/{deployment_group}"
+PLAN_PLACEHOLDERS = "/{application}/{deployment_group}/{hook}"
 
 
 def check_plan_per_deployment(sam, logical_id, variables, problems):
@@ -683,17 +683,26 @@ def check_fleet_service(sam, cfn, problems, plans_out):
     if rollback.get("Enabled") is not True or "DEPLOYMENT_FAILURE" not in rollback.get("Events", []):
         problems.add(f"{group}: AutoRollbackConfiguration must be enabled for DEPLOYMENT_FAILURE, so a failed hook rolls back")
 
-    want_name = f"import(${{PlatformStackName}}-PlanParameterPrefix)/${{{application}}}/${{{group}}}"
+    want_group = f"import(${{PlatformStackName}}-PlanParameterPrefix)/${{{application}}}/${{{group}}}"
+    ecs_hooks = [package for package in hook_packages() if package not in LAMBDA_HOOKS]
     plans = by_type.get("AWS::SSM::Parameter", [])
     if "PlatformStackName" not in sam.get("Parameters", {}):
         problems.add("no PlatformStackName parameter, which the platform's exports are named by")
-    if len(plans) != 1:
-        problems.add(f"expected one plan parameter (AWS::SSM::Parameter), found {len(plans)}")
+    if not plans:
+        problems.add("no plan parameter (AWS::SSM::Parameter): the platform's hooks would find no plan")
+    hooks_with_plans = []
     for logical_id in plans:
         plan = resources[logical_id]["Properties"]
         name = shape(plan.get("Name"))
-        if name != want_name:
-            problems.add(f"{logical_id}: Name must be {want_name}, as the platform's hooks look it up, found {name}")
+        hook = name.removeprefix(want_group + "/") if isinstance(name, str) else None
+        if hook not in ecs_hooks:
+            problems.add(
+                f"{logical_id}: Name must be {want_group}/<hook>, with <hook> one of {', '.join(ecs_hooks)}, as the platform's hooks look it up, found {name}"
+            )
+        elif hook in hooks_with_plans:
+            problems.add(f"{logical_id}: a second plan for {hook}")
+        else:
+            hooks_with_plans.append(hook)
         if plan.get("Type") != "String":
             problems.add(f"{logical_id}: Type must be String (a SecureString cannot be created by CloudFormation)")
         value = plan.get("Value")

@@ -136,22 +136,27 @@ fn fleet_service_stack_carries_a_plan_the_hooks_load() {
     let output = finish(spawn(&mut check_template(&template, &["--fleet-service"], Some(&plans))));
     assert_success(&format!("tests/deploy/check_template.py --fleet-service on {FLEET_SERVICE}"), &output);
 
-    let files: Vec<PathBuf> =
+    let mut files: Vec<PathBuf> =
         std::fs::read_dir(&plans).expect("list the plans").map(|entry| entry.expect("plan file").path()).collect();
-    assert_eq!(files.len(), 1, "{FLEET_SERVICE} should carry one plan, found {files:?}");
-    let json = std::fs::read_to_string(&files[0]).expect("read the plan");
-    if let Err(err) = plan::load(&PlanSource::Inline(json.clone()), &workspace_root()) {
-        panic!("the plan in {FLEET_SERVICE} does not load: {err}");
+    files.sort();
+    let names: Vec<String> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["ProductionTrafficPlan.json", "TestTrafficPlan.json"], "{FLEET_SERVICE}'s plans");
+    let mut loaded = Vec::new();
+    for file in &files {
+        let json = std::fs::read_to_string(file).expect("read the plan");
+        if let Err(err) = plan::load(&PlanSource::Inline(json.clone()), &workspace_root()) {
+            panic!("the plan {} in {FLEET_SERVICE} does not load: {err}", file.display());
+        }
+        loaded.push(serde_json::from_str::<Value>(&json).expect("the plan is JSON"));
     }
     // The example is what docs/fleet.md promises: health through the test listener, and the
-    // contract judged green against blue.
-    let plan: Value = serde_json::from_str(&json).expect("the plan is JSON");
-    let checks = plan["checks"].as_array().expect("checks");
+    // contract judged green against blue, before production moves.
+    let checks = loaded[1]["checks"].as_array().expect("checks");
     assert!(
         checks.iter().any(|c| c["http"]["url"] == "${test_url}/health"),
-        "no health check on ${{test_url}}: {json}"
+        "no health check on ${{test_url}}: {checks:?}"
     );
-    assert!(checks.iter().any(|c| c.get("compare").is_some()), "no compare check: {json}");
+    assert!(checks.iter().any(|c| c.get("compare").is_some()), "no compare check: {checks:?}");
 }
 
 /// Runs the check (with `kind`) on copies of the template at `path`, each with one `from`
@@ -267,9 +272,15 @@ fn fleet_service_check_rejects_the_traps() {
     let mutations = [
         (
             "plan-name-typed-in",
-            "      Name: !Sub\n        - ${Prefix}/${Application}/${DeploymentGroup}",
-            "      Name: !Sub\n        - ${Prefix}/checkout/checkout-blue-green",
-            "Plan: Name must be import(${PlatformStackName}-PlanParameterPrefix)/${Application}/${DeploymentGroup}",
+            "      Name: !Sub\n        - ${Prefix}/${Application}/${DeploymentGroup}/after-allow-test-traffic",
+            "      Name: !Sub\n        - ${Prefix}/checkout/checkout-blue-green/after-allow-test-traffic",
+            "TestTrafficPlan: Name must be import(${PlatformStackName}-PlanParameterPrefix)/${Application}/${DeploymentGroup}/<hook>",
+        ),
+        (
+            "plan-of-no-hook",
+            "${DeploymentGroup}/after-allow-traffic",
+            "${DeploymentGroup}/after-allow-trafic",
+            "ProductionTrafficPlan: Name must be import(${PlatformStackName}-PlanParameterPrefix)/${Application}/${DeploymentGroup}/<hook>, with <hook> one of after-allow-test-traffic,",
         ),
         (
             "ingress-always",
