@@ -208,6 +208,19 @@ def statements(role):
                     yield policy.get("PolicyName", "?"), statement, conditions
 
 
+def allowed(role_id, role, problems):
+    """(where, lower-cased actions, resources, conditions) of every Allow statement the role can
+    have, for the checks of what it grants; managed policies are refused, as grants unseen."""
+    if role["Properties"].get("ManagedPolicyArns"):
+        problems.add(f"{role_id}: managed policies bring grants this check cannot see; use inline statements")
+    for policy_name, statement, conditions in statements(role):
+        if statement.get("Effect") != "Allow":
+            continue
+        where = f"{role_id}/{policy_name}/{statement.get('Sid', '?')}"
+        actions = {a.lower() for a in as_list(statement.get("Action", []))}
+        yield where, actions, as_list(statement.get("Resource", [])), conditions
+
+
 def check_hooks(sam, cfn, code_uris, problems, resolver, plans_out, home=REPO, fleet=False):
     """The hook functions; CodeUri is relative to home, the template's folder. With fleet, every
     plan comes per deployment from Parameter Store; without, each hook has one plan."""
@@ -427,15 +440,7 @@ def check_hook_roles(cfn, package_roles, sample_id, problems):
         lambda_role = packages <= LAMBDA_HOOKS
         if not lambda_role and packages & LAMBDA_HOOKS:
             problems.add(f"{role_id}: serves both ECS and Lambda hooks ({', '.join(sorted(packages))}); give each platform its own role")
-        role = resources[role_id]
-        if role["Properties"].get("ManagedPolicyArns"):
-            problems.add(f"{role_id}: managed policies bring grants this check cannot see; use inline statements")
-        for policy_name, statement, _ in statements(role):
-            where = f"{role_id}/{policy_name}/{statement.get('Sid', '?')}"
-            if statement.get("Effect") != "Allow":
-                continue
-            actions = {a.lower() for a in as_list(statement.get("Action", []))}
-            targets = as_list(statement.get("Resource", []))
+        for where, actions, targets, _ in allowed(role_id, resources[role_id], problems):
             if "codedeploy:getdeployment" in actions:
                 for target in targets:
                     text = json.dumps(target)
@@ -496,15 +501,7 @@ def check_fleet_roles(sam, cfn, package_roles, plan_prefix, problems):
     plans = account("ssm") + f"parameter${{{plan_prefix}}}/*"
     log_groups = [lid for lid, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"]
     for role_id in sorted(set(package_roles.values())):
-        role = resources[role_id]
-        if role["Properties"].get("ManagedPolicyArns"):
-            problems.add(f"{role_id}: managed policies bring grants this check cannot see; use inline statements")
-        for policy_name, statement, conditions in statements(role):
-            where = f"{role_id}/{policy_name}/{statement.get('Sid', '?')}"
-            if statement.get("Effect") != "Allow":
-                continue
-            actions = {a.lower() for a in as_list(statement.get("Action", []))}
-            targets = as_list(statement.get("Resource", []))
+        for where, actions, targets, conditions in allowed(role_id, resources[role_id], problems):
             texts = [sub_text(t) for t in targets]
             if "ssm:getparameter" in actions and texts != [plans]:
                 problems.add(f"{where}: ssm:GetParameter only on the plans' path, !Sub {plans}, found {json.dumps(targets)}")
