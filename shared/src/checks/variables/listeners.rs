@@ -2,9 +2,9 @@
 //! listeners as URLs, `<protocol>://<load balancer DNS name>:<port>`.
 //!
 //! `GetDeploymentGroup` names the listeners (its `loadBalancerInfo`), ELBv2's
-//! `DescribeListeners` gives their protocol, port and load balancer, and
-//! `DescribeLoadBalancers` the load balancer's DNS name. Made once per run, by the first check
-//! that needs either URL.
+//! `DescribeListeners` gives their protocol and port, and `DescribeLoadBalancers` the DNS name of
+//! the load balancer each listener's ARN names, asked at the same time. Made once per run, by the
+//! first check that needs either URL.
 
 use crate::checks::ProbeContext;
 use crate::discover::call_error;
@@ -52,22 +52,35 @@ pub(super) async fn listener_urls(context: &ProbeContext, names: DeploymentNames
         return Ok(ListenerUrls { deployment_group: names.deployment_group, test: None, production: None });
     }
     let elbv2 = context.aws.elbv2();
-    let listeners = elbv2
-        .describe_listeners()
-        .set_listener_arns(Some(arns))
-        .send()
-        .await
-        .map_err(|err| elbv2_error("DescribeListeners", err))?;
+    let describe_listeners = |arns: Vec<String>| async {
+        elbv2
+            .describe_listeners()
+            .set_listener_arns(Some(arns))
+            .send()
+            .await
+            .map_err(|err| elbv2_error("DescribeListeners", err))
+    };
+    let describe_balancers = |mut arns: Vec<String>| async {
+        arns.sort();
+        arns.dedup();
+        elbv2
+            .describe_load_balancers()
+            .set_load_balancer_arns(Some(arns))
+            .send()
+            .await
+            .map_err(|err| elbv2_error("DescribeLoadBalancers", err))
+    };
+    // A listener's ARN names its load balancer, so both are asked at once: one round trip.
+    let (listeners, balancers) = match arns.iter().map(|arn| balancer_of(arn)).collect::<Option<Vec<_>>>() {
+        Some(balancer_arns) => tokio::try_join!(describe_listeners(arns), describe_balancers(balancer_arns))?,
+        None => {
+            let listeners = describe_listeners(arns).await?;
+            let balancer_arns = listeners.listeners().iter().filter_map(|l| l.load_balancer_arn().map(str::to_owned));
+            let balancers = describe_balancers(balancer_arns.collect()).await?;
+            (listeners, balancers)
+        }
+    };
     let listeners = listeners.listeners();
-    let mut balancer_arns: Vec<String> =
-        listeners.iter().filter_map(|l| l.load_balancer_arn().map(str::to_owned)).collect();
-    balancer_arns.dedup();
-    let balancers = elbv2
-        .describe_load_balancers()
-        .set_load_balancer_arns(Some(balancer_arns))
-        .send()
-        .await
-        .map_err(|err| elbv2_error("DescribeLoadBalancers", err))?;
     let url_of = |arn: &Option<String>| -> Result<Option<String>, String> {
         let Some(arn) = arn else { return Ok(None) };
         let listener = listeners
@@ -95,4 +108,33 @@ pub(super) async fn listener_urls(context: &ProbeContext, names: DeploymentNames
         production: url_of(&production)?,
         deployment_group: names.deployment_group,
     })
+}
+
+/// The load balancer of a listener, read from the listener's ARN as ELBv2 builds it:
+/// `…:listener/app/<name>/<balancer id>/<listener id>` is a listener of
+/// `…:loadbalancer/app/<name>/<balancer id>`. `None` for an ARN of another form.
+fn balancer_of(listener_arn: &str) -> Option<String> {
+    let (head, path) = listener_arn.split_once(":listener/")?;
+    let (balancer, _listener) = path.rsplit_once('/')?;
+    (balancer.split('/').count() == 3).then(|| format!("{head}:loadbalancer/{balancer}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::balancer_of;
+
+    #[test]
+    fn a_listeners_arn_names_its_load_balancer() {
+        let listener =
+            "arn:aws:elasticloadbalancing:eu-west-1:111122223333:listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2";
+        assert_eq!(
+            balancer_of(listener).as_deref(),
+            Some("arn:aws:elasticloadbalancing:eu-west-1:111122223333:loadbalancer/app/shop/50dc6c495c0c9188")
+        );
+        let network =
+            "arn:aws:elasticloadbalancing:us-east-1:111122223333:listener/net/edge/0123456789abcdef/fedcba9876543210";
+        assert!(balancer_of(network).is_some_and(|arn| arn.ends_with(":loadbalancer/net/edge/0123456789abcdef")));
+        assert_eq!(balancer_of("arn:aws:elasticloadbalancing:us-east-1:1:listener-rule/app/a/b/c/d"), None);
+        assert_eq!(balancer_of("not an arn"), None);
+    }
 }
