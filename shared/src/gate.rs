@@ -249,6 +249,7 @@ impl Gate {
     }
 
     async fn evaluate(&self, event: &HookEvent, schedule: Schedule) -> Judged {
+        let lookups = Arc::new(Lookups::default());
         // Discovery needs no plan, so it runs while a plan still loading finishes.
         let plan = async {
             let names = match self.plans.is_per_deployment() {
@@ -257,14 +258,22 @@ impl Gate {
                     return Err(Box::new(Verdict::cannot_judge(reason, None)));
                 }
                 true => match self.deployment_names(event, schedule.judge_by()).await {
-                    Ok(names) => Some(names),
+                    Ok(names) => {
+                        // A fleet's ECS plans judge green through the listeners: ask for them
+                        // beside the plan.
+                        if self.hook.platform == Platform::Ecs {
+                            lookups.prefetch_listeners(&self.aws.codedeploy, &names);
+                        }
+                        lookups.know_names(names.clone());
+                        Some(names)
+                    }
                     Err(verdict) => return Err(verdict),
                 },
                 false => None,
             };
             let chosen = self.plans.get(self.hook.name, names.as_ref(), || self.aws.ssm().clone());
             match tokio::time::timeout_at(schedule.judge_by(), chosen).await {
-                Ok(Ok(loaded)) => Ok((loaded, names)),
+                Ok(Ok(loaded)) => Ok(loaded),
                 Ok(Err(reason)) => Err(Box::new(Verdict::cannot_judge(reason, None))),
                 Err(_) => Err(Box::new(Verdict::cannot_judge("deadline: the plan did not load in time", None))),
             }
@@ -275,7 +284,7 @@ impl Gate {
                 false => Ok(None),
             }
         };
-        let ((loaded, names), deployment) = match tokio::try_join!(plan, found) {
+        let (loaded, deployment) = match tokio::try_join!(plan, found) {
             Ok(both) => both,
             Err(verdict) => return Judged::unplanned(*verdict),
         };
@@ -294,7 +303,7 @@ impl Gate {
             http: http.clone(),
             aws: self.aws.clone(),
             started_at: std::time::SystemTime::now(),
-            lookups: Arc::new(Lookups::with_names(names)),
+            lookups,
             deployment: deployment.clone(),
             redactor: plan.redactor.clone(),
             judging: Arc::clone(&self.judging),

@@ -283,6 +283,28 @@ async fn one_shared_plan_finds_the_test_listener_of_the_deployment() {
 }
 
 #[tokio::test]
+async fn the_listeners_asked_for_beside_the_plan_fail_only_a_plan_that_uses_them() {
+    // An ECS hook with plans per deployment asks for the group's listeners while it reads the
+    // plan. A role without GetDeploymentGroup then fails only the checks that need the URLs.
+    let faults = || Faults { denied: ["GetDeploymentGroup".to_owned()].into(), ..Faults::default() };
+    let held = Held::start(HeldTarget::Ecs, "AfterAllowTestTraffic", BTreeMap::new(), faults()).await;
+    seed(&held, &json!({"checks": [{"name": "names", "http": {"url": "${test_url}/health"}}]}), ParameterType::String);
+    let outcome = run(&held, Hook::AFTER_ALLOW_TEST_TRAFFIC, parameter_plans(Duration::ZERO)).await;
+    assert_eq!(outcome.verdict.status, Status::Failed);
+    let why = outcome.verdict.checks[0].reason.clone().unwrap_or_default();
+    assert!(why.starts_with("${test_url}: access denied calling codedeploy:GetDeploymentGroup"), "{why}");
+    assert_eq!(held.calls().iter().filter(|c| *c == "GetDeploymentGroup").count(), 1, "{:?}", held.calls());
+
+    let held = Held::start(HeldTarget::Ecs, "AfterAllowTestTraffic", BTreeMap::new(), faults()).await;
+    let plan = json!({"checks": [{"name": "deployment", "invoke": {"function": "probe-${cluster}"}}]});
+    seed(&held, &plan, ParameterType::String);
+    let outcome = run(&held, Hook::AFTER_ALLOW_TEST_TRAFFIC, parameter_plans(Duration::ZERO)).await;
+    let why = reasons(&outcome);
+    assert!(!why.contains("GetDeploymentGroup"), "a plan without the URLs never hears of the call: {why}");
+    assert_eq!(held.accepted().len(), 1, "reported exactly once");
+}
+
+#[tokio::test]
 async fn a_denied_listener_lookup_fails_the_checks_that_need_it_naming_the_action() {
     let faults = Faults { denied: ["DescribeListeners".to_owned()].into(), ..Faults::default() };
     let held = Held::start(HeldTarget::Ecs, "AfterAllowTestTraffic", BTreeMap::new(), faults).await;

@@ -23,10 +23,15 @@ pub struct ListenerUrls {
     pub production: Option<String>,
 }
 
-pub(super) async fn listener_urls(context: &ProbeContext, names: DeploymentNames) -> Result<ListenerUrls, String> {
-    let group = context
-        .aws
-        .codedeploy
+/// The listeners a deployment group routes through: (test, production) listener ARNs.
+pub(super) type GroupListeners = (Option<String>, Option<String>);
+
+/// The group's test and production listeners, from its `loadBalancerInfo`.
+pub(super) async fn group_listeners(
+    codedeploy: &aws_sdk_codedeploy::Client,
+    names: &DeploymentNames,
+) -> Result<GroupListeners, String> {
+    let group = codedeploy
         .get_deployment_group()
         .application_name(&names.application)
         .deployment_group_name(&names.deployment_group)
@@ -46,7 +51,15 @@ pub(super) async fn listener_urls(context: &ProbeContext, names: DeploymentNames
     let first = |route: Option<&aws_sdk_codedeploy::types::TrafficRoute>| {
         route.and_then(|r| r.listener_arns().first()).cloned()
     };
-    let (test, production) = (first(pair.test_traffic_route()), first(pair.prod_traffic_route()));
+    Ok((first(pair.test_traffic_route()), first(pair.prod_traffic_route())))
+}
+
+pub(super) async fn listener_urls(context: &ProbeContext, names: DeploymentNames) -> Result<ListenerUrls, String> {
+    let asked = match context.lookups.take_prefetched() {
+        Some(asked) => asked.await.unwrap_or_else(|err| Err(format!("GetDeploymentGroup did not finish: {err}"))),
+        None => group_listeners(&context.aws.codedeploy, &names).await,
+    };
+    let (test, production) = asked?;
     let arns: Vec<String> = test.iter().chain(production.iter()).cloned().collect();
     if arns.is_empty() {
         return Ok(ListenerUrls { deployment_group: names.deployment_group, test: None, production: None });

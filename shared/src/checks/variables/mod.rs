@@ -5,7 +5,9 @@
 //! `${application}` and `${deployment_group}` with `GetDeployment` (unless the plan was chosen by
 //! them), the target groups and load balancer with one ELBv2 `DescribeTargetGroups` ([`ecs`]),
 //! and the listener URLs with `GetDeploymentGroup`, `DescribeListeners` and
-//! `DescribeLoadBalancers` ([`listeners`]).
+//! `DescribeLoadBalancers` ([`listeners`]). Where an ECS plan is chosen per deployment, the group
+//! is asked for as soon as its names are known, beside the plan's own read
+//! ([`Lookups::prefetch_listeners`]), since a fleet's plans are written to use the URLs.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +21,7 @@ mod listeners;
 mod names;
 
 pub use ecs::EcsDimensions;
+use listeners::GroupListeners;
 pub use listeners::ListenerUrls;
 pub use names::{DeploymentNames, deployment_names};
 
@@ -28,12 +31,38 @@ pub struct Lookups {
     names: OnceCell<Result<DeploymentNames, String>>,
     ecs_dimensions: OnceCell<Result<EcsDimensions, String>>,
     listener_urls: OnceCell<Result<ListenerUrls, String>>,
+    /// The group's listener ARNs, asked for before any check needs them.
+    prefetched: std::sync::Mutex<Option<tokio::task::JoinHandle<Result<GroupListeners, String>>>>,
 }
 
 impl Lookups {
-    /// Lookups for a run that knows the deployment's application and group already.
-    pub fn with_names(names: Option<DeploymentNames>) -> Self {
-        Self { names: names.map(|n| OnceCell::new_with(Some(Ok(n)))).unwrap_or_default(), ..Self::default() }
+    /// The deployment's application and group, once the run knows them.
+    pub fn know_names(&self, names: DeploymentNames) {
+        let _ = self.names.set(Ok(names));
+    }
+
+    /// Starts asking CodeDeploy for the group's listeners now, so a check that needs
+    /// `${test_url}` or `${production_url}` waits one round trip less. The call runs on its own
+    /// task, so a slow answer delays only the checks that need it; it is abandoned with the run.
+    pub fn prefetch_listeners(&self, codedeploy: &aws_sdk_codedeploy::Client, names: &DeploymentNames) {
+        let (codedeploy, names) = (codedeploy.clone(), names.clone());
+        let asked = tokio::spawn(async move { listeners::group_listeners(&codedeploy, &names).await });
+        if let Ok(mut prefetched) = self.prefetched.lock() {
+            *prefetched = Some(asked);
+        }
+    }
+
+    /// The prefetched listeners, if they were asked for and not taken yet.
+    fn take_prefetched(&self) -> Option<tokio::task::JoinHandle<Result<GroupListeners, String>>> {
+        self.prefetched.lock().ok()?.take()
+    }
+}
+
+impl Drop for Lookups {
+    fn drop(&mut self) {
+        if let Some(asked) = self.prefetched.get_mut().ok().and_then(Option::take) {
+            asked.abort();
+        }
     }
 }
 
