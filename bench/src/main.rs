@@ -6,11 +6,16 @@
 //! its own Runtime API, checking a local target and reporting over CodeDeploy's wire protocol.
 //! Subjects take turns, run by run, so drift on the machine touches every subject alike.
 //!
+//! The fleet run ([`fleet`]) then sends many services' deployments through one set of hooks at
+//! once and compares its wall time with one deployment's alone.
+//!
 //! ```text
 //! bash scripts/bench.sh            # build in release and measure (what the README shows)
+//! bash scripts/bench.sh --fleet    # the fleet run alone, into bench/results/fleet.{md,json}
 //! bash scripts/bench.sh --tiny     # a few runs of debug builds: proves the harness still works
 //! ```
 
+mod fleet;
 mod report;
 mod subjects;
 
@@ -52,6 +57,22 @@ struct Args {
     /// A line describing the build, for the report (for example "release").
     #[arg(long, default_value = "release")]
     build: String,
+    /// Only the fleet run: writes `fleet.md` and `fleet.json`, and leaves the cold-start results as
+    /// they are.
+    #[arg(long)]
+    fleet_only: bool,
+    /// ECS deployments in the fleet.
+    #[arg(long, default_value_t = 24)]
+    fleet_ecs: usize,
+    /// Lambda deployments in the fleet.
+    #[arg(long, default_value_t = 16)]
+    fleet_lambda: usize,
+    /// Of the fleet's ECS deployments, how many release a green that breaks the cart contract.
+    #[arg(long, default_value_t = 3)]
+    fleet_broken_ecs: usize,
+    /// Of the fleet's Lambda deployments, how many release a version that fails every invocation.
+    #[arg(long, default_value_t = 2)]
+    fleet_broken_lambda: usize,
 }
 
 fn parse_lambda_dir(value: &str) -> Result<(String, PathBuf), String> {
@@ -75,10 +96,36 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    if !args.fleet_only {
+        cold_starts(&args).await?;
+    }
+    fleet_run(&args).await
+}
+
+/// The fleet run, into `fleet.md` and `fleet.json`.
+async fn fleet_run(args: &Args) -> Result<(), String> {
+    let shape = fleet::FleetShape {
+        ecs: args.fleet_ecs,
+        lambda: args.fleet_lambda,
+        broken_ecs: args.fleet_broken_ecs,
+        broken_lambda: args.fleet_broken_lambda,
+    };
+    let logs = args.out.join("logs").join("fleet");
+    let report = fleet::run(&args.hook_dir, shape, &args.build, &logs).await?;
+    let markdown = fleet::markdown(&report);
+    write(&args.out.join("fleet.md"), &markdown)?;
+    write(&args.out.join("fleet.json"), &serde_json::to_string_pretty(&report).unwrap_or_default())?;
+    println!("{markdown}");
+    eprintln!("greenlight-bench: wrote fleet.md and fleet.json to {}", args.out.display());
+    Ok(())
+}
+
+/// The cold-start measurements, into `results.md`, `results.json` and `chart.svg`.
+async fn cold_starts(args: &Args) -> Result<(), String> {
     if args.runs == 0 {
         return Err("--runs must be at least 1".to_owned());
     }
-    std::fs::create_dir_all(&args.out).map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
     let limits: &[Limit] = if args.cpu_quota > 0.0 { &[Limit::CpuPercent(args.cpu_quota)] } else { &[] };
     let (quota, quota_note) = match Cgroup::create(limits) {
         Ok(Some(quota)) => {

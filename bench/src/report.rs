@@ -103,20 +103,20 @@ fn rss_mib(sample: &Sample) -> f64 {
     sample.peak_rss_kb as f64 / 1024.0
 }
 
-/// Where and how the figures were taken.
+/// The machine the figures were taken on.
 #[derive(Debug, Clone, Serialize)]
-pub struct Context {
-    runs: usize,
-    build: String,
-    cpu: String,
-    cores: usize,
-    kernel: String,
-    quota: String,
+pub struct Machine {
+    /// The CPU's model name.
+    pub cpu: String,
+    /// Cores available to the harness.
+    pub cores: usize,
+    /// The kernel release.
+    pub kernel: String,
 }
 
-impl Context {
+impl Machine {
     /// Reads the machine's description from `/proc`.
-    pub fn describe(runs: usize, build: &str, quota: String) -> Self {
+    pub fn read() -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu = cpuinfo
             .lines()
@@ -126,7 +126,24 @@ impl Context {
             .unwrap_or_else(|| std::env::consts::ARCH.to_owned());
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self { runs, build: build.to_owned(), cpu, cores, kernel, quota }
+        Self { cpu, cores, kernel }
+    }
+}
+
+/// Where and how the figures were taken.
+#[derive(Debug, Clone, Serialize)]
+pub struct Context {
+    runs: usize,
+    build: String,
+    #[serde(flatten)]
+    machine: Machine,
+    quota: String,
+}
+
+impl Context {
+    /// The run's settings and the machine's description.
+    pub fn describe(runs: usize, build: &str, quota: String) -> Self {
+        Self { runs, build: build.to_owned(), machine: Machine::read(), quota }
     }
 }
 
@@ -168,7 +185,7 @@ pub fn markdown(samples: &[Sample], sizes: &Sizes, context: &Context) -> String 
     let _ = writeln!(
         out,
         "Median (p90) of {} cold runs per subject, interleaved. {} build; {}, {} cores, Linux {}; {}.\n",
-        context.runs, context.build, context.cpu, context.cores, context.kernel, context.quota
+        context.runs, context.build, context.machine.cpu, context.machine.cores, context.machine.kernel, context.quota
     );
     let _ = writeln!(out, "| Measure | greenlight | Python reference | Ratio | Goal | |");
     let _ = writeln!(out, "|---|---|---|---|---|---|");

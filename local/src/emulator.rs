@@ -468,6 +468,19 @@ pub struct ApiCall {
     /// A Lambda call's `Qualifier` parameter.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qualifier: Option<String>,
+    /// Microseconds since the emulator started, when it arrived.
+    pub arrived_us: u64,
+    /// Microseconds since the emulator started, when its answer was ready: with `arrived_us`, how
+    /// long the caller waited and which calls were in flight together. Unset while it runs, and
+    /// for calls that never get an answer (a hanging fault).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answered_us: Option<u64>,
+}
+
+tokio::task_local! {
+    /// The index in [`State::calls`] of the call the current request made, set by
+    /// [`Emulator::note_call`] inside [`Emulator::timing_answer`].
+    static ANSWERING: std::cell::Cell<Option<usize>>;
 }
 
 /// Everything behind the emulator's lock.
@@ -517,6 +530,8 @@ pub(crate) struct Inner {
     pub(crate) faults: Mutex<crate::faults::Faults>,
     pub(crate) cloudwatch: crate::cloudwatch::CloudWatch,
     pub(crate) ssm: crate::ssm::store::Parameters,
+    /// How long each call of the AWS endpoints waits before its answer goes out.
+    pub(crate) answer_latency: Mutex<Duration>,
 }
 
 /// An emulator handle that does not keep it alive (for its own background tasks).
@@ -554,6 +569,7 @@ impl Emulator {
                 faults: Mutex::new(crate::faults::Faults::default()),
                 cloudwatch: crate::cloudwatch::CloudWatch::default(),
                 ssm: crate::ssm::store::Parameters::default(),
+                answer_latency: Mutex::new(Duration::ZERO),
             }),
         };
         emulator.spawn_alarm_evaluation();
@@ -613,8 +629,50 @@ impl Emulator {
             operation: operation.to_owned(),
             resource: resource.map(str::to_owned),
             qualifier: qualifier.map(str::to_owned),
+            arrived_us: self.now_us(),
+            answered_us: None,
         };
-        self.state().calls.push(call);
+        let index = {
+            let mut state = self.state();
+            state.calls.push(call);
+            state.calls.len() - 1
+        };
+        // Outside a request (a test calling a handler directly) there is no answer to time.
+        let _ = ANSWERING.try_with(|answering| answering.set(Some(index)));
+    }
+
+    /// Holds every later answer of the AWS endpoints for `latency` (none by default), as the
+    /// network and the service would in AWS: it makes the round trips a caller waits for, one
+    /// after another, visible in the calls' timing.
+    pub fn set_answer_latency(&self, latency: Duration) {
+        *self.inner.answer_latency.lock().unwrap_or_else(|p| p.into_inner()) = latency;
+    }
+
+    /// Runs `answer`, one request to the endpoints, holds its answer for the answer latency if it
+    /// was a call of the AWS endpoints, and notes when that answer was ready.
+    pub async fn timing_answer<T>(&self, answer: impl std::future::Future<Output = T>) -> T {
+        let (answered, index) = ANSWERING
+            .scope(std::cell::Cell::new(None), async {
+                let answered = answer.await;
+                (answered, ANSWERING.with(std::cell::Cell::get))
+            })
+            .await;
+        if let Some(index) = index {
+            let latency = *self.inner.answer_latency.lock().unwrap_or_else(|p| p.into_inner());
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            let now = self.now_us();
+            if let Some(call) = self.state().calls.get_mut(index) {
+                call.answered_us = Some(now);
+            }
+        }
+        answered
+    }
+
+    /// Microseconds since the emulator started.
+    fn now_us(&self) -> u64 {
+        self.inner.epoch.elapsed().as_micros() as u64
     }
 
     /// Every call of the AWS endpoints so far.

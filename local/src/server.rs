@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use axum::Router;
+use axum::extract::State;
 use axum::routing::post;
 
 use crate::config::LocalConfig;
@@ -77,12 +78,22 @@ fn function_environment(addr: SocketAddr) -> BTreeMap<String, String> {
     .collect()
 }
 
-/// The routes: every service, by its protocol, and the control API.
+/// The routes: every service, by its protocol, and the control API. Each request's call is timed
+/// from arrival to answer ([`Emulator::timing_answer`]).
 pub fn router(emulator: Emulator) -> Router {
     Router::new()
         .route("/", post(crate::protocol::serve_root))
         .route("/service/{service}/operation/{operation}", post(crate::protocol::rpc_v2_cbor::serve))
         .merge(crate::lambda::http::routes())
         .merge(crate::control::routes())
+        .layer(axum::middleware::from_fn_with_state(emulator.clone(), timed))
         .with_state(emulator)
+}
+
+async fn timed(
+    State(emulator): State<Emulator>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    emulator.timing_answer(next.run(request)).await
 }
