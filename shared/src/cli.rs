@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use tokio::time::Instant;
 
-use crate::event::HookEvent;
+use crate::event::Invocation;
 use crate::gate::{AwsClients, Gate, RunOutcome};
 use crate::hook::Hook;
 use crate::plan::select::Plans;
@@ -42,10 +42,11 @@ struct Args {
     /// Deadline for the whole run, in milliseconds (Lambda's longest timeout by default).
     #[arg(long, value_name = "MS", default_value_t = 900_000)]
     timeout_ms: u64,
-    /// Do not ask CodeDeploy about the deployment: no lifecycle-event check, no wait for green;
-    /// checks that refer to the deployment fail. For rehearsing checks against a service, so it
-    /// needs --dry-run: a verdict reached without the lifecycle-event check is never reported.
-    #[arg(long, requires = "dry_run")]
+    /// Do not ask CodeDeploy (or ECS) about the deployment: no lifecycle-event check, no wait
+    /// for green; checks that refer to the deployment fail. For rehearsing checks against a
+    /// service, so a CodeDeploy event needs --dry-run: a verdict reached without the
+    /// lifecycle-event check is never reported. An ECS event's answer is only printed.
+    #[arg(long)]
     skip_discovery: bool,
     /// The function memory the plan must fit in, in MB, as Lambda's MemorySize: its checks may
     /// hold half of it at once. Default: AWS_LAMBDA_FUNCTION_MEMORY_SIZE, else the machine's memory.
@@ -73,8 +74,11 @@ enum Format {
 /// Runs `hook` once from the command line.
 pub async fn run(hook: Hook) -> ExitCode {
     let about = format!(
-        "greenlight {}: judges the {} {} lifecycle event and reports the verdict to CodeDeploy",
-        hook.name, hook.platform, hook.event
+        "greenlight {}: judges the {} {} lifecycle event and reports the verdict to CodeDeploy{}",
+        hook.name,
+        hook.platform,
+        hook.event,
+        hook.ecs_stage().map(|stage| format!(" (or ECS's {stage} stage, and answers ECS)")).unwrap_or_default()
     );
     let command = Args::command().name(hook.name).bin_name(hook.name).about(about);
     let args = match command.try_get_matches().and_then(|m| Args::from_arg_matches(&m)) {
@@ -95,7 +99,7 @@ pub async fn run(hook: Hook) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let event = match read_event(&args.event) {
+    let mut event = match read_event(&args.event) {
         Ok(event) => event,
         Err(message) => {
             eprintln!("{}: {message}", hook.name);
@@ -105,6 +109,20 @@ pub async fn run(hook: Hook) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if args.skip_discovery && !args.dry_run && matches!(event, Invocation::CodeDeploy(_)) {
+        let message = "--skip-discovery needs --dry-run for a CodeDeploy event: a verdict reached without the lifecycle-event check is never reported";
+        eprintln!("{}: {message}", hook.name);
+        if let Err(err) = evidence.write_not_judged(hook.name, message) {
+            eprintln!("{}: {err}", hook.name);
+        }
+        return ExitCode::from(EXIT_USAGE);
+    }
+    // A rehearsal's --plan is the plan to judge by, whatever the ECS event's hook names.
+    if let (Some(_), Invocation::Ecs(ecs)) = (&args.plan, &mut event)
+        && ecs.hook_details.remove(crate::ecs_native::PLAN_PARAMETER_KEY).is_some()
+    {
+        eprintln!("{}: judging by --plan in place of the event's hookDetails.plan_parameter", hook.name);
+    }
     let package_dir = plan::package_dir();
     let memory = match args.memory_mb {
         Some(mib) => Some(MemoryLimit { mib, source: "--memory-mb" }),
@@ -120,7 +138,10 @@ pub async fn run(hook: Hook) -> ExitCode {
         .dry_run(args.dry_run || crate::lambda::env_flag(crate::lambda::DRY_RUN_ENV))
         .discovery(!args.skip_discovery);
     let deadline = Instant::now() + Duration::from_millis(args.timeout_ms);
-    let outcome = Arc::new(gate).judge_and_report(&event, deadline).await;
+    let outcome = match &event {
+        Invocation::CodeDeploy(event) => Arc::new(gate).judge_and_report(event, deadline).await,
+        Invocation::Ecs(event) => Arc::new(gate).answer(event, deadline).await,
+    };
 
     print_outcome(&outcome, args.format);
     if let Some(err) = &outcome.report_error {
@@ -141,7 +162,7 @@ pub async fn run(hook: Hook) -> ExitCode {
     }
 }
 
-fn read_event(path: &Path) -> Result<HookEvent, String> {
+fn read_event(path: &Path) -> Result<Invocation, String> {
     let mut raw = Vec::new();
     let read = if path.as_os_str() == "-" {
         std::io::stdin().read_to_end(&mut raw).map(|_| ())
@@ -150,7 +171,7 @@ fn read_event(path: &Path) -> Result<HookEvent, String> {
     };
     read.map_err(|err| format!("cannot read event {}: {err}", path.display()))?;
     let source = if path.as_os_str() == "-" { "standard input".into() } else { path.display().to_string() };
-    HookEvent::from_slice(&raw).map_err(|err| format!("{err} (in {source})"))
+    Invocation::from_slice(&raw).map_err(|err| format!("{err} (in {source})"))
 }
 
 fn print_outcome(outcome: &RunOutcome, format: Format) {
@@ -300,5 +321,8 @@ pub fn render_text(outcome: &RunOutcome) -> String {
         outcome.duration_ms,
         outcome.report.as_str()
     ));
+    if let Some(answer) = &outcome.answer {
+        text.push_str(&format!("answer: {}\n", serde_json::to_string(answer).unwrap_or_default()));
+    }
     text
 }

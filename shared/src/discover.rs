@@ -25,6 +25,30 @@ pub struct Deployment {
     /// When each lifecycle event that has started began: the windows of metric and alarm checks.
     #[serde(skip)]
     pub event_starts: Vec<(String, SystemTime)>,
+    /// For an ECS-native deployment (no CodeDeploy), what ECS says of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_deployment: Option<ServiceDeployment>,
+}
+
+/// An Amazon ECS service deployment run by ECS itself (BLUE_GREEN, LINEAR or CANARY), as
+/// `DescribeServiceDeployments` describes it ([`crate::ecs_native`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ServiceDeployment {
+    /// Its ARN.
+    pub arn: String,
+    /// Its status, e.g. `IN_PROGRESS` or `ROLLBACK_IN_PROGRESS`.
+    pub status: String,
+    /// The lifecycle stage ECS says it is at.
+    pub stage: Option<String>,
+    /// Why it is rolling back, when ECS says it is.
+    pub rollback_reason: Option<String>,
+}
+
+impl ServiceDeployment {
+    /// Whether ECS is rolling the deployment back (or has): a hook must then stand aside.
+    pub fn is_rolling_back(&self) -> bool {
+        self.status.starts_with("ROLLBACK_") || self.rollback_reason.is_some()
+    }
 }
 
 /// What kind of thing a deployment moves traffic for.
@@ -60,6 +84,21 @@ pub struct EcsDeployment {
     pub blue: Option<TaskSet>,
     /// The task set being deployed.
     pub green: Option<TaskSet>,
+    /// The test and production listeners, when discovery found them (an ECS-native deployment
+    /// names them); otherwise the deployment group's are looked up when a check needs them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listeners: Option<KnownListeners>,
+}
+
+/// Listener ARNs a deployment routes through, and whose they are (for messages).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KnownListeners {
+    /// What routes through them and where it names them, e.g. `service checkout (advancedConfiguration)`.
+    pub owner: String,
+    /// The test listener's ARN.
+    pub test: Option<String>,
+    /// The production listener's ARN.
+    pub production: Option<String>,
 }
 
 /// One ECS task set.
@@ -295,6 +334,7 @@ fn from_target(deployment_id: &str, target_id: &str, target: &DeploymentTarget) 
             }),
             lifecycle_events: events(lambda.lifecycle_events()),
             event_starts: starts(lambda.lifecycle_events()),
+            service_deployment: None,
         });
     }
     if let Some(ecs) = target.ecs_target() {
@@ -313,9 +353,11 @@ fn from_target(deployment_id: &str, target_id: &str, target: &DeploymentTarget) 
                 target_id: target_id.to_owned(),
                 blue: task_set(TargetLabel::Blue),
                 green: task_set(TargetLabel::Green),
+                listeners: None,
             }),
             lifecycle_events: events(ecs.lifecycle_events()),
             event_starts: starts(ecs.lifecycle_events()),
+            service_deployment: None,
         });
     }
     Err(DiscoveryError::Unexpected(format!(
@@ -373,6 +415,7 @@ mod tests {
             }),
             lifecycle_events: events.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect(),
             event_starts: Vec::new(),
+            service_deployment: None,
         }
     }
 

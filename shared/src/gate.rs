@@ -15,9 +15,10 @@ use crate::checks::ProbeContext;
 use crate::checks::variables::Lookups;
 use crate::checks::variables::{DeploymentNames, deployment_names};
 use crate::discover::{self, Deployment};
-use crate::event::HookEvent;
+use crate::ecs_native::{self, HookAnswer};
+use crate::event::{EcsHookEvent, HookEvent};
 use crate::hook::{Hook, LifecycleEvent, Platform};
-use crate::plan::select::{LoadedPlan, Plans};
+use crate::plan::select::{LoadedPlan, Plans, ServiceNames};
 use crate::plan::{Plan, PlanError};
 use crate::report::{self, ReportError, ReportOutcome};
 use crate::runner::{self, ProbeFn};
@@ -44,6 +45,7 @@ pub struct AwsClients {
     cloudwatch: Arc<OnceLock<aws_sdk_cloudwatch::Client>>,
     elbv2: Arc<OnceLock<aws_sdk_elasticloadbalancingv2::Client>>,
     ssm: Arc<OnceLock<aws_sdk_ssm::Client>>,
+    ecs: Arc<OnceLock<aws_sdk_ecs::Client>>,
 }
 
 impl AwsClients {
@@ -56,6 +58,7 @@ impl AwsClients {
             cloudwatch: Arc::default(),
             elbv2: Arc::default(),
             ssm: Arc::default(),
+            ecs: Arc::default(),
         }
     }
 
@@ -72,6 +75,11 @@ impl AwsClients {
     /// For plans read from Parameter Store; built on first use.
     pub fn ssm(&self) -> &aws_sdk_ssm::Client {
         self.ssm.get_or_init(|| aws_sdk_ssm::Client::new(&self.config))
+    }
+
+    /// For ECS-native deployments, which ECS describes; built on first use.
+    pub fn ecs(&self) -> &aws_sdk_ecs::Client {
+        self.ecs.get_or_init(|| aws_sdk_ecs::Client::new(&self.config))
     }
 
     /// Whether the CloudWatch client has been built: it must not be for a plan that does not use it.
@@ -122,6 +130,9 @@ pub struct RunOutcome {
     pub report_error: Option<ReportError>,
     /// Wall time of the run, in milliseconds.
     pub duration_ms: u64,
+    /// For an ECS-native deployment, what the hook answered ECS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<HookAnswer>,
 }
 
 impl Gate {
@@ -201,28 +212,7 @@ impl Gate {
         F: Future<Output = Judged> + Send + 'static,
     {
         let started = Instant::now();
-        let (retimed, mut judge_by) = watch::channel(judge_by(started, deadline, self.plans.report_reserve_now()));
-        let cutoff = |judge_by: Instant| judge_by + deadline.saturating_duration_since(judge_by) / 2;
-        let mut evaluation = tokio::spawn(evaluation(Schedule { started, deadline, judge_by: retimed }));
-        let abort = evaluation.abort_handle();
-        let mut give_up_at = cutoff(*judge_by.borrow_and_update());
-        let judged = loop {
-            tokio::select! {
-                joined = &mut evaluation => break match joined {
-                    Ok(judged) => judged,
-                    Err(join_error) => Judged::unplanned(Verdict::cannot_judge(
-                        format!("hook panicked: {}", runner::panic_message(join_error)),
-                        None,
-                    )),
-                },
-                Ok(()) = judge_by.changed() => give_up_at = cutoff(*judge_by.borrow_and_update()),
-                () = tokio::time::sleep_until(give_up_at) => {
-                    abort.abort();
-                    break Judged::unplanned(Verdict::cannot_judge("deadline: the evaluation did not finish in time", None));
-                }
-            }
-        };
-
+        let judged = self.judge_within(started, deadline, evaluation).await;
         let Judged { verdict, plan_dry_run } = judged;
         let report = if self.dry_run || plan_dry_run {
             Ok(ReportOutcome::Skipped)
@@ -243,9 +233,40 @@ impl Gate {
             report: *report.as_ref().unwrap_or(&ReportOutcome::NotDelivered),
             report_error: report.err(),
             duration_ms: started.elapsed().as_millis() as u64,
+            answer: None,
         };
         telemetry::log_run(&outcome);
         outcome
+    }
+
+    /// Runs `evaluation` in its own task until the time to judge is up: a panic or an evaluation
+    /// still running half a reserve past its time both become `Failed`.
+    async fn judge_within<E, F>(&self, started: Instant, deadline: Instant, evaluation: E) -> Judged
+    where
+        E: FnOnce(Schedule) -> F,
+        F: Future<Output = Judged> + Send + 'static,
+    {
+        let (retimed, mut judge_by) = watch::channel(judge_by(started, deadline, self.plans.report_reserve_now()));
+        let cutoff = |judge_by: Instant| judge_by + deadline.saturating_duration_since(judge_by) / 2;
+        let mut evaluation = tokio::spawn(evaluation(Schedule { started, deadline, judge_by: retimed }));
+        let abort = evaluation.abort_handle();
+        let mut give_up_at = cutoff(*judge_by.borrow_and_update());
+        loop {
+            tokio::select! {
+                joined = &mut evaluation => break match joined {
+                    Ok(judged) => judged,
+                    Err(join_error) => Judged::unplanned(Verdict::cannot_judge(
+                        format!("hook panicked: {}", runner::panic_message(join_error)),
+                        None,
+                    )),
+                },
+                Ok(()) = judge_by.changed() => give_up_at = cutoff(*judge_by.borrow_and_update()),
+                () = tokio::time::sleep_until(give_up_at) => {
+                    abort.abort();
+                    break Judged::unplanned(Verdict::cannot_judge("deadline: the evaluation did not finish in time", None));
+                }
+            }
+        }
     }
 
     async fn evaluate(&self, event: &HookEvent, schedule: Schedule) -> Judged {
@@ -288,6 +309,17 @@ impl Gate {
             Ok(both) => both,
             Err(verdict) => return Judged::unplanned(*verdict),
         };
+        self.run_plan(loaded, deployment, lookups, schedule).await
+    }
+
+    /// The checks of `loaded` on `deployment`, after the wait for green if the plan asks for it.
+    async fn run_plan(
+        &self,
+        loaded: Arc<LoadedPlan>,
+        deployment: Option<Deployment>,
+        lookups: Arc<Lookups>,
+        schedule: Schedule,
+    ) -> Judged {
         let judge_by = schedule.plan_known(loaded.plan.report_reserve);
         let plan_dry_run = loaded.plan.dry_run;
         let judged = |verdict| Judged { verdict, plan_dry_run };
@@ -310,6 +342,147 @@ impl Gate {
         });
         let results = runner::run_checks(&plan.checks, context, self.probe.clone(), judge_by).await;
         judged(Verdict::from_checks(results, green_ready, deployment.map(|d| (*d).clone())))
+    }
+
+    /// Judges an ECS lifecycle stage and says what to answer ECS, within `deadline`: the same
+    /// plan and checks as for CodeDeploy, then `SUCCEEDED` or `FAILED` as the return value. An
+    /// invocation during a rollback stands aside (`SUCCEEDED`). A dry run (the function's or the
+    /// plan's) answers `SUCCEEDED` whatever it judged, and logs the verdict.
+    pub async fn answer(self: &Arc<Self>, event: &EcsHookEvent, deadline: Instant) -> RunOutcome {
+        let started = Instant::now();
+        let gate = Arc::clone(self);
+        let owned_event = event.clone();
+        let judged =
+            self.judge_within(started, deadline, move |schedule| async move {
+                gate.evaluate_ecs(&owned_event, schedule).await
+            })
+            .await;
+        let Judged { verdict, plan_dry_run } = judged;
+        let dry_run = self.dry_run || plan_dry_run;
+        let answer = match dry_run {
+            true => HookAnswer::from_status(crate::verdict::Status::Succeeded),
+            false => HookAnswer::from_verdict(&verdict),
+        };
+        let outcome = RunOutcome {
+            hook: self.hook.name,
+            deployment_id: event.deployment_id().to_owned(),
+            verdict,
+            report: if dry_run { ReportOutcome::Skipped } else { ReportOutcome::Answered },
+            report_error: None,
+            duration_ms: started.elapsed().as_millis() as u64,
+            answer: Some(answer),
+        };
+        telemetry::log_run(&outcome);
+        outcome
+    }
+
+    async fn evaluate_ecs(&self, event: &EcsHookEvent, schedule: Schedule) -> Judged {
+        let stood_aside = |reason: String| Judged::unplanned(Verdict::stood_aside(reason));
+        if self.hook.ecs_stage() != Some(event.stage.as_str()) {
+            if let Some(reason) = ecs_native::stands_aside_by_weights(event) {
+                return stood_aside(reason);
+            }
+            let mismatch = self.stage_mismatch(event);
+            // Only ECS hooks may ask ECS (their role allows it) whether it is rolling back.
+            if self.hook.platform == Platform::Ecs && self.discovery {
+                let asked = ecs_native::describe(self.aws.ecs(), &event.resource_arn);
+                match tokio::time::timeout_at(schedule.judge_by(), asked).await {
+                    Ok(Ok(described)) => {
+                        if let Some(reason) =
+                            ecs_native::stands_aside_by_status(&ecs_native::service_deployment(&described))
+                        {
+                            return stood_aside(reason);
+                        }
+                    }
+                    Ok(Err(err)) => {
+                        return Judged::unplanned(Verdict::cannot_judge(format!("{mismatch}; and {err}"), None));
+                    }
+                    Err(_) => {}
+                }
+            }
+            return Judged::unplanned(Verdict::cannot_judge(mismatch, None));
+        }
+        let lookups = Arc::new(Lookups::default());
+        let plan = async {
+            let names = self.service_names(event)?;
+            let chosen = self.plans.get_for_service(self.hook.name, &names, || self.aws.ssm().clone());
+            match tokio::time::timeout_at(schedule.judge_by(), chosen).await {
+                Ok(Ok(loaded)) => Ok(loaded),
+                Ok(Err(reason)) => Err(Box::new(Verdict::cannot_judge(reason, None))),
+                Err(_) => Err(Box::new(Verdict::cannot_judge("deadline: the plan did not load in time", None))),
+            }
+        };
+        let found = async {
+            if !self.discovery {
+                return Ok(None);
+            }
+            match tokio::time::timeout_at(schedule.judge_by(), ecs_native::discover(self.aws.ecs(), event)).await {
+                Ok(Ok(deployment)) => Ok(Some(deployment)),
+                Ok(Err(err)) => Err(Box::new(Verdict::cannot_judge(format!("discovery: {err}"), None))),
+                Err(_) => Err(Box::new(Verdict::cannot_judge("deadline: discovery did not finish in time", None))),
+            }
+        };
+        // A rollback found by discovery wins over a plan that could not be chosen.
+        let (loaded, deployment) = tokio::join!(plan, found);
+        let deployment = match deployment {
+            Ok(deployment) => deployment,
+            Err(verdict) => return Judged::unplanned(*verdict),
+        };
+        if let Some(reason) =
+            deployment.as_ref().and_then(|d| d.service_deployment.as_ref()).and_then(ecs_native::stands_aside_by_status)
+        {
+            return stood_aside(reason);
+        }
+        match loaded {
+            Ok(loaded) => self.run_plan(loaded, deployment, lookups, schedule).await,
+            Err(verdict) => Judged::unplanned(*verdict),
+        }
+    }
+
+    /// Why this hook must not judge the stage ECS invoked it at.
+    fn stage_mismatch(&self, event: &EcsHookEvent) -> String {
+        let hook = self.hook;
+        match hook.ecs_stage() {
+            Some(own) => format!(
+                "{hook} serves ECS's {own} but was invoked at {} of {}; check the service's lifecycleHooks",
+                event.stage, event.resource_arn
+            ),
+            None => {
+                let serves = Hook::ALL.iter().find(|h| h.ecs_stage() == Some(event.stage.as_str()));
+                format!(
+                    "{hook} judges {} deployments and serves no ECS stage, but was invoked at {} of {}; {}",
+                    hook.platform,
+                    event.stage,
+                    event.resource_arn,
+                    match serves {
+                        Some(other) => format!("use the {other} hook for it"),
+                        None => format!("no greenlight hook serves {}", event.stage),
+                    }
+                )
+            }
+        }
+    }
+
+    /// The names that choose an ECS-native deployment's plan.
+    fn service_names(&self, event: &EcsHookEvent) -> Result<ServiceNames, Box<Verdict>> {
+        let (cluster, service) = ecs_native::cluster_and_service(&event.resource_arn).ok_or_else(|| {
+            Box::new(Verdict::cannot_judge(
+                format!("resourceArn {} is not a service deployment ARN", event.resource_arn),
+                None,
+            ))
+        })?;
+        let plan_parameter = match event.hook_details.get(ecs_native::PLAN_PARAMETER_KEY) {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(name)) if !name.trim().is_empty() => Some(name.clone()),
+            Some(other) => {
+                let reason = format!(
+                    "hookDetails.{} must name a Parameter Store parameter, got {other}",
+                    ecs_native::PLAN_PARAMETER_KEY
+                );
+                return Err(Box::new(Verdict::cannot_judge(reason, None)));
+            }
+        };
+        Ok(ServiceNames { cluster: cluster.to_owned(), service: service.to_owned(), plan_parameter })
     }
 
     /// The deployment's application and group, which choose a plan per deployment.
@@ -356,6 +529,14 @@ impl Gate {
         }
         // Lambda deployments have no green task set: the option has no effect there, and in
         // particular no wait happened that could stand in for a check.
+        if wait_for_green && deployment.service_deployment.is_some() {
+            let snapshot = deployment.clone();
+            let waited = ecs_native::wait_for_green(self.aws.ecs(), deployment, plan.wait_for_green_interval, judge_by);
+            return match waited.await {
+                Ok(ready) => Ok((ready, true)),
+                Err(err) => Err(Box::new(Verdict::cannot_judge(format!("waiting for green: {err}"), Some(snapshot)))),
+            };
+        }
         if wait_for_green && deployment.platform() == Platform::Ecs {
             let snapshot = deployment.clone();
             let client = &self.aws.codedeploy;
@@ -520,5 +701,101 @@ mod tests {
             "{}",
             outcome.verdict.reason
         );
+    }
+
+    /// A gate whose AWS endpoint refuses every connection, so a call it should not make fails.
+    fn ecs_gate(hook: Hook) -> Arc<Gate> {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .endpoint_url("http://127.0.0.1:9")
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let plan = crate::plan::parse(
+            r#"{"checks":[{"name":"up","http":{"url":"http://127.0.0.1:9/"}}]}"#,
+            std::path::Path::new("."),
+        );
+        Arc::new(Gate::new(hook, plan, AwsClients::new(&config)))
+    }
+
+    fn ecs_event(stage: &str, weights: serde_json::Value) -> EcsHookEvent {
+        let raw = serde_json::json!({
+            "executionId": "exec-1", "lifecycleStage": stage,
+            "resourceArn": "arn:aws:ecs:us-east-1:123456789012:service-deployment/shop/checkout/dep1",
+            "executionDetails": {"targetServiceRevisionArn": "rev/green", "testTrafficWeights": weights}
+        });
+        match crate::event::Invocation::from_value(raw).unwrap() {
+            crate::event::Invocation::Ecs(event) => event,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lambda_hook_at_an_ecs_stage_fails_naming_both_and_the_hook_to_use() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let outcome = ecs_gate(Hook::PRE_TRAFFIC)
+            .answer(&ecs_event("POST_TEST_TRAFFIC_SHIFT", serde_json::json!({})), deadline)
+            .await;
+        assert_eq!(outcome.answer.as_ref().map(|a| a.hook_status), Some("FAILED"));
+        let reason = &outcome.verdict.reason;
+        assert!(reason.contains("pre-traffic judges Lambda deployments and serves no ECS stage"), "{reason}");
+        assert!(
+            reason.contains("POST_TEST_TRAFFIC_SHIFT") && reason.contains("use the after-allow-test-traffic hook"),
+            "{reason}"
+        );
+        assert_eq!(outcome.report, ReportOutcome::Answered);
+    }
+
+    #[tokio::test]
+    async fn a_shift_back_stands_aside_at_any_stage_without_a_call() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let back = serde_json::json!({"rev/green": 0, "rev/blue": 100});
+        for hook in Hook::ALL {
+            let outcome = ecs_gate(hook).answer(&ecs_event("TEST_TRAFFIC_SHIFT", back.clone()), deadline).await;
+            assert_eq!(
+                outcome.answer.as_ref().map(|a| a.hook_status),
+                Some("SUCCEEDED"),
+                "{hook}: {:?}",
+                outcome.verdict
+            );
+            assert!(
+                outcome.verdict.reason.starts_with("stood aside: TEST_TRAFFIC_SHIFT shifts traffic back"),
+                "{}",
+                outcome.verdict.reason
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_ecs_hook_at_another_stage_fails_when_ecs_cannot_say_it_is_rolling_back() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let forward = serde_json::json!({"rev/green": 100});
+        let outcome =
+            ecs_gate(Hook::AFTER_ALLOW_TRAFFIC).answer(&ecs_event("POST_TEST_TRAFFIC_SHIFT", forward), deadline).await;
+        assert_eq!(outcome.answer.as_ref().map(|a| a.hook_status), Some("FAILED"));
+        let reason = &outcome.verdict.reason;
+        assert!(reason.starts_with("after-allow-traffic serves ECS's POST_PRODUCTION_TRAFFIC_SHIFT but was invoked at POST_TEST_TRAFFIC_SHIFT"), "{reason}");
+        assert!(reason.contains("ecs:DescribeServiceDeployments failed"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn a_plan_parameter_that_is_not_a_name_fails_closed() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut event = ecs_event("POST_TEST_TRAFFIC_SHIFT", serde_json::json!({}));
+        event.hook_details.insert("plan_parameter".into(), serde_json::json!(7));
+        // Without discovery, so the plan's choice is all that can fail.
+        let gate = Arc::new(Arc::into_inner(ecs_gate(Hook::AFTER_ALLOW_TEST_TRAFFIC)).unwrap().discovery(false));
+        let outcome = gate.answer(&event, deadline).await;
+        assert_eq!(outcome.answer.as_ref().map(|a| a.hook_status), Some("FAILED"));
+        assert_eq!(outcome.verdict.reason, "hookDetails.plan_parameter must name a Parameter Store parameter, got 7");
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_answers_succeeded_whatever_it_judged() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let gate = Arc::new(Arc::into_inner(ecs_gate(Hook::PRE_TRAFFIC)).unwrap().dry_run(true));
+        let outcome = gate.answer(&ecs_event("POST_TEST_TRAFFIC_SHIFT", serde_json::json!({})), deadline).await;
+        assert_eq!(outcome.verdict.status, Status::Failed);
+        assert_eq!(outcome.answer.as_ref().map(|a| a.hook_status), Some("SUCCEEDED"));
+        assert_eq!(outcome.report, ReportOutcome::Skipped);
     }
 }

@@ -102,6 +102,23 @@ impl Hook {
         Self { name, event, platform }
     }
 
+    /// The Amazon ECS lifecycle stage this hook serves in an ECS-native deployment (without
+    /// CodeDeploy): the stage where ECS stands where CodeDeploy's event would. The Lambda hooks
+    /// serve none.
+    pub fn ecs_stage(self) -> Option<&'static str> {
+        if self.platform != Platform::Ecs {
+            return None;
+        }
+        Some(match self.event {
+            LifecycleEvent::BeforeInstall => "PRE_SCALE_UP",
+            LifecycleEvent::AfterInstall => "POST_SCALE_UP",
+            LifecycleEvent::AfterAllowTestTraffic => "POST_TEST_TRAFFIC_SHIFT",
+            // ECS runs it before every production step of a linear or canary deployment.
+            LifecycleEvent::BeforeAllowTraffic => "PRE_PRODUCTION_TRAFFIC_SHIFT",
+            LifecycleEvent::AfterAllowTraffic => "POST_PRODUCTION_TRAFFIC_SHIFT",
+        })
+    }
+
     /// Whether this hook waits for the green task set by default (only `after-install` does: at
     /// AfterInstall the green tasks may still be starting).
     pub fn waits_for_green_by_default(self) -> bool {
@@ -112,5 +129,27 @@ impl Hook {
 impl fmt::Display for Hook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_ecs_hook_serves_one_ecs_stage_and_the_lambda_hooks_none() {
+        let stages: Vec<_> = Hook::ALL.iter().map(|hook| (hook.name, hook.ecs_stage())).collect();
+        assert_eq!(
+            stages,
+            [
+                ("before-install", Some("PRE_SCALE_UP")),
+                ("after-install", Some("POST_SCALE_UP")),
+                ("after-allow-test-traffic", Some("POST_TEST_TRAFFIC_SHIFT")),
+                ("before-allow-traffic", Some("PRE_PRODUCTION_TRAFFIC_SHIFT")),
+                ("after-allow-traffic", Some("POST_PRODUCTION_TRAFFIC_SHIFT")),
+                ("pre-traffic", None),
+                ("post-traffic", None),
+            ]
+        );
     }
 }

@@ -8,7 +8,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tracing::{error, warn};
 
-use crate::event::{EventError, HookEvent, truncate_for_log};
+use crate::ecs_native::HookAnswer;
+use crate::event::{EventError, Invocation, truncate_for_log};
 use crate::gate::{AwsClients, Gate, RunOutcome};
 use crate::hook::Hook;
 use crate::plan::select::Plans;
@@ -21,8 +22,8 @@ pub const DRY_RUN_ENV: &str = "GREENLIGHT_DRY_RUN";
 /// Why an invocation returned an error to Lambda instead of a result.
 #[derive(Debug, thiserror::Error)]
 pub enum InvocationError {
-    /// Nothing can be reported without the event's ids.
-    #[error("malformed CodeDeploy event, nothing reported: {0}")]
+    /// Nothing can be reported without the event's ids (and ECS rolls back on this error).
+    #[error("malformed lifecycle-hook event, nothing reported: {0}")]
     Event(#[from] EventError),
     /// The report did not land; returning an error lets Lambda's async retry try again.
     #[error(transparent)]
@@ -73,15 +74,36 @@ pub async fn serve(gate: Gate) -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-async fn handle(gate: &Arc<Gate>, invocation: LambdaEvent<Value>) -> Result<RunOutcome, InvocationError> {
+/// What an invocation returns: for CodeDeploy the run's outcome (CodeDeploy reads only the
+/// report), for ECS the answer ECS acts on.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    /// A CodeDeploy lifecycle event, judged and reported.
+    Reported(Box<RunOutcome>),
+    /// An ECS lifecycle stage, judged and answered.
+    Answered(HookAnswer),
+}
+
+async fn handle(gate: &Arc<Gate>, invocation: LambdaEvent<Value>) -> Result<Response, InvocationError> {
     let deadline = deadline_of(invocation.context.deadline, SystemTime::now());
     let raw = invocation.payload;
-    let event = HookEvent::from_value(raw.clone()).inspect_err(|err| {
+    let event = Invocation::from_value(raw.clone()).inspect_err(|err| {
         error!(hook = gate.hook().name, error = %err, raw = %truncate_for_log(&raw.to_string()), "malformed event");
     })?;
-    let mut outcome = gate.judge_and_report(&event, deadline).await;
-    crate::evidence::metrics::print(&outcome);
-    outcome.report_error.take().map_or(Ok(outcome), |err| Err(err.into()))
+    match event {
+        Invocation::CodeDeploy(event) => {
+            let mut outcome = gate.judge_and_report(&event, deadline).await;
+            crate::evidence::metrics::print(&outcome);
+            outcome.report_error.take().map_or(Ok(Response::Reported(Box::new(outcome))), |err| Err(err.into()))
+        }
+        Invocation::Ecs(event) => {
+            let outcome = gate.answer(&event, deadline).await;
+            crate::evidence::metrics::print(&outcome);
+            let answer = outcome.answer.unwrap_or_else(|| HookAnswer::from_verdict(&outcome.verdict));
+            Ok(Response::Answered(answer))
+        }
+    }
 }
 
 /// Deadlines below this (September 2001 in epoch milliseconds) cannot be Lambda's wall-clock

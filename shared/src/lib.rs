@@ -13,6 +13,7 @@ pub mod aws_http;
 pub mod checks;
 pub mod cli;
 pub mod discover;
+pub mod ecs_native;
 pub mod event;
 pub mod evidence;
 pub mod gate;

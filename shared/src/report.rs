@@ -18,6 +18,8 @@ pub enum ReportOutcome {
     AlreadyReported,
     /// Dry run: the verdict was logged, not reported.
     Skipped,
+    /// An ECS-native deployment: the verdict is the hook's return value, not a report.
+    Answered,
     /// The report did not land (see the run's `report_error`).
     NotDelivered,
 }
@@ -29,6 +31,7 @@ impl ReportOutcome {
             Self::Accepted => "accepted",
             Self::AlreadyReported => "already reported",
             Self::Skipped => "skipped (dry run)",
+            Self::Answered => "answered to ECS",
             Self::NotDelivered => "NOT DELIVERED",
         }
     }

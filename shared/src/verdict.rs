@@ -51,6 +51,11 @@ impl Verdict {
         Self { status: Status::Failed, reason: reason.into(), checks: Vec::new(), deployment }
     }
 
+    /// `Succeeded` without judging: a rollback is under way, and a hook must not fight it.
+    pub fn stood_aside(reason: impl Into<String>) -> Self {
+        Self { status: Status::Succeeded, reason: reason.into(), checks: Vec::new(), deployment: None }
+    }
+
     /// The verdict of a completed run of checks. `green_ready` says the hook waited for the green
     /// task set and saw it running: that alone is a judgement. Without it, a run in which no check
     /// counted judged nothing and fails closed.

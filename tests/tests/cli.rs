@@ -540,3 +540,51 @@ async fn the_github_actions_example_runs_real_flags_and_publishes_the_junit_it_w
     let outcome: Value = serde_json::from_slice(&std::fs::read(dir.join(value_of("--report"))).unwrap()).unwrap();
     assert_eq!(outcome["verdict"]["status"], "Succeeded", "{outcome}");
 }
+
+/// Runs `hook` on its ECS-native sample event with `plan` (as --plan), discovery skipped: ECS's
+/// event carries everything but the deployment's description, so the plan and the answer are
+/// what is rehearsed.
+async fn ecs_native_rehearsal(hook: &str, plan: &Value) -> Output {
+    let dir = scratch(&format!("ecs-native-{hook}"));
+    let plan_file = dir.join("plan.json");
+    std::fs::write(&plan_file, plan.to_string()).unwrap();
+    command(hook, "http://127.0.0.1:9", None)
+        .args(["--format", "json", "--skip-discovery", "--plan", path_arg(&plan_file), "--event"])
+        .arg(workspace_root().join("events/ecs-native").join(format!("{hook}.json")))
+        .output()
+        .await
+        .expect("run the hook")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_hook_answers_its_ecs_native_sample_event() {
+    let target = Target::start().await;
+    let plan = json!({"checks": [{"name": "cart", "http": {"url": format!("{}/v2/cart/healthy", target.url)}}]});
+    for hook in Hook::ALL {
+        let output = ecs_native_rehearsal(hook.name, &plan).await;
+        assert_eq!(output.status.code(), Some(0), "{}: {}", hook.name, text(&output));
+        let outcome: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(outcome["answer"], json!({"hookStatus": "SUCCEEDED", "hookDetails": {}}), "{}", hook.name);
+        assert_eq!(outcome["report"], "answered", "{}", hook.name);
+        let reason = outcome["verdict"]["reason"].as_str().unwrap();
+        match hook.ecs_stage() {
+            // Its own stage: judged by the plan's check.
+            Some(_) => assert_eq!(outcome["verdict"]["checks"][0]["passed"], true, "{}: {outcome}", hook.name),
+            // The Lambda hooks' samples are a rollback's shift back, where every hook stands aside.
+            None => assert!(reason.starts_with("stood aside:"), "{}: {reason}", hook.name),
+        }
+        assert!(String::from_utf8_lossy(&output.stderr).contains("in place of the event's hookDetails.plan_parameter"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ecs_native_gate_that_fails_answers_failed_and_exits_1() {
+    let target = Target::start().await;
+    let plan = json!({"checks": [{"name": "cart", "http": {"url": format!("{}/v2/cart/healthy", target.url)},
+        "expect": {"status": [418]}}]});
+    let output = ecs_native_rehearsal("after-allow-test-traffic", &plan).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let outcome: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["answer"]["hookStatus"], "FAILED", "{outcome}");
+    assert_eq!(outcome["verdict"]["status"], "Failed");
+}

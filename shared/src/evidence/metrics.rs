@@ -138,6 +138,7 @@ mod tests {
             report: ReportOutcome::Accepted,
             report_error: None,
             duration_ms: 42,
+            answer: None,
         }
     }
 

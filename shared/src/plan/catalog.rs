@@ -8,8 +8,11 @@
 //!   "default": { "plan_file": "plans/smoke.json" } }
 //! ```
 //!
-//! Entries are tried in order and the first match wins. A name matches exactly or by glob (`*`,
-//! `?`, `[abc]`, `{a,b}`); a name left out matches any. Every plan in the catalog is loaded and
+//! An entry names a CodeDeploy deployment's `application` and `deployment_group`, or an ECS-native
+//! deployment's `cluster` and `service` (`{ "cluster": "shop", "service": "checkout", "plan_file": ... }`),
+//! not both. Entries are tried in order and the first match wins. A name matches exactly or by glob (`*`,
+//! `?`, `[abc]`, `{a,b}`); a name left out matches any, and an entry that names nothing matches
+//! every deployment of both kinds. Every plan in the catalog is loaded and
 //! validated when the hook starts. An entry whose plan is invalid fails only the deployments it
 //! matches, with its own error.
 
@@ -36,9 +39,28 @@ pub struct Catalog {
 struct Entry {
     /// Where it is in the catalog, as a JSON pointer: `/plans/2`.
     pointer: String,
-    application: Pattern,
-    deployment_group: Pattern,
+    keys: Keys,
     plan: Loaded,
+}
+
+/// What an entry matches.
+#[derive(Debug)]
+enum Keys {
+    /// Every deployment: the entry names nothing.
+    Any,
+    /// CodeDeploy deployments: (application, deployment group).
+    Group(Pattern, Pattern),
+    /// ECS-native deployments: (cluster, service).
+    Service(Pattern, Pattern),
+}
+
+/// The names a deployment is matched by.
+#[derive(Debug, Clone, Copy)]
+pub enum Key<'a> {
+    /// A CodeDeploy deployment's application and deployment group.
+    Group(&'a str, &'a str),
+    /// An ECS-native deployment's cluster and service.
+    Service(&'a str, &'a str),
 }
 
 #[derive(Debug)]
@@ -79,6 +101,8 @@ struct CatalogDoc {
 struct EntryDoc {
     application: Option<String>,
     deployment_group: Option<String>,
+    cluster: Option<String>,
+    service: Option<String>,
     plan: Option<Value>,
     plan_file: Option<PathBuf>,
 }
@@ -119,12 +143,23 @@ impl Catalog {
         let mut entries = Vec::with_capacity(doc.plans.len());
         for (index, entry) in doc.plans.into_iter().enumerate() {
             let pointer = format!("/plans/{index}");
-            entries.push(Entry {
-                application: Pattern::new(entry.application, &format!("{pointer}/application"))?,
-                deployment_group: Pattern::new(entry.deployment_group, &format!("{pointer}/deployment_group"))?,
-                plan: load(&pointer, entry.plan, entry.plan_file)?,
-                pointer,
-            });
+            let pattern = |text, name: &str| Pattern::new(text, &format!("{pointer}/{name}"));
+            let codedeploy = entry.application.is_some() || entry.deployment_group.is_some();
+            let ecs = entry.cluster.is_some() || entry.service.is_some();
+            let keys = match (codedeploy, ecs) {
+                (false, false) => Keys::Any,
+                (true, false) => Keys::Group(
+                    pattern(entry.application, "application")?,
+                    pattern(entry.deployment_group, "deployment_group")?,
+                ),
+                (false, true) => Keys::Service(pattern(entry.cluster, "cluster")?, pattern(entry.service, "service")?),
+                (true, true) => {
+                    return Err(format!(
+                        "{pointer}: an entry names a CodeDeploy application and deployment_group, or an ECS cluster and service, not both"
+                    ));
+                }
+            };
+            entries.push(Entry { keys, plan: load(&pointer, entry.plan, entry.plan_file)?, pointer });
         }
         let default = doc.default.map(|default| load("/default", default.plan, default.plan_file)).transpose()?;
         Ok(Self { entries, default })
@@ -132,15 +167,33 @@ impl Catalog {
 
     /// The plan for a deployment of `application`'s `deployment_group`.
     pub fn choose(&self, application: &str, deployment_group: &str) -> Choice<'_> {
-        let found = self.entries.iter().find(|entry| {
-            entry.application.matcher.is_match(application) && entry.deployment_group.matcher.is_match(deployment_group)
+        self.choose_by(Key::Group(application, deployment_group))
+    }
+
+    /// The plan for a deployment the names in `key` describe.
+    pub fn choose_by(&self, key: Key<'_>) -> Choice<'_> {
+        let found = self.entries.iter().find(|entry| match (&entry.keys, key) {
+            (Keys::Any, _) => true,
+            (Keys::Group(application, group), Key::Group(a, g)) => {
+                application.matcher.is_match(a) && group.matcher.is_match(g)
+            }
+            (Keys::Service(cluster, service), Key::Service(c, s)) => {
+                cluster.matcher.is_match(c) && service.matcher.is_match(s)
+            }
+            _ => false,
         });
         match (found, &self.default) {
             (Some(entry), _) => Choice::Entry(
-                format!(
-                    "catalog entry {} (application {}, deployment group {})",
-                    entry.pointer, entry.application.text, entry.deployment_group.text
-                ),
+                match &entry.keys {
+                    Keys::Any => format!("catalog entry {} (any deployment)", entry.pointer),
+                    Keys::Group(application, group) => format!(
+                        "catalog entry {} (application {}, deployment group {})",
+                        entry.pointer, application.text, group.text
+                    ),
+                    Keys::Service(cluster, service) => {
+                        format!("catalog entry {} (cluster {}, service {})", entry.pointer, cluster.text, service.text)
+                    }
+                },
                 &entry.plan,
             ),
             (None, Some(default)) => Choice::Default(default),
@@ -202,6 +255,33 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn ecs_entries_match_ecs_native_deployments_by_cluster_and_service_only() {
+        let text = format!(
+            r#"{{"plans":[
+                {{"cluster":"shop","service":"checkout","plan":{}}},
+                {{"application":"shop","deployment_group":"checkout","plan":{}}},
+                {{"plan":{}}}]}}"#,
+            plan("ecs"),
+            plan("codedeploy"),
+            plan("any")
+        );
+        let catalog = Catalog::parse(&text, Path::new("."), None).unwrap();
+        let name = |key| match catalog.choose_by(key) {
+            Choice::Entry(which, loaded) => (which, loaded.as_ref().unwrap().plan.checks[0].name.clone()),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            name(Key::Service("shop", "checkout")),
+            ("catalog entry /plans/0 (cluster shop, service checkout)".to_owned(), "ecs".to_owned())
+        );
+        assert_eq!(name(Key::Group("shop", "checkout")).1, "codedeploy", "a cluster is not an application");
+        assert_eq!(name(Key::Service("shop", "cart")).1, "any");
+        let mixed = format!(r#"{{"plans":[{{"application":"a","service":"s","plan":{}}}]}}"#, plan("a"));
+        let err = Catalog::parse(&mixed, Path::new("."), None).unwrap_err();
+        assert!(err.contains("not both"), "{err}");
     }
 
     #[test]

@@ -36,7 +36,9 @@ const PER_SERVICE: [&str; 2] = ["{application}", "{deployment_group}"];
 /// Plans read from parameters named by a template.
 #[derive(Debug)]
 pub struct ParameterPlans {
-    template: String,
+    /// Where the name comes from; `None` for plans read only by the names lifecycle hooks give
+    /// ([`ParameterPlans::read`]).
+    template: Option<String>,
     cache_for: Duration,
     package_dir: PathBuf,
     memory: Option<MemoryLimit>,
@@ -77,12 +79,24 @@ impl ParameterPlans {
                 "{PARAMETER_ENV}={template:?} names one parameter for every deployment; put {{application}} and/or {{deployment_group}} in it, or use GREENLIGHT_PLAN"
             ));
         }
-        Ok(Self { template: template.to_owned(), cache_for, package_dir, memory, cache: Mutex::default() })
+        Ok(Self { template: Some(template.to_owned()), cache_for, package_dir, memory, cache: Mutex::default() })
+    }
+
+    /// Plans read only by the exact names an ECS lifecycle hook's `hookDetails` gives.
+    pub fn named(cache_for: Duration, package_dir: PathBuf, memory: Option<MemoryLimit>) -> Self {
+        Self { template: None, cache_for, package_dir, memory, cache: Mutex::default() }
+    }
+
+    /// Whether a template names the parameters (else only exact names are read).
+    pub fn has_template(&self) -> bool {
+        self.template.is_some()
     }
 
     /// The parameter that holds `hook`'s plan for `application`'s `deployment_group`.
     pub fn name(&self, hook: &str, application: &str, deployment_group: &str) -> String {
         self.template
+            .as_deref()
+            .unwrap_or_default()
             .replace("{application}", application)
             .replace("{deployment_group}", deployment_group)
             .replace("{hook}", hook)
@@ -98,13 +112,20 @@ impl ParameterPlans {
     ) -> Lookup {
         let name = self.name(hook, application, deployment_group);
         let whose = format!("application {application}, deployment group {deployment_group}");
+        self.read(ssm, &name, &whose).await
+    }
+
+    /// The plan in parameter `name` (`whose` it is, for messages), from the cache while it is
+    /// fresh.
+    pub async fn read(&self, ssm: &aws_sdk_ssm::Client, name: &str, whose: &str) -> Lookup {
+        let (name, whose) = (name.to_owned(), whose);
         if let Some(plan) = self.cached(&name) {
             return Lookup::Found(plan, format!("parameter {name} (cached)"));
         }
         let read = ssm.get_parameter().name(&name).with_decryption(true).send().await;
         let parameter = match read {
             Ok(output) => output.parameter,
-            Err(err) => return read_error(&name, &whose, err),
+            Err(err) => return read_error(&name, whose, err),
         };
         let Some((value, version)) = parameter.and_then(|p| Some((p.value?, p.version))) else {
             return Lookup::Failed(format!("parameter {name} ({whose}) came back without a value"));

@@ -24,7 +24,7 @@ use rustls::pki_types::CertificateDer;
 use tokio::sync::watch;
 use tracing::{error, info};
 
-use super::catalog::{CATALOG_FILE_ENV, Catalog, Choice};
+use super::catalog::{CATALOG_FILE_ENV, Catalog, Choice, Key};
 use super::parameter::{CACHE_SECONDS_ENV, DEFAULT_CACHE, Lookup, PARAMETER_ENV, ParameterPlans};
 use super::{MemoryLimit, PLAN_ENV, PLAN_FILE_ENV, Plan, PlanError, PlanSource};
 use crate::checks::variables::DeploymentNames;
@@ -67,7 +67,20 @@ enum Inner {
 #[derive(Debug)]
 struct PerDeployment {
     catalog: Option<Background<Result<Arc<Catalog>, String>>>,
-    parameter: Option<ParameterPlans>,
+    /// Parameters named by the template, if there is one, and by ECS lifecycle hooks.
+    parameter: ParameterPlans,
+}
+
+/// An ECS-native deployment's names, which choose its plan: the cluster and service, and the
+/// parameter its lifecycle hook names in `hookDetails.plan_parameter`, if it names one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceNames {
+    /// The ECS cluster's name.
+    pub cluster: String,
+    /// The ECS service's name.
+    pub service: String,
+    /// The Parameter Store parameter holding this hook's plan for the service.
+    pub plan_parameter: Option<String>,
 }
 
 impl Plans {
@@ -113,9 +126,10 @@ impl Plans {
     ) -> Self {
         let parameter = match parameter.map(|t| ParameterPlans::new(t, cache_for, package_dir.to_path_buf(), memory)) {
             Some(Err(err)) => return Self::unusable(err),
-            parameter => parameter.and_then(Result::ok),
+            Some(Ok(parameter)) => parameter,
+            None => ParameterPlans::named(cache_for, package_dir.to_path_buf(), memory),
         };
-        if parameter.is_some() {
+        if parameter.has_template() {
             // The first plan read from a parameter is validated against the plan schema; compile
             // it meanwhile, so that invocation does not. Should no thread start, it compiles then.
             let _ = std::thread::Builder::new().name("plan-schema".to_owned()).spawn(super::warm_schema);
@@ -190,6 +204,25 @@ impl Plans {
         }
     }
 
+    /// The plan for an ECS-native deployment that `hook` judges, chosen by `names`: the
+    /// parameter the lifecycle hook names, else the catalog's entry for the cluster and service,
+    /// else the catalog's default. A hook with one plan for every deployment runs it, unless the
+    /// lifecycle hook names a parameter: that it would not read, so it refuses.
+    pub async fn get_for_service(
+        &self,
+        hook: &str,
+        names: &ServiceNames,
+        ssm: impl FnOnce() -> aws_sdk_ssm::Client,
+    ) -> Loaded {
+        match (&self.0, &names.plan_parameter) {
+            (Inner::PerDeployment(sources), _) => sources.choose_for_service(names, ssm).await,
+            (_, Some(parameter)) => Err(format!(
+                "the lifecycle hook names plan_parameter {parameter} in its hookDetails, but {hook} runs one plan for every deployment ({PLAN_ENV} or {PLAN_FILE_ENV}); set {PARAMETER_ENV} or {CATALOG_FILE_ENV} on the function instead, or take plan_parameter out of hookDetails"
+            )),
+            (_, None) => self.get(hook, None, ssm).await,
+        }
+    }
+
     /// Why no deployment can be judged, once loading is done: a missing or invalid plan, or a
     /// catalog that cannot be read. `None` when some deployment can be.
     pub async fn why_unusable(&self) -> Option<String> {
@@ -227,8 +260,8 @@ impl PerDeployment {
             }
             tried.push("no catalog entry matches".to_owned());
         }
-        if let Some(parameter) = &self.parameter {
-            match parameter.get(&ssm(), hook, application, deployment_group).await {
+        if self.parameter.has_template() {
+            match self.parameter.get(&ssm(), hook, application, deployment_group).await {
                 Lookup::Found(plan, which) => {
                     info!(application, deployment_group, plan = %which, "plan chosen");
                     return Ok(plan);
@@ -245,6 +278,52 @@ impl PerDeployment {
             tried.push("the catalog has no default".to_owned());
         }
         Err(format!("no plan for application {application}, deployment group {deployment_group}: {}", tried.join(", ")))
+    }
+}
+
+impl PerDeployment {
+    async fn choose_for_service(&self, names: &ServiceNames, ssm: impl FnOnce() -> aws_sdk_ssm::Client) -> Loaded {
+        let ServiceNames { cluster, service, plan_parameter } = names;
+        let whose = format!("cluster {cluster}, service {service}");
+        if let Some(name) = plan_parameter {
+            // Named by the service's own lifecycle hook: it must be there.
+            return match self.parameter.read(&ssm(), name, &whose).await {
+                Lookup::Found(plan, which) => {
+                    info!(cluster, service, plan = %which, "plan chosen");
+                    Ok(plan)
+                }
+                Lookup::NotFound(name) => Err(format!(
+                    "parameter {name}, which the lifecycle hook's hookDetails.plan_parameter names ({whose}), does not exist"
+                )),
+                Lookup::Failed(reason) => Err(reason),
+            };
+        }
+        let catalog = match &self.catalog {
+            Some(loading) => Some(loading.get().await.and_then(|catalog| catalog)?),
+            None => None,
+        };
+        let key = Key::Service(cluster, service);
+        match catalog.as_ref().map(|c| c.choose_by(key)) {
+            Some(Choice::Entry(which, plan)) => {
+                info!(cluster, service, plan = %which, "plan chosen");
+                return plan.clone();
+            }
+            Some(Choice::Default(plan)) => {
+                info!(cluster, service, plan = "catalog default", "plan chosen");
+                return plan.clone();
+            }
+            _ => {}
+        }
+        let mut tried = vec!["the lifecycle hook's hookDetails names no plan_parameter".to_owned()];
+        if catalog.is_some() {
+            tried.push("no catalog entry matches and the catalog has no default".to_owned());
+        }
+        if self.parameter.has_template() {
+            tried.push(format!(
+                "{PARAMETER_ENV} names parameters by CodeDeploy application and deployment group, which an ECS-native deployment has none of"
+            ));
+        }
+        Err(format!("no plan for {whose}: {}", tried.join(", ")))
     }
 }
 
@@ -310,7 +389,40 @@ mod tests {
     fn catalog(text: &str) -> Plans {
         let text = text.to_owned();
         let catalog = Background::spawn(move || Catalog::parse(&text, Path::new("."), None).map(Arc::new)).unwrap();
-        Plans(Inner::PerDeployment(Arc::new(PerDeployment { catalog: Some(catalog), parameter: None })))
+        let parameter = ParameterPlans::named(Duration::ZERO, Path::new(".").to_path_buf(), None);
+        Plans(Inner::PerDeployment(Arc::new(PerDeployment { catalog: Some(catalog), parameter })))
+    }
+
+    fn service(plan_parameter: Option<&str>) -> ServiceNames {
+        ServiceNames {
+            cluster: "shop".into(),
+            service: "checkout".into(),
+            plan_parameter: plan_parameter.map(Into::into),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_ecs_native_deployment_is_chosen_by_cluster_and_service() {
+        let plans = catalog(
+            r#"{"plans":[{"application":"shop","plan":{"checks":[]}},{"cluster":"shop","service":"checkout","plan":{"checks":[],"report_reserve_ms":1234}}]}"#,
+        );
+        let chosen = plans.get_for_service("after-allow-test-traffic", &service(None), no_ssm).await.unwrap();
+        assert_eq!(chosen.plan.report_reserve, Duration::from_millis(1234));
+        let cart = ServiceNames { service: "cart".into(), ..service(None) };
+        let err = plans.get_for_service("after-allow-test-traffic", &cart, no_ssm).await.unwrap_err();
+        assert_eq!(
+            err,
+            "no plan for cluster shop, service cart: the lifecycle hook's hookDetails names no plan_parameter, no catalog entry matches and the catalog has no default"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hook_with_one_plan_refuses_a_plan_parameter_it_would_not_read() {
+        let plans = Plans::ready(crate::plan::parse(r#"{"checks":[]}"#, Path::new(".")));
+        assert!(plans.get_for_service("before-allow-traffic", &service(None), no_ssm).await.is_ok());
+        let err =
+            plans.get_for_service("before-allow-traffic", &service(Some("/plans/checkout")), no_ssm).await.unwrap_err();
+        assert!(err.starts_with("the lifecycle hook names plan_parameter /plans/checkout in its hookDetails, but before-allow-traffic runs one plan for every deployment"), "{err}");
     }
 
     fn names(application: &str, deployment_group: &str) -> DeploymentNames {

@@ -7,16 +7,16 @@
 //! first check that needs either URL.
 
 use crate::checks::ProbeContext;
-use crate::discover::call_error;
+use crate::discover::{KnownListeners, call_error};
 
 use super::DeploymentNames;
 use super::ecs::elbv2_error;
 
-/// The deployment group's listener URLs.
+/// The deployment's listener URLs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerUrls {
-    /// The deployment group, for messages.
-    pub deployment_group: String,
+    /// What routes through them and where it names them, for messages.
+    pub owner: String,
     /// The test listener's URL, when the group has a test traffic route.
     pub test: Option<String>,
     /// The production listener's URL.
@@ -60,9 +60,17 @@ pub(super) async fn listener_urls(context: &ProbeContext, names: DeploymentNames
         None => group_listeners(&context.aws.codedeploy, &names).await,
     };
     let (test, production) = asked?;
+    let owner = format!("deployment group {} (its loadBalancerInfo)", names.deployment_group);
+    urls_of(context, KnownListeners { owner, test, production }).await
+}
+
+/// The URLs of `known` listeners: `DescribeListeners` and `DescribeLoadBalancers`, at once when
+/// the listener ARNs name their load balancers.
+pub(super) async fn urls_of(context: &ProbeContext, known: KnownListeners) -> Result<ListenerUrls, String> {
+    let KnownListeners { owner, test, production } = known;
     let arns: Vec<String> = test.iter().chain(production.iter()).cloned().collect();
     if arns.is_empty() {
-        return Ok(ListenerUrls { deployment_group: names.deployment_group, test: None, production: None });
+        return Ok(ListenerUrls { owner, test: None, production: None });
     }
     let elbv2 = context.aws.elbv2();
     let describe_listeners = |arns: Vec<String>| async {
@@ -116,11 +124,7 @@ pub(super) async fn listener_urls(context: &ProbeContext, names: DeploymentNames
         let port = listener.port().ok_or_else(|| format!("listener {arn} has no port"))?;
         Ok(Some(format!("{scheme}://{dns}:{port}")))
     };
-    Ok(ListenerUrls {
-        test: url_of(&test)?,
-        production: url_of(&production)?,
-        deployment_group: names.deployment_group,
-    })
+    Ok(ListenerUrls { test: url_of(&test)?, production: url_of(&production)?, owner })
 }
 
 /// The load balancer of a listener, read from the listener's ARN as ELBv2 builds it:

@@ -85,6 +85,12 @@ async fn variable(name: &str, context: &ProbeContext) -> Result<String, String> 
     };
     match name {
         "deployment_id" => return Ok(deployment.id.clone()),
+        "application" | "deployment_group" if deployment.service_deployment.is_some() => {
+            return Err(format!(
+                "an ECS-native deployment has no CodeDeploy application or deployment group; use ${{cluster}} and ${{service}} (deployment {})",
+                deployment.id
+            ));
+        }
         "application" | "deployment_group" => {
             let names = context.lookups.names.get_or_init(|| names(context, &deployment.id)).await.clone()?;
             return Ok(if name == "application" { names.application } else { names.deployment_group });
@@ -118,21 +124,24 @@ async fn variable(name: &str, context: &ProbeContext) -> Result<String, String> 
                 value.ok_or_else(|| format!("deployment {} has no such task set or target group", deployment.id))
             }
             "test_url" | "production_url" => {
-                let names = context.lookups.names.get_or_init(|| names(context, &deployment.id)).await.clone()?;
                 let urls = context
                     .lookups
                     .listener_urls
-                    .get_or_init(|| listeners::listener_urls(context, names))
+                    .get_or_init(|| async {
+                        match &ecs.listeners {
+                            // Discovery found them (an ECS-native deployment).
+                            Some(known) => listeners::urls_of(context, known.clone()).await,
+                            None => {
+                                let names = context.lookups.names.get_or_init(|| names(context, &deployment.id)).await;
+                                listeners::listener_urls(context, names.clone()?).await
+                            }
+                        }
+                    })
                     .await
                     .clone()?;
                 let (url, which) =
                     if name == "test_url" { (urls.test, "test") } else { (urls.production, "production") };
-                url.ok_or_else(|| {
-                    format!(
-                        "deployment group {} has no {which} traffic route (loadBalancerInfo)",
-                        urls.deployment_group
-                    )
-                })
+                url.ok_or_else(|| format!("{} names no {which} listener", urls.owner))
             }
             _ => Err(format!("a Lambda deployment's variable, and {} is an ECS deployment", deployment.id)),
         },
