@@ -117,16 +117,14 @@ impl EcsHookEvent {
             }
         };
         let required = |field: &'static str| {
-            map.get(field)
-                .and_then(Value::as_str)
-                .filter(|s| !s.trim().is_empty())
-                .map(str::to_owned)
-                .ok_or_else(|| {
+            map.get(field).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(str::to_owned).ok_or_else(
+                || {
                     EventError::Malformed(format!(
                         "no usable {field} (ECS's keys are case-sensitive camelCase; keys present: {})",
                         present()
                     ))
-                })
+                },
+            )
         };
         let optional = |field: &str| -> Result<Option<String>, EventError> {
             match details.get(field).or_else(|| map.get(field)) {

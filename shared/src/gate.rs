@@ -15,13 +15,13 @@ use crate::checks::ProbeContext;
 use crate::checks::variables::Lookups;
 use crate::checks::variables::{DeploymentNames, deployment_names};
 use crate::discover::{self, Deployment};
-use crate::ecs_native::{self, HookAnswer};
+use crate::ecs_native::{self, HookAnswer, progress};
 use crate::event::{EcsHookEvent, HookEvent};
 use crate::hook::{Hook, LifecycleEvent, Platform};
 use crate::plan::select::{LoadedPlan, Plans, ServiceNames};
 use crate::plan::{Plan, PlanError};
 use crate::report::{self, ReportError, ReportOutcome};
-use crate::runner::{self, ProbeFn};
+use crate::runner::{self, Measured, ProbeFn, Resume};
 use crate::telemetry;
 use crate::verdict::Verdict;
 
@@ -213,7 +213,7 @@ impl Gate {
     {
         let started = Instant::now();
         let judged = self.judge_within(started, deadline, evaluation).await;
-        let Judged { verdict, plan_dry_run } = judged;
+        let Judged { verdict, plan_dry_run, .. } = judged;
         let report = if self.dry_run || plan_dry_run {
             Ok(ReportOutcome::Skipped)
         } else {
@@ -309,20 +309,29 @@ impl Gate {
             Ok(both) => both,
             Err(verdict) => return Judged::unplanned(*verdict),
         };
-        self.run_plan(loaded, deployment, lookups, schedule).await
+        self.run_plan(loaded, deployment, lookups, schedule, None).await
     }
 
     /// The checks of `loaded` on `deployment`, after the wait for green if the plan asks for it.
+    /// For an ECS invocation (`ecs`), the checks go on from where earlier invocations left them,
+    /// and may stop at a long pause to go on in the next ([`ecs_native::progress`]).
     async fn run_plan(
         &self,
         loaded: Arc<LoadedPlan>,
         deployment: Option<Deployment>,
         lookups: Arc<Lookups>,
         schedule: Schedule,
+        ecs: Option<&EcsHookEvent>,
     ) -> Judged {
         let judge_by = schedule.plan_known(loaded.plan.report_reserve);
         let plan_dry_run = loaded.plan.dry_run;
-        let judged = |verdict| Judged { verdict, plan_dry_run };
+        let judged = |verdict| Judged { verdict, plan_dry_run, goes_on: None };
+        let now = std::time::SystemTime::now();
+        let carried = match ecs.map(|event| progress::read(self.hook.name, event, &loaded.plan, now)) {
+            None => None,
+            Some(Ok(carried)) => Some(carried),
+            Some(Err(reason)) => return judged(Verdict::cannot_judge(reason, deployment)),
+        };
         let (deployment, green_ready) = match deployment {
             Some(deployment) => match self.wait_for_green_if_asked(&loaded.plan, deployment, judge_by).await {
                 Ok((deployment, green_ready)) => (Some(Arc::new(deployment)), green_ready),
@@ -340,8 +349,63 @@ impl Gate {
             redactor: plan.redactor.clone(),
             judging: Arc::clone(&self.judging),
         });
-        let results = runner::run_checks(&plan.checks, context, self.probe.clone(), judge_by).await;
-        judged(Verdict::from_checks(results, green_ready, deployment.map(|d| (*d).clone())))
+        let deployment = deployment.map(|d| (*d).clone());
+        let (Some(event), Some(carried)) = (ecs, carried) else {
+            let results = runner::run_checks(&plan.checks, context, self.probe.clone(), judge_by).await;
+            return judged(Verdict::from_checks(results, green_ready, deployment));
+        };
+        // A dry run must not hold the deployment, so its checks do not go on.
+        let suspend_at = (!plan.dry_run && !self.dry_run).then_some(progress::SUSPEND_AT);
+        let resume = carried.resume.clone();
+        let measured =
+            runner::run_checks_resumable(&plan.checks, context, self.probe.clone(), judge_by, resume, suspend_at).await;
+        let mut results = Vec::with_capacity(measured.len());
+        let mut standing = Vec::with_capacity(measured.len());
+        let mut next_at_ms = None::<u64>;
+        for (measured, check) in measured.into_iter().zip(&plan.checks) {
+            match measured {
+                Measured::Done(result) => {
+                    standing.push(if result.passed { Resume::Passed(result.attempts) } else { Resume::Fresh });
+                    results.push(result);
+                }
+                Measured::Suspended(progress) if check.dry_run => {
+                    results.push(runner::CheckResult {
+                        name: check.name.clone(),
+                        passed: false,
+                        dry_run: true,
+                        attempts: progress.attempts,
+                        latency_ms: None,
+                        reason: Some("still in progress; a dry-run check does not hold the deployment".to_owned()),
+                    });
+                    standing.push(Resume::Fresh);
+                }
+                Measured::Suspended(progress) => {
+                    next_at_ms = Some(next_at_ms.map_or(progress.next_at_ms, |at| at.min(progress.next_at_ms)));
+                    standing.push(Resume::Going(progress));
+                }
+            }
+        }
+        let verdict = Verdict::from_checks(results, green_ready, deployment.clone());
+        let going = standing.iter().filter(|s| matches!(s, Resume::Going(_))).count();
+        // A failed check fails the gate now; the others need not go on.
+        let Some(next_at_ms) = next_at_ms.filter(|_| verdict.checks.iter().all(|c| !c.counts_as_failure())) else {
+            return judged(verdict);
+        };
+        let hook_details = match progress::write(self.hook.name, event, plan, &carried, &standing) {
+            Ok(details) => details,
+            Err(reason) => return judged(Verdict::cannot_judge(reason, deployment)),
+        };
+        let now_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let delay = next_at_ms.saturating_sub(now_ms).div_ceil(1000).max(1);
+        let reason = format!(
+            "in progress: {going} of {} check(s) go on in invocation {} of this gate, in {delay} s",
+            plan.checks.len(),
+            carried.invocations + 2
+        );
+        let verdict = Verdict { status: crate::verdict::Status::InProgress, reason, ..verdict };
+        let answer = HookAnswer { hook_status: "IN_PROGRESS", call_back_delay: Some(delay), hook_details };
+        Judged { verdict, plan_dry_run, goes_on: Some(answer) }
     }
 
     /// Judges an ECS lifecycle stage and says what to answer ECS, within `deadline`: the same
@@ -357,11 +421,12 @@ impl Gate {
                 gate.evaluate_ecs(&owned_event, schedule).await
             })
             .await;
-        let Judged { verdict, plan_dry_run } = judged;
+        let Judged { verdict, plan_dry_run, goes_on } = judged;
         let dry_run = self.dry_run || plan_dry_run;
-        let answer = match dry_run {
-            true => HookAnswer::from_status(crate::verdict::Status::Succeeded),
-            false => HookAnswer::from_verdict(&verdict),
+        let answer = match (dry_run, goes_on) {
+            (true, _) => HookAnswer::from_status(crate::verdict::Status::Succeeded),
+            (false, Some(goes_on)) => goes_on,
+            (false, None) => HookAnswer::from_verdict(&verdict),
         };
         let outcome = RunOutcome {
             hook: self.hook.name,
@@ -434,7 +499,7 @@ impl Gate {
             return stood_aside(reason);
         }
         match loaded {
-            Ok(loaded) => self.run_plan(loaded, deployment, lookups, schedule).await,
+            Ok(loaded) => self.run_plan(loaded, deployment, lookups, schedule, Some(event)).await,
             Err(verdict) => Judged::unplanned(*verdict),
         }
     }
@@ -553,12 +618,14 @@ impl Gate {
 struct Judged {
     verdict: Verdict,
     plan_dry_run: bool,
+    /// For a gate that goes on in the next ECS invocation, the `IN_PROGRESS` answer to give.
+    goes_on: Option<HookAnswer>,
 }
 
 impl Judged {
     /// A verdict reached without a plan to say otherwise: reported.
     fn unplanned(verdict: Verdict) -> Self {
-        Self { verdict, plan_dry_run: false }
+        Self { verdict, plan_dry_run: false, goes_on: None }
     }
 }
 
@@ -680,7 +747,7 @@ mod tests {
         gate.dry_run = false;
         let outcome = gate
             .supervise(&event(), deadline, |_| async move {
-                Judged { verdict: Verdict::from_checks(Vec::new(), true, None), plan_dry_run: true }
+                Judged { verdict: Verdict::from_checks(Vec::new(), true, None), plan_dry_run: true, goes_on: None }
             })
             .await;
         assert_eq!(outcome.report, ReportOutcome::Skipped);
@@ -797,5 +864,78 @@ mod tests {
         assert_eq!(outcome.verdict.status, Status::Failed);
         assert_eq!(outcome.answer.as_ref().map(|a| a.hook_status), Some("SUCCEEDED"));
         assert_eq!(outcome.report, ReportOutcome::Skipped);
+    }
+
+    /// A gate without discovery whose measurements are counted and answered by `pass`.
+    fn long_gate(pass: fn(u32) -> bool, counted: Arc<std::sync::atomic::AtomicU32>) -> Arc<Gate> {
+        let plan = crate::plan::parse(
+            r#"{"report_reserve_ms": 1000, "checks": [{"name": "bake", "http": {"url": "http://127.0.0.1:9/"},
+                "attempts": 3, "interval_ms": 1500, "consecutive_successes": 3}]}"#,
+            std::path::Path::new("."),
+        );
+        let config = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+        let probe: ProbeFn = Arc::new(move |_, _| {
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            Box::pin(async move { if pass(n) { Ok(()) } else { Err(format!("measurement {n} failed")) } })
+        });
+        Arc::new(
+            Gate::new(Hook::BEFORE_ALLOW_TRAFFIC, plan, AwsClients::new(&config)).discovery(false).with_probe(probe),
+        )
+    }
+
+    fn bake_event(details: serde_json::Map<String, serde_json::Value>) -> EcsHookEvent {
+        let mut event = ecs_event("PRE_PRODUCTION_TRAFFIC_SHIFT", serde_json::json!({}));
+        event.hook_details = details;
+        event
+    }
+
+    #[tokio::test]
+    async fn a_gate_longer_than_an_invocation_goes_on_in_the_next_and_then_succeeds() {
+        let counted = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let gate = long_gate(|_| true, Arc::clone(&counted));
+        // 3 s to the deadline, 1 s reserve: two measurements fit, the third's pause would cross.
+        let first = gate.answer(&bake_event(Default::default()), Instant::now() + Duration::from_secs(3)).await;
+        let answer = first.answer.clone().unwrap();
+        assert_eq!(answer.hook_status, "IN_PROGRESS", "{:?}", first.verdict);
+        assert_eq!(first.verdict.status, Status::InProgress);
+        assert!(answer.call_back_delay.is_some_and(|d| (1..=2).contains(&d)), "{answer:?}");
+        assert_eq!(counted.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(answer.hook_details[progress::STATE_KEY]["checks"][0]["streak"], 2);
+        // ECS invokes again after callBackDelay, with the details it was given.
+        tokio::time::sleep(Duration::from_secs(answer.call_back_delay.unwrap())).await;
+        let second = gate.answer(&bake_event(answer.hook_details), Instant::now() + Duration::from_secs(3)).await;
+        assert_eq!(second.answer.as_ref().map(|a| a.hook_status), Some("SUCCEEDED"), "{:?}", second.verdict);
+        assert_eq!(counted.load(std::sync::atomic::Ordering::SeqCst), 3, "the streak went on from 2, not from 0");
+        assert_eq!(second.verdict.checks[0].attempts, 3);
+    }
+
+    #[tokio::test]
+    async fn a_gate_that_fails_in_a_later_invocation_answers_failed() {
+        let counted = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let gate = long_gate(|n| n < 3, Arc::clone(&counted));
+        let first = gate.answer(&bake_event(Default::default()), Instant::now() + Duration::from_secs(3)).await;
+        let answer = first.answer.unwrap();
+        assert_eq!(answer.hook_status, "IN_PROGRESS");
+        tokio::time::sleep(Duration::from_secs(answer.call_back_delay.unwrap())).await;
+        let second = gate.answer(&bake_event(answer.hook_details), Instant::now() + Duration::from_secs(3)).await;
+        assert_eq!(second.answer.as_ref().map(|a| a.hook_status), Some("FAILED"));
+        assert!(
+            second.verdict.checks[0].reason.as_deref().unwrap().contains("measurement 3 failed"),
+            "{:?}",
+            second.verdict
+        );
+    }
+
+    #[tokio::test]
+    async fn a_state_changed_on_the_way_fails_closed_without_measuring() {
+        let counted = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let gate = long_gate(|_| true, Arc::clone(&counted));
+        let first = gate.answer(&bake_event(Default::default()), Instant::now() + Duration::from_secs(3)).await;
+        let mut details = first.answer.unwrap().hook_details;
+        details[progress::STATE_KEY]["checks"][0]["streak"] = serde_json::json!(3);
+        let second = gate.answer(&bake_event(details), Instant::now() + Duration::from_secs(3)).await;
+        assert_eq!(second.answer.as_ref().map(|a| a.hook_status), Some("FAILED"));
+        assert!(second.verdict.reason.contains("digest does not match"), "{}", second.verdict.reason);
+        assert_eq!(counted.load(std::sync::atomic::Ordering::SeqCst), 2, "nothing measured on a bad state");
     }
 }

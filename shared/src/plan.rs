@@ -305,6 +305,9 @@ pub struct Plan {
     pub wait_for_green: Option<bool>,
     /// Poll interval while waiting for green.
     pub wait_for_green_interval: Duration,
+    /// What the plan's document is, as a digest of its text: a long gate's state carried between
+    /// ECS invocations names it, so a state from another plan is refused.
+    pub identity: String,
 }
 
 /// One check: what to probe, what to expect, and how to measure.
@@ -575,6 +578,12 @@ pub fn load(source: &PlanSource, package_dir: &Path) -> Result<Plan, PlanError> 
     parse(&text, &base_dir)
 }
 
+/// A plan document's identity: the first 16 hex digits of its text's SHA-256.
+fn identity_of(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
 /// Validates and compiles plan JSON; relative file paths in it resolve against `base_dir`.
 pub fn parse(text: &str, base_dir: &Path) -> Result<Plan, PlanError> {
     let mut document: Value = serde_json::from_str(text).map_err(PlanError::NotJson)?;
@@ -586,6 +595,7 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Plan, PlanError> {
     // The schema has accepted the document's shape, so this only fails on a schema/struct mismatch.
     let doc: PlanDoc = serde_json::from_value(document).map_err(PlanError::NotJson)?;
     let mut plan = compile(doc, base_dir)?;
+    plan.identity = identity_of(text);
     for templated in templated {
         let index = templated.index;
         let template = template::CheckTemplate::new(templated, base_dir.to_path_buf(), plan.redactor.clone());
@@ -726,6 +736,7 @@ fn compile(doc: PlanDoc, base_dir: &Path) -> Result<Plan, PlanError> {
         wait_for_green_interval: doc
             .wait_for_green_interval_ms
             .map_or(DEFAULT_WAIT_FOR_GREEN_INTERVAL, Duration::from_millis),
+        identity: String::new(),
     })
 }
 

@@ -65,7 +65,9 @@ pub enum ReportError {
 pub async fn report(client: &Client, event: &HookEvent, status: Status) -> Result<ReportOutcome, ReportError> {
     let wire = match status {
         Status::Succeeded => LifecycleEventStatus::Succeeded,
-        Status::Failed => LifecycleEventStatus::Failed,
+        // Only an ECS-native gate goes on across invocations; CodeDeploy gets no such verdict,
+        // and should it, not judged is not a pass.
+        Status::Failed | Status::InProgress => LifecycleEventStatus::Failed,
     };
     let result = client
         .put_lifecycle_event_hook_execution_status()

@@ -51,6 +51,17 @@ pub struct CheckResult {
 }
 
 impl CheckResult {
+    fn passed(check: &Check, attempts: u32, latency: Option<Duration>) -> Self {
+        Self {
+            name: check.name.clone(),
+            passed: true,
+            dry_run: check.dry_run,
+            attempts,
+            latency_ms: latency.map(|d| d.as_millis() as u64),
+            reason: None,
+        }
+    }
+
     fn failed(check: &Check, attempts: u32, latency: Option<Duration>, reason: String) -> Self {
         Self {
             name: check.name.clone(),
@@ -75,13 +86,86 @@ pub async fn run_checks(
     probe: ProbeFn,
     deadline: Instant,
 ) -> Vec<CheckResult> {
+    let fresh = vec![Resume::Fresh; checks.len()];
+    let measured = run_checks_resumable(checks, context, probe, deadline, fresh, None).await;
+    measured
+        .into_iter()
+        .zip(checks)
+        .map(|(measured, check)| match measured {
+            Measured::Done(result) => result,
+            // Nothing suspends without a suspend threshold; should it, it is not a pass.
+            Measured::Suspended(_) => CheckResult::failed(check, 0, None, "did not finish".to_owned()),
+        })
+        .collect()
+}
+
+/// Where a check stands when it stops to go on in another invocation (ECS-native long gates):
+/// its counters, and when its next measurement is due.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Progress {
+    /// Measurements made so far.
+    pub attempts: u32,
+    /// Failed measurements so far.
+    pub failures: u32,
+    /// Passing measurements in a row, up to the last.
+    pub streak: u32,
+    /// The last failed measurement's reason, clipped to [`PROGRESS_REASON_LIMIT`] bytes.
+    pub last: String,
+    /// When the next measurement is due, in milliseconds since the Unix epoch.
+    pub next_at_ms: u64,
+}
+
+/// How much of a failed measurement's reason a [`Progress`] keeps.
+pub const PROGRESS_REASON_LIMIT: usize = 200;
+
+/// Where a check starts: afresh, passed already in an earlier invocation, or part way.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resume {
+    /// No earlier invocation measured it.
+    Fresh,
+    /// It passed in an earlier invocation, after this many measurements; it is not measured again.
+    Passed(u32),
+    /// It goes on from here.
+    Going(Progress),
+}
+
+/// How a check's part of a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Measured {
+    /// Passed or failed.
+    Done(CheckResult),
+    /// Stopped at a pause, to go on in another invocation.
+    Suspended(Progress),
+}
+
+/// Like [`run_checks`], but each check may start part way (`resume`, in plan order) and, given
+/// `suspend_at`, stops at any pause of at least that long, or one that would cross the deadline,
+/// to go on in another invocation, instead of waiting or failing.
+pub async fn run_checks_resumable(
+    checks: &[Arc<Check>],
+    context: Arc<ProbeContext>,
+    probe: ProbeFn,
+    deadline: Instant,
+    resume: Vec<Resume>,
+    suspend_at: Option<Duration>,
+) -> Vec<Measured> {
     let mut tasks = JoinSet::new();
     let mut index_of = HashMap::with_capacity(checks.len());
-    for (index, check) in checks.iter().enumerate() {
-        let task = tasks.spawn(measure(check.clone(), context.clone(), probe.clone(), deadline));
+    let mut results: Vec<Option<Measured>> = vec![None; checks.len()];
+    for (index, (check, resume)) in checks.iter().zip(resume).enumerate() {
+        let resume = match resume {
+            Resume::Passed(attempts) => {
+                results[index] = Some(Measured::Done(CheckResult::passed(check, attempts, None)));
+                continue;
+            }
+            Resume::Fresh => None,
+            Resume::Going(progress) => Some(progress),
+        };
+        let measuring = measure(check.clone(), context.clone(), probe.clone(), deadline, resume, suspend_at);
+        let task = tasks.spawn(measuring);
         index_of.insert(task.id(), index);
     }
-    let mut results: Vec<Option<CheckResult>> = vec![None; checks.len()];
     loop {
         let (id, result) = match tokio::time::timeout_at(deadline + ABANDON_GRACE, tasks.join_next_with_id()).await {
             Ok(None) | Err(_) => break,
@@ -89,7 +173,7 @@ pub async fn run_checks(
             Ok(Some(Err(join_error))) => {
                 let id = join_error.id();
                 let reason = format!("check panicked: {}", panic_message(join_error));
-                (id, CheckResult::failed(&checks[index_of[&id]], 0, None, reason))
+                (id, Measured::Done(CheckResult::failed(&checks[index_of[&id]], 0, None, reason)))
             }
         };
         results[index_of[&id]] = Some(result);
@@ -101,10 +185,15 @@ pub async fn run_checks(
         .zip(results)
         .map(|(check, result)| {
             result.unwrap_or_else(|| {
-                CheckResult::failed(check, 0, None, "deadline: the check did not finish in time".to_owned())
+                let reason = "deadline: the check did not finish in time".to_owned();
+                Measured::Done(CheckResult::failed(check, 0, None, reason))
             })
         })
         .collect()
+}
+
+fn epoch_ms(at: std::time::SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A check that uses `${variables}`, filled with this deployment's values.
@@ -129,16 +218,25 @@ pub(crate) fn panic_message(error: tokio::task::JoinError) -> String {
 
 /// Runs one check's measurements: passes after `consecutive_successes` passing measurements in a
 /// row; fails once failures exceed `failure_limit`, once passing has become impossible in the
-/// attempts left, or at the deadline.
-async fn measure(check: Arc<Check>, context: Arc<ProbeContext>, probe: ProbeFn, deadline: Instant) -> CheckResult {
+/// attempts left, or at the deadline. A check resumed from `resume` goes on with its counters once
+/// its next measurement is due; with `suspend_at`, a pause that long, or one that would cross the
+/// deadline, suspends it instead.
+async fn measure(
+    check: Arc<Check>,
+    context: Arc<ProbeContext>,
+    probe: ProbeFn,
+    deadline: Instant,
+    resume: Option<Progress>,
+    suspend_at: Option<Duration>,
+) -> Measured {
     let check = match &check.template {
         None => check,
         Some(template) => match tokio::time::timeout_at(deadline, instantiate(template, &context)).await {
             Ok(Ok(filled)) => Arc::new(filled),
-            Ok(Err(reason)) => return CheckResult::failed(&check, 0, None, reason),
+            Ok(Err(reason)) => return Measured::Done(CheckResult::failed(&check, 0, None, reason)),
             Err(_) => {
                 let reason = "deadline: the check's variables were not filled in time".to_owned();
-                return CheckResult::failed(&check, 0, None, reason);
+                return Measured::Done(CheckResult::failed(&check, 0, None, reason));
             }
         },
     };
@@ -146,17 +244,34 @@ async fn measure(check: Arc<Check>, context: Arc<ProbeContext>, probe: ProbeFn, 
     let (mut attempts, mut failures, mut streak) = (0u32, 0u32, 0u32);
     let mut last_latency = None;
     let mut last_reason = String::new();
+    // A resumed check's first pause is what is left of the one it stopped at.
+    let mut first_pause = None;
+    if let Some(progress) = resume {
+        (attempts, failures, streak, last_reason) =
+            (progress.attempts, progress.failures, progress.streak, progress.last);
+        let due = std::time::UNIX_EPOCH + Duration::from_millis(progress.next_at_ms);
+        first_pause = Some(due.duration_since(std::time::SystemTime::now()).unwrap_or_default());
+    }
     while attempts < model.attempts {
         if attempts > 0 {
-            if Instant::now() + model.interval >= deadline {
-                return CheckResult::failed(
+            let pause = first_pause.take().unwrap_or(model.interval);
+            let crosses = Instant::now() + pause >= deadline;
+            if let Some(at) = suspend_at
+                && (pause >= at || crosses)
+            {
+                let last = crate::clip(&last_reason, PROGRESS_REASON_LIMIT).to_owned();
+                let next_at_ms = epoch_ms(std::time::SystemTime::now() + pause);
+                return Measured::Suspended(Progress { attempts, failures, streak, last, next_at_ms });
+            }
+            if crosses {
+                return Measured::Done(CheckResult::failed(
                     &check,
                     attempts,
                     last_latency,
                     format!("deadline: no time for attempt {} (last: {last_reason})", attempts + 1),
-                );
+                ));
             }
-            tokio::time::sleep(model.interval).await;
+            tokio::time::sleep(pause).await;
         }
         attempts += 1;
         let started = Instant::now();
@@ -164,12 +279,12 @@ async fn measure(check: Arc<Check>, context: Arc<ProbeContext>, probe: ProbeFn, 
         let outcome = match tokio::time::timeout_at(attempt_deadline, probe(check.clone(), context.clone())).await {
             Ok(outcome) => outcome,
             Err(_) if attempt_deadline == deadline => {
-                return CheckResult::failed(
+                return Measured::Done(CheckResult::failed(
                     &check,
                     attempts,
                     Some(started.elapsed()),
                     format!("deadline: attempt {attempts} was still running"),
-                );
+                ));
             }
             Err(_) => Err(format!("timed out after {} ms", model.timeout.as_millis())),
         };
@@ -185,14 +300,7 @@ async fn measure(check: Arc<Check>, context: Arc<ProbeContext>, probe: ProbeFn, 
             Ok(()) => {
                 streak += 1;
                 if streak >= model.consecutive_successes {
-                    return CheckResult {
-                        name: check.name.clone(),
-                        passed: true,
-                        dry_run: check.dry_run,
-                        attempts,
-                        latency_ms: Some(latency.as_millis() as u64),
-                        reason: None,
-                    };
+                    return Measured::Done(CheckResult::passed(&check, attempts, Some(latency)));
                 }
             }
             Err(reason) => {
@@ -203,7 +311,7 @@ async fn measure(check: Arc<Check>, context: Arc<ProbeContext>, probe: ProbeFn, 
                     && failures > limit
                 {
                     let reason = format!("{failures} failed measurement(s), limit {limit}: {last_reason}");
-                    return CheckResult::failed(&check, attempts, last_latency, reason);
+                    return Measured::Done(CheckResult::failed(&check, attempts, last_latency, reason));
                 }
             }
         }
@@ -222,7 +330,7 @@ async fn measure(check: Arc<Check>, context: Arc<ProbeContext>, probe: ProbeFn, 
     } else {
         last_reason
     };
-    CheckResult::failed(&check, attempts, last_latency, reason)
+    Measured::Done(CheckResult::failed(&check, attempts, last_latency, reason))
 }
 
 #[cfg(test)]

@@ -6,13 +6,15 @@ use std::fmt;
 use crate::discover::Deployment;
 use crate::runner::CheckResult;
 
-/// What the hook tells CodeDeploy. CodeDeploy accepts only these two.
+/// What the hook tells CodeDeploy (which accepts only the first two) or ECS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Status {
     /// Let the deployment continue.
     Succeeded,
     /// Stop the deployment (and roll back where the event allows).
     Failed,
+    /// Not judged yet: an ECS-native gate goes on in the next invocation.
+    InProgress,
 }
 
 impl Status {
@@ -21,6 +23,7 @@ impl Status {
         match self {
             Self::Succeeded => "Succeeded",
             Self::Failed => "Failed",
+            Self::InProgress => "InProgress",
         }
     }
 }

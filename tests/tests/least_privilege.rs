@@ -12,7 +12,7 @@
 //! `checks/<kind>/ecs.rs`). A call in `checks/variables/<file>.rs` is needed only when the plan
 //! uses a variable that file fills ([`VARIABLE_FILES`]), or (for `names.rs`) when the plan is
 //! chosen per deployment; a call in `plan/parameter.rs` only by a hook whose plan comes from a
-//! parameter; a call in `ecs_native.rs` (ECS describing its own deployments) only by the ECS hooks,
+//! parameter; a call in `ecs_native/` (ECS describing its own deployments) only by the ECS hooks,
 //! which ECS may invoke; a call in `hooks/<package>` only by that hook; every other call by every hook.
 //!
 //! A hook's check kinds and variables come from its inline plan. A plan read from a parameter is
@@ -193,7 +193,7 @@ enum NeededBy {
     Variables(&'static [&'static str], bool, bool),
     /// Hooks whose plan is read from a parameter (`plan/parameter.rs`).
     PlanParameter,
-    /// ECS hooks, which ECS itself may invoke (`ecs_native.rs`).
+    /// ECS hooks, which ECS itself may invoke (`ecs_native/`).
     EcsHooks,
     /// Only this hook package.
     Hook(String),
@@ -313,7 +313,7 @@ fn hook_code_calls(root: &Path, sdks: &[Sdk]) -> Vec<Call> {
             Some(kind) if kinds.contains(kind) && ecs_only => NeededBy::EcsCheckKind(kind.to_owned()),
             Some(kind) if kinds.contains(kind) => NeededBy::CheckKind(kind.to_owned()),
             _ if path.ends_with("shared/src/plan/parameter.rs") => NeededBy::PlanParameter,
-            _ if path.ends_with("shared/src/ecs_native.rs") => NeededBy::EcsHooks,
+            _ if path.starts_with(root.join("shared/src/ecs_native")) => NeededBy::EcsHooks,
             _ => NeededBy::Every,
         };
         sources.push((path, needed_by));

@@ -20,6 +20,8 @@ use aws_sdk_ecs::types::{ServiceRevision, ServiceRevisionSummary};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
+pub mod progress;
+
 use crate::discover::{Deployment, DeploymentKind, EcsDeployment, KnownListeners, ServiceDeployment, TaskSet};
 use crate::event::EcsHookEvent;
 use crate::verdict::{Status, Verdict};
@@ -49,6 +51,7 @@ impl HookAnswer {
         let hook_status = match status {
             Status::Succeeded => "SUCCEEDED",
             Status::Failed => "FAILED",
+            Status::InProgress => "IN_PROGRESS",
         };
         Self { hook_status, call_back_delay: None, hook_details: Map::new() }
     }
