@@ -813,22 +813,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_shift_back_stands_aside_at_any_stage_without_a_call() {
+    async fn a_shift_back_stands_aside_at_both_rollback_stages_without_a_call() {
         let deadline = Instant::now() + Duration::from_secs(30);
         let back = serde_json::json!({"rev/green": 0, "rev/blue": 100});
-        for hook in Hook::ALL {
-            let outcome = ecs_gate(hook).answer(&ecs_event("TEST_TRAFFIC_SHIFT", back.clone()), deadline).await;
-            assert_eq!(
-                outcome.answer.as_ref().map(|a| a.hook_status),
-                Some("SUCCEEDED"),
-                "{hook}: {:?}",
-                outcome.verdict
-            );
-            assert!(
-                outcome.verdict.reason.starts_with("stood aside: TEST_TRAFFIC_SHIFT shifts traffic back"),
-                "{}",
-                outcome.verdict.reason
-            );
+        // A rollback calls the hooks of the two shift stages again, shifting back.
+        for stage in ["TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT"] {
+            for hook in Hook::ALL {
+                let mut event = ecs_event(stage, serde_json::json!({}));
+                match stage {
+                    "TEST_TRAFFIC_SHIFT" => event.test_weights = serde_json::from_value(back.clone()).unwrap(),
+                    _ => event.production_weights = serde_json::from_value(back.clone()).unwrap(),
+                }
+                let outcome = ecs_gate(hook).answer(&event, deadline).await;
+                let status = outcome.answer.as_ref().map(|a| a.hook_status);
+                assert_eq!(status, Some("SUCCEEDED"), "{hook} at {stage}: {:?}", outcome.verdict);
+                let reason = &outcome.verdict.reason;
+                assert!(reason.starts_with(&format!("stood aside: {stage} shifts traffic back")), "{reason}");
+            }
         }
     }
 
