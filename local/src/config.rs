@@ -23,6 +23,23 @@ pub struct LocalConfig {
     pub ecs_services: BTreeMap<String, EcsServiceConfig>,
 }
 
+/// An application load balancer for a service that ECS deploys itself (CreateService with a
+/// BLUE_GREEN, LINEAR or CANARY strategy): a production and a test listener, one rule on each,
+/// and two target groups, `<name>-1` and `<name>-2`, which the service's revisions take turns in.
+/// The listeners are loopback HTTP proxies. A serve config lists them under `load_balancers`
+/// ([`load_serve_config`]); tests and the drill add them with
+/// [`crate::emulator::Emulator::add_load_balancer`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancerConfig {
+    /// Port of the production listener on 127.0.0.1 (0 picks a free one).
+    #[serde(default)]
+    pub production_port: u16,
+    /// Port of the test listener on 127.0.0.1 (0 picks a free one).
+    #[serde(default)]
+    pub test_port: u16,
+}
+
 /// A Lambda function: what each version runs, and its aliases.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -176,4 +193,41 @@ impl LocalConfig {
         }
         Ok(())
     }
+
+    /// Checks that `name` can name a load balancer beside this config's ECS services' own.
+    pub fn check_load_balancer_name(&self, name: &str) -> Result<(), ConfigError> {
+        let valid = (1..=30).contains(&name.len())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !name.starts_with('-')
+            && !name.ends_with('-');
+        if !valid {
+            return Err(ConfigError::Invalid(format!(
+                "load balancer {name}: use 1 to 30 of [A-Za-z0-9-], not starting or ending with -"
+            )));
+        }
+        if self.ecs_services.keys().any(|service| crate::elbv2::load_balancer(service).name == name) {
+            return Err(ConfigError::Invalid(format!(
+                "load balancer {name}: an ECS service's load balancer has that name"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Reads a serve config: a [`LocalConfig`] and, beside its members, `load_balancers` by name.
+pub fn load_serve_config(path: &Path) -> Result<(LocalConfig, BTreeMap<String, LoadBalancerConfig>), ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+    let parse = |source| ConfigError::Parse { path: shown.clone(), source };
+    let mut document: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).map_err(parse)?;
+    let balancers: BTreeMap<String, LoadBalancerConfig> = match document.remove("load_balancers") {
+        Some(value) => serde_json::from_value(value).map_err(parse)?,
+        None => BTreeMap::new(),
+    };
+    let config: LocalConfig = serde_json::from_value(serde_json::Value::Object(document)).map_err(parse)?;
+    config.validate()?;
+    for name in balancers.keys() {
+        config.check_load_balancer_name(name)?;
+    }
+    Ok((config, balancers))
 }

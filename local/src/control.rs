@@ -24,6 +24,7 @@ pub(crate) fn routes() -> Router<Emulator> {
         .route("/_local/deployments", post(create_deployment_with_ids))
         .route("/_local/deployments/{id}", get(deployment_record))
         .route("/_local/alarms/{name}", post(set_alarm))
+        .route("/_local/load-balancers/{name}", post(add_load_balancer))
         .route("/_local/faults", post(set_faults))
         .route("/_local/calls", get(calls))
 }
@@ -56,6 +57,29 @@ async fn deployment_record(State(emulator): State<Emulator>, Path(id): Path<Stri
     let mut summary = summary;
     summary["record"] = json!(emulator.record_of(&id));
     axum::Json(summary).into_response()
+}
+
+/// Adds a load balancer for services that ECS deploys itself and answers with the ARNs a
+/// CreateService names: its target groups and listener rules, and its listeners' ports.
+async fn add_load_balancer(
+    State(emulator): State<Emulator>,
+    Path(name): Path<String>,
+    axum::Json(config): axum::Json<crate::config::LoadBalancerConfig>,
+) -> Response {
+    use crate::elbv2::{ListenerRole, listener_arn, listener_rule_arn, load_balancer, numbered_target_group};
+    if let Err(err) = emulator.add_load_balancer(&name, &config).await {
+        return (StatusCode::BAD_REQUEST, err.to_string()).into_response();
+    }
+    let (production, test) =
+        emulator.load_balancer_listeners(&name).await.unwrap_or_else(|| unreachable!("just added"));
+    let listener = |role: ListenerRole, addr: std::net::SocketAddr| json!({"listener_arn": listener_arn(&name, role), "rule_arn": listener_rule_arn(&name, role), "port": addr.port()});
+    axum::Json(json!({
+        "load_balancer_arn": load_balancer(&name).arn,
+        "target_group_arns": [numbered_target_group(&name, 1).arn, numbered_target_group(&name, 2).arn],
+        "production": listener(ListenerRole::Production, production),
+        "test": listener(ListenerRole::Test, test),
+    }))
+    .into_response()
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::codedeploy::appspec::AppSpec;
 use crate::codedeploy::deployment_config::DeploymentConfig;
-use crate::config::{ConfigError, EcsServiceConfig, FunctionConfig, LocalConfig, ProcessConfig};
+use crate::config::{ConfigError, EcsServiceConfig, FunctionConfig, LoadBalancerConfig, LocalConfig, ProcessConfig};
 use crate::ecs::traffic::TaskSetLabel;
 use crate::ecs::{EcsError, EcsService};
 use crate::lambda::runtime::{ColdStart, RuntimeHost};
@@ -264,8 +264,8 @@ pub enum StartError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// An ECS service's blue task set or listeners did not start.
-    #[error("ECS service {name}: {source}")]
+    /// An ECS service's blue task set or listeners, or a load balancer's listeners, did not start.
+    #[error("ECS service or load balancer {name}: {source}")]
     Ecs {
         /// The service.
         name: String,
@@ -500,6 +500,10 @@ pub struct State {
     pub task_definitions: BTreeMap<String, ProcessConfig>,
     /// Hosted ECS services (`cluster:service`); `task_definition` is the one each runs now.
     pub ecs_services: BTreeMap<String, EcsServiceConfig>,
+    /// The configured load balancers, for services that ECS deploys itself.
+    pub load_balancers: BTreeMap<String, LoadBalancerConfig>,
+    /// Services that ECS deploys itself, their revisions and service deployments.
+    pub native: crate::ecs::service::NativeState,
     /// Alarms raised by the control API's override (`/_local/alarms/{name}`) that CloudWatch has
     /// no alarm of; CloudWatch's own alarms keep their state in [`crate::cloudwatch`].
     pub alarms_raised: BTreeSet<String>,
@@ -522,6 +526,8 @@ pub(crate) struct Inner {
     pub(crate) state: Mutex<State>,
     pub(crate) runtime: RuntimeHost,
     pub(crate) ecs: tokio::sync::Mutex<BTreeMap<String, EcsService>>,
+    /// The configured load balancers' listeners and registered tasks.
+    pub(crate) balancers: tokio::sync::Mutex<BTreeMap<String, crate::elbv2::balancer::Balancer>>,
     pub(crate) scale: TimeScale,
     pub(crate) epoch: Instant,
     pub(crate) record_tx: broadcast::Sender<RecordEntry>,
@@ -562,6 +568,7 @@ impl Emulator {
                 state: Mutex::new(state),
                 runtime,
                 ecs: tokio::sync::Mutex::new(BTreeMap::new()),
+                balancers: tokio::sync::Mutex::new(BTreeMap::new()),
                 scale,
                 epoch: Instant::now(),
                 record_tx,
@@ -727,6 +734,29 @@ impl Emulator {
         self.record(None, Happening::Alarm { name: name.to_owned(), state: if raised { "ALARM" } else { "OK" } });
     }
 
+    /// Adds a load balancer for services that ECS deploys itself, its listeners bound and
+    /// forwarding nowhere until a service registers in one of its target groups.
+    pub async fn add_load_balancer(&self, name: &str, config: &LoadBalancerConfig) -> Result<(), StartError> {
+        let local = LocalConfig { ecs_services: self.state().ecs_services.clone(), ..LocalConfig::default() };
+        local.check_load_balancer_name(name)?;
+        let mut balancers = self.inner.balancers.lock().await;
+        if balancers.contains_key(name) {
+            return Err(ConfigError::Invalid(format!("load balancer {name} exists already")).into());
+        }
+        let started = crate::elbv2::balancer::Balancer::start(name, config)
+            .await
+            .map_err(|source| StartError::Ecs { name: name.to_owned(), source })?;
+        balancers.insert(name.to_owned(), started);
+        self.state().load_balancers.insert(name.to_owned(), config.clone());
+        Ok(())
+    }
+
+    /// The (production, test) listener addresses of a load balancer added with
+    /// [`Emulator::add_load_balancer`].
+    pub async fn load_balancer_listeners(&self, name: &str) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
+        self.inner.balancers.lock().await.get(name).map(|b| (b.production.addr(), b.test.addr()))
+    }
+
     /// The production and test listener addresses of an ECS service.
     pub async fn listeners(&self, service: &str) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
         self.inner.ecs.lock().await.get(service).map(EcsService::listener_addrs)
@@ -736,6 +766,9 @@ impl Emulator {
     pub async fn shutdown(&self) {
         for service in self.inner.ecs.lock().await.values_mut() {
             service.shutdown().await;
+        }
+        for balancer in self.inner.balancers.lock().await.values_mut() {
+            balancer.shutdown().await;
         }
         self.inner.runtime.shutdown().await;
     }

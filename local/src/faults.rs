@@ -92,6 +92,8 @@ pub enum Service {
     CloudWatch,
     /// Systems Manager Parameter Store (awsJson1_1).
     Ssm,
+    /// ECS (awsJson1_1).
+    Ecs,
 }
 
 impl Service {
@@ -107,6 +109,8 @@ impl Service {
             Some(Self::CloudWatch)
         } else if crate::ssm::OPERATIONS.contains(&operation) {
             Some(Self::Ssm)
+        } else if crate::ecs::OPERATIONS.contains(&operation) {
+            Some(Self::Ecs)
         } else {
             None
         }
@@ -121,6 +125,7 @@ impl Service {
             (Self::Elbv2, _) => format!("elasticloadbalancing:{operation}"),
             (Self::CloudWatch, _) => format!("cloudwatch:{operation}"),
             (Self::Ssm, _) => format!("ssm:{operation}"),
+            (Self::Ecs, _) => format!("ecs:{operation}"),
         }
     }
 
@@ -128,7 +133,9 @@ impl Service {
     pub fn throttled(self, operation: &str) -> ApiError {
         let message = format!("Rate exceeded for {} (injected)", self.action(operation));
         match self {
-            Self::CodeDeploy | Self::CloudWatch | Self::Ssm => ApiError::client("ThrottlingException", message),
+            Self::CodeDeploy | Self::CloudWatch | Self::Ssm | Self::Ecs => {
+                ApiError::client("ThrottlingException", message)
+            }
             Self::Lambda => ApiError::with_status(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", message),
             Self::Elbv2 => ApiError::client("Throttling", message),
         }
@@ -143,7 +150,9 @@ impl Service {
             self.action(operation)
         );
         match self {
-            Self::CodeDeploy | Self::CloudWatch | Self::Ssm => ApiError::client("AccessDeniedException", message),
+            Self::CodeDeploy | Self::CloudWatch | Self::Ssm | Self::Ecs => {
+                ApiError::client("AccessDeniedException", message)
+            }
             Self::Lambda => ApiError::with_status(StatusCode::FORBIDDEN, "AccessDeniedException", message),
             Self::Elbv2 => ApiError::with_status(StatusCode::FORBIDDEN, "AccessDenied", message),
         }
@@ -154,10 +163,10 @@ impl Service {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaultError {
     /// An operation in `denied`, `hanging` or `throttled` that is not served.
-    #[error("{0:?} is not an operation served here (CodeDeploy: {codedeploy}; Lambda: {lambda}; ELBv2: {elbv2}; CloudWatch: {cloudwatch}; SSM: {ssm})",
+    #[error("{0:?} is not an operation served here (CodeDeploy: {codedeploy}; Lambda: {lambda}; ELBv2: {elbv2}; CloudWatch: {cloudwatch}; SSM: {ssm}; ECS: {ecs})",
         codedeploy = crate::codedeploy::OPERATIONS.join(", "), lambda = crate::lambda::OPERATIONS.join(", "),
         elbv2 = crate::elbv2::OPERATIONS.join(", "), cloudwatch = crate::cloudwatch::OPERATIONS.join(", "),
-        ssm = crate::ssm::OPERATIONS.join(", "))]
+        ssm = crate::ssm::OPERATIONS.join(", "), ecs = crate::ecs::OPERATIONS.join(", "))]
     UnknownOperation(String),
     /// A green start that counts tasks below zero.
     #[error("green_start counts must not be negative")]

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use codedeploy_local::config::LocalConfig;
 use codedeploy_local::emulator::TimeScale;
 use codedeploy_local::server::Server;
 
@@ -57,7 +56,7 @@ async fn serve(config: Option<PathBuf>, port: u16, time_scale: f64, log_dir: Opt
         eprintln!("codedeploy-local: --time-scale must be above 0");
         return ExitCode::from(2);
     }
-    let config = match config.as_deref().map(LocalConfig::load).transpose() {
+    let (config, balancers) = match config.as_deref().map(codedeploy_local::config::load_serve_config).transpose() {
         Ok(config) => config.unwrap_or_default(),
         Err(err) => {
             eprintln!("codedeploy-local: {err}");
@@ -71,6 +70,13 @@ async fn serve(config: Option<PathBuf>, port: u16, time_scale: f64, log_dir: Opt
             return ExitCode::from(2);
         }
     };
+    for (name, balancer) in &balancers {
+        if let Err(err) = server.emulator.add_load_balancer(name, balancer).await {
+            eprintln!("codedeploy-local: {err}");
+            server.shutdown().await;
+            return ExitCode::from(2);
+        }
+    }
     // Whoever started us may stop reading; the server keeps serving either way.
     let endpoint = server.endpoint();
     let banner = format!(

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks codedeploy-local against AWS's own service models, with boto3 as a second client.
 
-botocore's `codedeploy`, `lambda`, `elbv2`, `cloudwatch` and `ssm` models are the reference. Every operation the emulator
+botocore's `codedeploy`, `lambda`, `elbv2`, `cloudwatch`, `ssm` and `ecs` models are the reference. Every operation the emulator
 serves must exist in them; every response must fit the operation's output shape; every error
 must be one the operation models (or one AWS documents as common to all operations) and carry
 the model's HTTP status. botocore's parser is lenient -- it drops unknown members and accepts
@@ -12,7 +12,7 @@ botocore's `query` parser, and its error codes are the model's awsQuery codes.
 
 Usage: check_fidelity.py ENDPOINT, with
   FIDELITY_OPERATIONS  {"codedeploy": [...], "lambda": [...], "elbv2": [...], "cloudwatch": [...],
-                       "ssm": [...]}: the operations the emulator serves;
+                       "ssm": [...], "ecs": [...]}: the operations the emulator serves;
   FIDELITY_RESPONSES   [{"operation", "status", "headers", "body"}]: CodeDeploy error responses the
                        caller produced in-process, for errors no HTTP client can reach on cue.
 Exits 1 and lists every mismatch; prints a table of what was checked either way.
@@ -62,7 +62,7 @@ GENERIC = {
 SERVICE_GENERIC = {"ssm": {"ValidationException": 400}}
 
 MODELS = {name: botocore.session.get_session().get_service_model(name)
-          for name in ("codedeploy", "lambda", "elbv2", "ssm")}
+          for name in ("codedeploy", "lambda", "elbv2", "ssm", "ecs")}
 failures = []
 calls = Counter()
 errors = defaultdict(set)
@@ -82,6 +82,8 @@ def conforms(shape, value, path):
     if value is None:
         return [f"{path}: null (AWS leaves absent members out)"]
     kind = shape.type_name
+    if kind == "structure" and shape.metadata.get("document"):
+        return []  # a document (ECS's hookDetails) holds any JSON
     if kind == "structure":
         if not isinstance(value, dict):
             return [f"{path}: {type(value).__name__}, the model has structure {shape.name}"]
@@ -448,7 +450,7 @@ def elbv2_scenario():
     # Requests no SDK sends: an action ELBv2 has but the emulator does not serve, and no action.
     form = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
     raw_error("elbv2", "DescribeListeners", "InvalidAction",
-              *raw_request("POST", "/", b"Action=DescribeRules&Version=2015-12-01", form))
+              *raw_request("POST", "/", b"Action=DescribeTags&Version=2015-12-01", form))
     raw_error("elbv2", "DescribeListeners", "MissingAction", *raw_request("POST", "/", b"Version=2015-12-01", form))
 
 
@@ -564,6 +566,187 @@ def ssm_scenario():
     call(ssm, "DescribeParameters", "UnknownOperationException")
     headers = {"X-Amz-Target": "AmazonSSM.GetParameter", "Content-Type": "application/x-amz-json-1.1"}
     raw_error("ssm", "GetParameter", "SerializationException", *raw_request("POST", "/", b"{not json", headers))
+
+
+# ---- ECS services that ECS deploys itself (awsJson1_1) ------------------------------------------
+
+ECS_HOOK = "arn:aws:lambda:us-east-1:123456789012:function:ecs-hook"
+
+
+def ecs_scenario():
+    """A service behind the load balancer `native` (its target groups and listener rules found
+    through ELBv2, as a template would name them), created, updated and described, and every
+    error ECS answers these requests with."""
+    ecs, loose, elb = client("ecs"), client("ecs", validate=False), client("elbv2")
+    (balancer,) = call(elb, "DescribeLoadBalancers", Names=["native"])["LoadBalancers"]
+    groups = call(elb, "DescribeTargetGroups", LoadBalancerArn=balancer["LoadBalancerArn"])["TargetGroups"]
+    if [g["TargetGroupName"] for g in groups] != ["native-1", "native-2"]:
+        fail(f"DescribeTargetGroups of native: {[g['TargetGroupName'] for g in groups]}")
+    production, test = call(elb, "DescribeListeners", LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
+    rules = {}
+    for role, listener in [("production", production), ("test", test)]:
+        listed = call(elb, "DescribeRules", ListenerArn=listener["ListenerArn"])["Rules"]
+        (rule,) = [r for r in listed if not r["IsDefault"]]
+        rules[role] = rule["RuleArn"]
+        if not rule["RuleArn"].startswith("arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/native/"):
+            fail(f"DescribeRules: {rule['RuleArn']} is not a listener rule ARN of native")
+    if call(elb, "DescribeRules", RuleArns=[rules["test"]])["Rules"][0]["RuleArn"] != rules["test"]:
+        fail("DescribeRules by ARN: not the rule listed")
+    call(elb, "DescribeRules", "RuleNotFound", RuleArns=[rules["test"] + "0"])
+    call(elb, "DescribeRules", "ListenerNotFound", ListenerArn=test["ListenerArn"] + "0")
+    call(elb, "DescribeRules", "ValidationError")
+    call(elb, "DescribeRules", "ValidationError", ListenerArn=test["ListenerArn"], RuleArns=[rules["test"]])
+
+    advanced = {"alternateTargetGroupArn": groups[1]["TargetGroupArn"], "productionListenerRule": rules["production"],
+                "testListenerRule": rules["test"], "roleArn": ROLE}
+    balancers = [{"targetGroupArn": groups[0]["TargetGroupArn"], "containerName": "web", "containerPort": 8080,
+                  "advancedConfiguration": advanced}]
+    hooks = [{"hookTargetArn": ECS_HOOK, "roleArn": ROLE, "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT",
+                                                                             "PRODUCTION_TRAFFIC_SHIFT"],
+              "hookDetails": {"plan": "smoke", "attempts": 2}}]
+    configuration = {"strategy": "CANARY", "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 1},
+                     "bakeTimeInMinutes": 1, "lifecycleHooks": hooks,
+                     "alarms": {"alarmNames": ["native-5xx"], "rollback": True, "enable": True}}
+    service = {"cluster": "fidelity", "serviceName": "native", "taskDefinition": "web:1", "desiredCount": 1,
+               "loadBalancers": balancers, "deploymentConfiguration": configuration}
+    created = call(ecs, "CreateService", **service)
+    if created:
+        got = created["service"]
+        expected = {"serviceName": "native", "status": "ACTIVE", "desiredCount": 1,
+                    "serviceArn": "arn:aws:ecs:us-east-1:123456789012:service/fidelity/native",
+                    "clusterArn": "arn:aws:ecs:us-east-1:123456789012:cluster/fidelity",
+                    "taskDefinition": "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1"}
+        if {k: got.get(k) for k in expected} != expected or got["loadBalancers"] != balancers:
+            fail(f"CreateService: {got}")
+        if got["deploymentConfiguration"]["lifecycleHooks"][0]["hookDetails"] != hooks[0]["hookDetails"]:
+            fail(f"CreateService: hookDetails came back as {got['deploymentConfiguration']['lifecycleHooks']}")
+    for listener in (production, test):
+        url = f"http://{balancer['DNSName']}:{listener['Port']}/"
+        if http_status(url) != 200:
+            fail(f"CreateService: the service does not answer on {url}")
+    forwarded = call(elb, "DescribeListeners", ListenerArns=[production["ListenerArn"]])["Listeners"][0]
+    if forwarded["DefaultActions"][0].get("TargetGroupArn") != groups[0]["TargetGroupArn"]:
+        fail(f"DescribeListeners after CreateService: {forwarded['DefaultActions']}")
+
+    def with_config(**changes):
+        return dict(service, serviceName="other", deploymentConfiguration=dict(configuration, **changes))
+
+    def with_advanced(**changes):
+        return dict(service, serviceName="other",
+                    loadBalancers=[dict(balancers[0], advancedConfiguration=dict(advanced, **changes))])
+
+    stage_hook = dict(hooks[0], lifecycleStages=["SCALE_UP"])
+    bad_services = [
+        ("InvalidParameterException", ecs, service),  # not idempotent: it exists
+        ("InvalidParameterException", loose, with_config(strategy="PURPLE")),
+        ("InvalidParameterException", ecs, with_config(strategy="ROLLING")),
+        ("InvalidParameterException", ecs, with_config(linearConfiguration={"stepPercent": 10.0})),
+        ("InvalidParameterException", ecs, dict(service, serviceName="other", deploymentConfiguration={
+            "strategy": "LINEAR", "linearConfiguration": {"stepPercent": 2.0}})),
+        ("InvalidParameterException", ecs, with_config(canaryConfiguration={"canaryPercent": 100.5})),
+        ("InvalidParameterException", ecs, with_config(bakeTimeInMinutes=1441)),
+        ("InvalidParameterException", loose, with_config(lifecycleHooks=[stage_hook])),
+        ("InvalidParameterException", loose, with_config(lifecycleHooks=[dict(hooks[0], hookDetails=[1, 2])])),
+        ("InvalidParameterException", ecs, with_config(lifecycleHooks=[dict(hooks[0], hookTargetArn="ecs-hook")])),
+        ("InvalidParameterException", ecs, with_config(lifecycleHooks=[dict(hooks[0], roleArn="ecs")])),
+        ("InvalidParameterException", ecs, with_config(lifecycleHooks=[dict(hooks[0], lifecycleStages=[])])),
+        ("InvalidParameterException", ecs, with_config(lifecycleHooks=[dict(hooks[0], targetType="PAUSE")])),
+        ("InvalidParameterException", ecs, dict(service, serviceName="other",
+                                                loadBalancers=[{k: v for k, v in balancers[0].items()
+                                                                if k != "advancedConfiguration"}])),
+        ("InvalidParameterException", ecs, with_advanced(alternateTargetGroupArn=groups[0]["TargetGroupArn"])),
+        ("InvalidParameterException", ecs, with_advanced(productionListenerRule=rules["production"] + "0")),
+        ("InvalidParameterException", ecs, with_advanced(testListenerRule=rules["production"])),
+        ("InvalidParameterException", ecs, dict(service, serviceName="other", loadBalancers=[
+            dict(balancers[0], targetGroupArn=groups[0]["TargetGroupArn"] + "0")])),
+        ("InvalidParameterException", ecs, dict(service, serviceName="other")),  # its load balancer is taken
+        ("InvalidParameterException", ecs, dict(service, serviceName="other", deploymentController={"type": "CODE_DEPLOY"})),
+        ("InvalidParameterException", ecs, dict(service, serviceName="no spaces!")),
+        ("ClientException", ecs, dict(service, serviceName="other", taskDefinition="web:9")),
+    ]
+    for code, api, params in bad_services:
+        call(api, "CreateService", code, **params)
+
+    described = call(ecs, "DescribeServices", cluster="fidelity", services=["native", "nope"])
+    if described:
+        if [s["serviceName"] for s in described["services"]] != ["native"]:
+            fail(f"DescribeServices: {[s['serviceName'] for s in described['services']]}")
+        if described["failures"] != [{"arn": "arn:aws:ecs:us-east-1:123456789012:service/fidelity/nope",
+                                      "reason": "MISSING"}]:
+            fail(f"DescribeServices failures: {described['failures']}")
+        first_deployment = described["services"][0]["currentServiceDeployment"]
+        (source_revision,) = [r["arn"] for r in described["services"][0]["currentServiceRevisions"]]
+    call(ecs, "DescribeServices", services=["arn:aws:ecs:us-east-1:123456789012:service/fidelity/native"])
+    call(ecs, "DescribeServices", "InvalidParameterException", cluster="fidelity", services=[f"s{n}" for n in range(11)])
+
+    call(ecs, "UpdateService", "ServiceNotFoundException", cluster="fidelity", service="nope", taskDefinition="web:2")
+    call(ecs, "UpdateService", "ClientException", cluster="fidelity", service="native", taskDefinition="web:9")
+    call(ecs, "UpdateService", "InvalidParameterException", cluster="fidelity", service="native",
+         deploymentConfiguration=dict(configuration, strategy="ROLLING"))
+    updated = call(ecs, "UpdateService", cluster="fidelity", service="native", taskDefinition="web:2")
+    call(ecs, "UpdateService", "ClientException", cluster="fidelity", service="native", taskDefinition="web:1")
+    listed = call(ecs, "ListServiceDeployments", cluster="fidelity", service="native")["serviceDeployments"]
+    if len(listed) != 2 or listed[1]["serviceDeploymentArn"] != first_deployment:
+        fail(f"ListServiceDeployments: {listed}, expected the update's deployment then the creation's")
+    deployment_arn = listed[0]["serviceDeploymentArn"]
+    prefix = "arn:aws:ecs:us-east-1:123456789012:service-deployment/fidelity/native/"
+    if not deployment_arn.startswith(prefix):
+        fail(f"ListServiceDeployments: {deployment_arn} is not a service deployment ARN of fidelity/native")
+    page = call(ecs, "ListServiceDeployments", cluster="fidelity", service="native", maxResults=1)
+    if page and (len(page["serviceDeployments"]) != 1 or "nextToken" not in page):
+        fail(f"ListServiceDeployments maxResults=1: {page}")
+    if page:
+        call(ecs, "ListServiceDeployments", cluster="fidelity", service="native", nextToken=page["nextToken"])
+    call(ecs, "ListServiceDeployments", cluster="fidelity", service="native", status=["SUCCESSFUL"],
+         createdAt={"after": datetime.datetime(2020, 1, 1)})
+    call(ecs, "ListServiceDeployments", "ServiceNotFoundException", cluster="fidelity", service="nope")
+    call(ecs, "ListServiceDeployments", "InvalidParameterException", cluster="fidelity", service="native",
+         nextToken="forged")
+
+    missing = prefix + "nope"
+    found = call(ecs, "DescribeServiceDeployments", serviceDeploymentArns=[deployment_arn, first_deployment, missing])
+    if found:
+        if [d["serviceDeploymentArn"] for d in found["serviceDeployments"]] != [deployment_arn, first_deployment]:
+            fail(f"DescribeServiceDeployments: {found['serviceDeployments']}")
+        if found["failures"] != [{"arn": missing, "reason": "MISSING"}]:
+            fail(f"DescribeServiceDeployments failures: {found['failures']}")
+        deployment = found["serviceDeployments"][0]
+        if [r["arn"] for r in deployment["sourceServiceRevisions"]] != [source_revision]:
+            fail(f"DescribeServiceDeployments: sources {deployment['sourceServiceRevisions']}")
+        target_revision = deployment["targetServiceRevision"]["arn"]
+    call(ecs, "DescribeServiceDeployments", "InvalidParameterException", serviceDeploymentArns=["d-123"])
+    call(ecs, "DescribeServiceDeployments", "InvalidParameterException", serviceDeploymentArns=[])
+
+    revisions = call(ecs, "DescribeServiceRevisions", serviceRevisionArns=[source_revision, target_revision,
+                                                                        source_revision + "0"])
+    if revisions:
+        resolved = [r["resolvedConfiguration"]["loadBalancers"] for r in revisions["serviceRevisions"]]
+        expected = [[{"targetGroupArn": g["TargetGroupArn"], "productionListenerRule": rules["production"]}]
+                    for g in groups]
+        if resolved != expected:
+            fail(f"DescribeServiceRevisions: resolvedConfiguration {resolved}, expected {expected}")
+        if [r["taskDefinition"].rsplit("/", 1)[-1] for r in revisions["serviceRevisions"]] != ["web:1", "web:2"]:
+            fail(f"DescribeServiceRevisions: {[r['taskDefinition'] for r in revisions['serviceRevisions']]}")
+        if revisions["failures"] != [{"arn": source_revision + "0", "reason": "MISSING"}]:
+            fail(f"DescribeServiceRevisions failures: {revisions['failures']}")
+    call(ecs, "DescribeServiceRevisions", "InvalidParameterException", serviceRevisionArns=[deployment_arn])
+    ecs_native_deployment(ecs, deployment_arn, target_revision)
+
+    control("faults", {"denied": ["DescribeServiceDeployments"]})
+    call(ecs, "DescribeServiceDeployments", "AccessDeniedException", serviceDeploymentArns=[deployment_arn])
+    control("faults", {})
+    control("faults", {"throttled": ["DescribeServices"]})
+    call(ecs, "DescribeServices", "ThrottlingException", services=["native"])
+    control("faults", {})
+    call(ecs, "ListClusters", "UnknownOperationException")
+    headers = {"X-Amz-Target": "AmazonEC2ContainerServiceV20141113.DescribeServices",
+               "Content-Type": "application/x-amz-json-1.1"}
+    raw_error("ecs", "DescribeServices", "SerializationException", *raw_request("POST", "/", b"{not json", headers))
+
+
+def ecs_native_deployment(ecs, deployment_arn, target_revision):
+    """The update's deployment, as DescribeServiceDeployments shows it while it runs and once it ends."""
+    call(ecs, "DescribeServiceDeployments", serviceDeploymentArns=[deployment_arn])
 
 
 # ---- the emulator's control API -----------------------------------------------------------------
@@ -1206,6 +1389,10 @@ def main():
         ssm_scenario()
     except Exception:
         fail("the SSM scenario stopped early:\n" + traceback.format_exc())
+    try:
+        ecs_scenario()
+    except Exception:
+        fail("the ECS scenario stopped early:\n" + traceback.format_exc())
     in_process_responses()
 
     # Coverage: every served operation answered, every error code in the sources seen.

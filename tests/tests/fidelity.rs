@@ -1,10 +1,10 @@
-//! Fidelity of the local CodeDeploy, Lambda, ELBv2, CloudWatch and SSM to AWS's own service models.
+//! Fidelity of the local CodeDeploy, Lambda, ELBv2, CloudWatch, SSM and ECS to AWS's own service models.
 //!
 //! The emulator is only worth testing hooks against if it answers as AWS does. This test starts
 //! it in-process and runs `tests/fidelity/check_fidelity.py`, which drives a whole Lambda and
 //! ECS deployment through boto3 (an independent client with its own serializers and parsers) and
 //! checks every response and every error code against botocore's `codedeploy`, `lambda`, `elbv2`,
-//! `ssm` and `cloudwatch` models (CloudWatch both through boto3, which speaks awsJson1_0 to it,
+//! `ssm`, `ecs` and `cloudwatch` models (CloudWatch both through boto3, which speaks awsJson1_0 to it,
 //! and through botocore's own rpcv2Cbor serializer and parser over raw HTTP, as the Rust SDK
 //! speaks it): operations, member names and types, enums, required members, modelled errors and
 //! their HTTP statuses. The script's output is a table of what it checked.
@@ -18,7 +18,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use codedeploy_local::codedeploy::OPERATIONS;
-use codedeploy_local::config::{AliasConfig, EcsServiceConfig, FunctionConfig, LocalConfig, ProcessConfig};
+use codedeploy_local::config::{
+    AliasConfig, EcsServiceConfig, FunctionConfig, LoadBalancerConfig, LocalConfig, ProcessConfig,
+};
 use codedeploy_local::emulator::{Emulator, TimeScale};
 use codedeploy_local::server::Server;
 use greenlight_tests::python::venv_python;
@@ -153,9 +155,12 @@ async fn every_operation_and_error_matches_the_aws_models() {
     let python = venv_python();
     let script: PathBuf = workspace_root().join("tests/fidelity/check_fidelity.py");
     let server = Server::start(config(), SCALE, 0, None).await.expect("the emulator starts");
+    // The load balancer of the service the script has ECS deploy itself.
+    server.emulator.add_load_balancer("native", &LoadBalancerConfig::default()).await.expect("native");
     let in_process = not_started_responses(&server.emulator).await;
     let mut operations = json!({"codedeploy": OPERATIONS, "lambda": codedeploy_local::lambda::OPERATIONS,
-        "cloudwatch": codedeploy_local::cloudwatch::OPERATIONS, "ssm": codedeploy_local::ssm::OPERATIONS});
+        "cloudwatch": codedeploy_local::cloudwatch::OPERATIONS, "ssm": codedeploy_local::ssm::OPERATIONS,
+        "ecs": codedeploy_local::ecs::OPERATIONS});
     add_elbv2(&mut operations);
 
     let started = Instant::now();

@@ -1,7 +1,16 @@
 //! ECS services: task sets as real processes (blue and, during a deployment, green) behind a
 //! production and a test listener.
+//!
+//! Two kinds of service live here. Those of the config's `ecs_services` are deployed by
+//! CodeDeploy ([`crate::codedeploy::lifecycle`]), which moves their task sets. Those created with
+//! [`api`]'s CreateService behind one of the config's `load_balancers` are deployed by ECS itself
+//! ([`service`] holds what they are), with BLUE_GREEN, LINEAR or CANARY strategies.
 
+pub mod api;
+pub mod service;
 pub mod traffic;
+
+pub use api::{OPERATIONS, TARGET_SERVICE};
 
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -104,7 +113,8 @@ impl TaskSet {
         }
     }
 
-    async fn stop(mut self) {
+    /// Stops its process.
+    pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
 }

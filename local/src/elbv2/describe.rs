@@ -1,15 +1,19 @@
 //! The ELBv2 Describe operations over the hosted ECS services: each one's application load
 //! balancer, its production and test listeners (the real loopback listeners, on their real ports,
-//! forwarding as they do now) and its blue and green target groups.
+//! forwarding as they do now) and its blue and green target groups; and over the configured load
+//! balancers, with their two numbered target groups and the one rule of each listener.
 //!
 //! Inputs arrive as [`crate::protocol::aws_query`] decodes them, numbers as strings; outputs are
 //! the members of the operation's `…Result` element. Errors are the model's: `LoadBalancerNotFound`,
-//! `TargetGroupNotFound`, `ListenerNotFound` (HTTP 400), and AWS's common `ValidationError` for
+//! `TargetGroupNotFound`, `ListenerNotFound`, `RuleNotFound` (HTTP 400), and AWS's common `ValidationError` for
 //! parameters that exclude each other or do not parse.
 
 use serde_json::{Value, json};
 
-use super::{ListenerRole, LoadBalancer, TargetGroup, VPC_ID, listener_arn, load_balancer, target_group};
+use super::{
+    ListenerRole, LoadBalancer, TargetGroup, VPC_ID, default_rule_arn, listener_arn, listener_rule_arn, load_balancer,
+    numbered_target_group, target_group,
+};
 use crate::ecs::traffic::TaskSetLabel;
 use crate::emulator::Emulator;
 use crate::protocol::ApiError;
@@ -35,8 +39,10 @@ struct Hosted {
 struct HostedListener {
     arn: String,
     port: u16,
-    /// Percent of requests to (blue, green).
+    /// Percent of requests to (blue, green), or to target groups 1 and 2.
     weights: (f64, f64),
+    /// The rule of a configured load balancer's listener, besides the default one.
+    rule: Option<String>,
 }
 
 /// Serves one ELBv2 operation, after noting the call and answering its injected faults.
@@ -47,6 +53,7 @@ pub async fn serve(emulator: &Emulator, action: &str, input: &Value) -> Result<V
         "DescribeLoadBalancers" => describe_load_balancers(&hosted, input),
         "DescribeTargetGroups" => describe_target_groups(&hosted, input),
         "DescribeListeners" => describe_listeners(&hosted, input),
+        "DescribeRules" => describe_rules(&hosted, input),
         other => Err(ApiError::client("InvalidAction", format!("{other} is not served locally"))),
     }
 }
@@ -56,14 +63,41 @@ fn resource(input: &Value) -> Option<String> {
     if let Some(Value::String(arn)) = input.get("LoadBalancerArn") {
         return Some(arn.clone());
     }
-    ["LoadBalancerArns", "TargetGroupArns", "ListenerArns", "Names"].iter().find_map(|member| {
+    if let Some(Value::String(arn)) = input.get("ListenerArn") {
+        return Some(arn.clone());
+    }
+    ["LoadBalancerArns", "TargetGroupArns", "ListenerArns", "RuleArns", "Names"].iter().find_map(|member| {
         let items = input.get(*member)?.as_array()?;
         Some(items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
     })
 }
 
-/// Every hosted service, in name order, with its listeners as they route now.
+/// Every hosted service, in name order, then every configured load balancer, with their
+/// listeners as they route now.
 async fn hosted(emulator: &Emulator) -> Vec<Hosted> {
+    let mut hosted = hosted_services(emulator).await;
+    let balancers = emulator.inner.balancers.lock().await;
+    hosted.extend(balancers.iter().map(|(name, balancer)| {
+        let listener = |role| {
+            let [one, two] = balancer.weights(role);
+            HostedListener {
+                arn: listener_arn(name, role),
+                port: balancer.listener(role).addr().port(),
+                weights: (one, two),
+                rule: Some(listener_rule_arn(name, role)),
+            }
+        };
+        let [one, two] = balancer.target_ports();
+        Hosted {
+            balancer: load_balancer(name),
+            groups: vec![(numbered_target_group(name, 1), one), (numbered_target_group(name, 2), two)],
+            listeners: vec![listener(ListenerRole::Production), listener(ListenerRole::Test)],
+        }
+    }));
+    hosted
+}
+
+async fn hosted_services(emulator: &Emulator) -> Vec<Hosted> {
     let names: Vec<String> = emulator.state().ecs_services.keys().cloned().collect();
     let services = emulator.inner.ecs.lock().await;
     names
@@ -75,6 +109,7 @@ async fn hosted(emulator: &Emulator) -> Vec<Hosted> {
                 arn: listener_arn(&name, role),
                 port: listener.addr().port(),
                 weights: listener.weights(),
+                rule: None,
             };
             Some(Hosted {
                 balancer: load_balancer(&name),
@@ -121,9 +156,10 @@ fn target_group_json(hosted: &Hosted, group: &TargetGroup, port: Option<u16>) ->
     json
 }
 
-/// A listener forwarding to the target groups that get requests now, weighted as it routes; with
-/// one group only, the action names it as `TargetGroupArn` too, as AWS shows a simple forward.
-fn listener_json(hosted: &Hosted, listener: &HostedListener) -> Value {
+/// The forward action of a listener (and of its rules): to the target groups that get requests
+/// now, weighted as it routes; with one group only, the action names it as `TargetGroupArn` too,
+/// as AWS shows a simple forward.
+fn forward_action(hosted: &Hosted, listener: &HostedListener) -> Value {
     let (blue, green) = listener.weights;
     let weighted: Vec<(&TargetGroup, i64)> = hosted
         .groups
@@ -142,13 +178,35 @@ fn listener_json(hosted: &Hosted, listener: &HostedListener) -> Value {
     if let [(only, _)] = weighted.as_slice() {
         action["TargetGroupArn"] = json!(only.arn);
     }
+    action
+}
+
+fn listener_json(hosted: &Hosted, listener: &HostedListener) -> Value {
     json!({
         "ListenerArn": listener.arn,
         "LoadBalancerArn": hosted.balancer.arn,
         "Port": listener.port,
         "Protocol": "HTTP",
-        "DefaultActions": [action],
+        "DefaultActions": [forward_action(hosted, listener)],
     })
+}
+
+/// A listener's rules: its one rule for every path (on a configured load balancer), then its
+/// default rule, both forwarding as the listener does.
+fn rules_json(hosted: &Hosted, listener: &HostedListener) -> Vec<(String, Value)> {
+    let action = forward_action(hosted, listener);
+    let mut rules = Vec::new();
+    if let Some(arn) = &listener.rule {
+        let condition = json!({"Field": "path-pattern", "Values": ["/*"], "PathPatternConfig": {"Values": ["/*"]}});
+        let rule = json!({"RuleArn": arn, "Priority": "1", "Conditions": [condition], "Actions": [action],
+                          "IsDefault": false});
+        rules.push((arn.clone(), rule));
+    }
+    let default = default_rule_arn(&listener.arn);
+    let rule =
+        json!({"RuleArn": default, "Priority": "default", "Conditions": [], "Actions": [action], "IsDefault": true});
+    rules.push((default, rule));
+    rules
 }
 
 /// Of `available` (id, item), the items `wanted` names, in its order, once each; or the error
@@ -188,6 +246,10 @@ fn target_group_not_found(ids: &[&String]) -> ApiError {
 
 fn listener_not_found(ids: &[&String]) -> ApiError {
     ApiError::client("ListenerNotFound", format!("Listeners {} not found", quoted(ids)))
+}
+
+fn rule_not_found(ids: &[&String]) -> ApiError {
+    ApiError::client("RuleNotFound", format!("Rules {} not found", quoted(ids)))
 }
 
 fn validation(message: &str) -> ApiError {
@@ -292,6 +354,29 @@ fn describe_listeners(hosted: &[Hosted], input: &Value) -> Result<Value, ApiErro
     paged("Listeners", items, input)
 }
 
+fn describe_rules(hosted: &[Hosted], input: &Value) -> Result<Value, ApiError> {
+    let listener_arn = string(input, "ListenerArn")?;
+    let arns = string_list(input, "RuleArns")?;
+    let items = match (listener_arn, arns) {
+        (Some(_), Some(_)) => {
+            return Err(validation("Rule ARNs and a listener ARN cannot be specified at the same time"));
+        }
+        (None, None) => return Err(validation("You must specify either listener ARNs or rule ARNs")),
+        (Some(arn), None) => {
+            let (owner, listener) = hosted
+                .iter()
+                .find_map(|h| h.listeners.iter().find(|l| l.arn == arn).map(|l| (h, l)))
+                .ok_or_else(|| listener_not_found(&[&arn.to_owned()]))?;
+            rules_json(owner, listener).into_iter().map(|(_, rule)| rule).collect()
+        }
+        (None, Some(arns)) => {
+            let available = hosted.iter().flat_map(|h| h.listeners.iter().flat_map(|l| rules_json(h, l))).collect();
+            pick(available, &arns, rule_not_found)?
+        }
+    };
+    paged("Rules", items, input)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,8 +389,18 @@ mod tests {
                 (target_group(name, TaskSetLabel::Green), None),
             ],
             listeners: vec![
-                HostedListener { arn: listener_arn(name, ListenerRole::Production), port: production, weights },
-                HostedListener { arn: listener_arn(name, ListenerRole::Test), port: test, weights: (0.0, 100.0) },
+                HostedListener {
+                    arn: listener_arn(name, ListenerRole::Production),
+                    port: production,
+                    weights,
+                    rule: None,
+                },
+                HostedListener {
+                    arn: listener_arn(name, ListenerRole::Test),
+                    port: test,
+                    weights: (0.0, 100.0),
+                    rule: None,
+                },
             ],
         }
     }

@@ -7,9 +7,14 @@
 //! as dimensions (`app/<name>/<id>`, `targetgroup/<name>/<id>`), and CodeDeploy's ECS target names a
 //! target group by name only, so every name, ARN and dimension value comes from here.
 //!
+//! The load balancers of the config's `load_balancers` ([`balancer`]) stand in front of services
+//! that ECS deploys itself: a production and a test listener with one rule each, and two target
+//! groups (`<name>-1`, `<name>-2`) that the service's revisions take turns in.
+//!
 //! The API (awsQuery, [`crate::protocol::aws_query`]) describes them: [`describe`] serves
 //! [`OPERATIONS`].
 
+pub mod balancer;
 pub mod describe;
 
 pub use describe::serve;
@@ -17,7 +22,8 @@ pub use describe::serve;
 use crate::ecs::traffic::TaskSetLabel;
 
 /// Every operation served, as named in the request's `Action`.
-pub const OPERATIONS: &[&str] = &["DescribeLoadBalancers", "DescribeTargetGroups", "DescribeListeners"];
+pub const OPERATIONS: &[&str] =
+    &["DescribeLoadBalancers", "DescribeTargetGroups", "DescribeListeners", "DescribeRules"];
 
 /// The API version the requests name in `Version`, which picks this service.
 pub const API_VERSION: &str = "2015-12-01";
@@ -81,6 +87,29 @@ pub fn listener_arn(service: &str, role: ListenerRole) -> String {
     let balancer = load_balancer(service);
     let id = resource_id(&format!("listener:{service}:{}", role.as_str()));
     format!("{ARN_PREFIX}:listener/{}/{id}", balancer.dimension)
+}
+
+/// The ARN of the one rule (besides the default) of a configured load balancer's listener:
+/// `listener-rule/app/<name>/<id>/<listener id>/<rule id>`, as ECS's `advancedConfiguration`
+/// names the production and test rules.
+pub fn listener_rule_arn(balancer: &str, role: ListenerRole) -> String {
+    let listener = listener_arn(balancer, role);
+    let tail = listener.rsplit_once(":listener/").map_or(listener.as_str(), |(_, tail)| tail);
+    let id = resource_id(&format!("rule:{balancer}:{}", role.as_str()));
+    format!("{ARN_PREFIX}:listener-rule/{tail}/{id}")
+}
+
+/// The ARN of a listener's default rule: `listener-rule/…/<listener id>/<id>`.
+pub fn default_rule_arn(listener_arn: &str) -> String {
+    let tail = listener_arn.rsplit_once(":listener/").map_or(listener_arn, |(_, tail)| tail);
+    format!("{ARN_PREFIX}:listener-rule/{tail}/{}", resource_id(&format!("default-rule:{listener_arn}")))
+}
+
+/// Target group `number` (1 or 2) of the configured load balancer `balancer`: `<name>-<number>`.
+pub fn numbered_target_group(balancer: &str, number: u8) -> TargetGroup {
+    let name = resource_name(balancer, &format!("-{number}"));
+    let dimension = format!("targetgroup/{name}/{}", resource_id(&format!("tg:{balancer}:{number}")));
+    TargetGroup { arn: format!("{ARN_PREFIX}:{dimension}"), name, dimension }
 }
 
 /// The load balancer of the ECS service `cluster:service`.

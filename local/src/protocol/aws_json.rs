@@ -65,6 +65,7 @@ pub fn query_compatible_error(
 enum JsonService {
     CodeDeploy,
     Ssm,
+    Ecs,
 }
 
 /// Serves `POST /`: the service is the target's prefix, the operation what follows it.
@@ -73,6 +74,7 @@ pub async fn serve(State(emulator): State<Emulator>, headers: HeaderMap, body: B
     let (service, operation) = match target.split_once('.') {
         Some((crate::codedeploy::TARGET_SERVICE, operation)) => (JsonService::CodeDeploy, operation),
         Some((crate::ssm::TARGET_SERVICE, operation)) => (JsonService::Ssm, operation),
+        Some((crate::ecs::TARGET_SERVICE, operation)) => (JsonService::Ecs, operation),
         Some((crate::cloudwatch::TARGET_SERVICE, operation)) => {
             return serve_cloudwatch(&emulator, operation, &body).await;
         }
@@ -93,6 +95,7 @@ pub async fn serve(State(emulator): State<Emulator>, headers: HeaderMap, body: B
     let output = match service {
         JsonService::CodeDeploy => crate::codedeploy::serve(&emulator, operation, &input).await,
         JsonService::Ssm => crate::ssm::serve(&emulator, operation, &input).await,
+        JsonService::Ecs => crate::ecs::api::serve(&emulator, operation, &input).await,
     };
     match output {
         Ok(output) => ok(version, &output),
