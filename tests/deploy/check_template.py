@@ -21,9 +21,12 @@ that
 - ssm:GetParameter is granted on the plans' path only, kms:Decrypt only on the key parameter, the
   CodeDeploy reads only on deployment groups, lambda:InvokeFunction only on a function-name prefix,
   and the EC2 network-interface actions only under the VPC condition;
+- the ECS hooks' role reads ECS service deployments and revisions (ECS-native deployments), on
+  those resource types only, and the Lambda hooks' role reads no ECS;
 - the ECS hooks are put in the subnets with one security group under one condition, the Lambda
-  hooks in no VPC, the group and the plan prefix are exported for the service stacks, and the
-  interface VPC endpoints are exactly those of the AWS APIs the ECS hooks' role grants calls to.
+  hooks in no VPC, the group, the plan prefix and each ECS hook's ARN are exported for the
+  service stacks, and the interface VPC endpoints are exactly those of the AWS APIs the ECS hooks'
+  role grants calls to.
 
 With --fleet-service (examples/fleet/service.yaml, one service's stack), it asserts that the stack
 has an ECS CodeDeploy application and a blue/green deployment group with traffic control, both
@@ -612,6 +615,51 @@ def check_fleet_network(sam, cfn, hook_ids, package_roles, problems):
             problems.add(f"{logical_id}: an endpoint for {service}, which the ECS hooks' role grants no call to")
 
 
+# The ECS reads of ECS-native deployments (no CodeDeploy): the service deployment an event names,
+# and its revisions. IAM scopes them to these resource types (and the service).
+ECS_NATIVE_READS = ("ecs:DescribeServiceDeployments", "ecs:DescribeServiceRevisions")
+ECS_RESOURCE_TYPES = ("service-deployment/", "service-revision/", "service/")
+
+
+def check_fleet_ecs_reads(cfn, package_roles, problems):
+    """The ECS hooks' role reads service deployments and revisions, on those resource types
+    only; the Lambda hooks' role reads no ECS."""
+    resources = cfn["Resources"]
+    ecs = "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:"
+    for role_id in sorted(set(package_roles.values())):
+        packages = {p for p, r in package_roles.items() if r == role_id}
+        granted = set()
+        for where, actions, targets, _ in allowed(role_id, resources[role_id], problems):
+            ecs_actions = sorted(a for a in actions if a.startswith("ecs:"))
+            granted.update(ecs_actions)
+            if ecs_actions and packages <= LAMBDA_HOOKS:
+                problems.add(f"{where}: the Lambda hooks judge no ECS deployment and need no {', '.join(ecs_actions)}")
+            elif ecs_actions:
+                texts = [sub_text(t) for t in targets]
+                if not all(t and any(t.startswith(ecs + kind) for kind in ECS_RESOURCE_TYPES) for t in texts):
+                    problems.add(
+                        f"{where}: {', '.join(ecs_actions)} only on {', '.join(k.rstrip('/') for k in ECS_RESOURCE_TYPES)} ARNs (!Sub {ecs}<type>/...), found {json.dumps(targets)}"
+                    )
+        if not packages <= LAMBDA_HOOKS:
+            for action in (a for a in ECS_NATIVE_READS if a.lower() not in granted):
+                problems.add(f"{role_id}: grant {action}, which the ECS hooks call for ECS-native deployments")
+
+
+def check_hook_arn_exports(cfn, hook_ids, problems):
+    """Each ECS hook's ARN is exported as <stack>-<function>Arn, for service stacks'
+    LifecycleHooks."""
+    outputs = cfn.get("Outputs", {}).values()
+    for package, logical_id in sorted(hook_ids.items()):
+        if package in LAMBDA_HOOKS:
+            continue
+        want = {"Fn::Sub": f"${{AWS::StackName}}-{logical_id}Arn"}
+        if not any(
+            o.get("Value") == {"Fn::GetAtt": [logical_id, "Arn"]} and o.get("Export", {}).get("Name") == want
+            for o in outputs
+        ):
+            problems.add(f"Outputs: export !GetAtt {logical_id}.Arn as !Sub {want['Fn::Sub']}, which ECS-native service stacks name their hooks by")
+
+
 def check_plan_prefix_export(cfn, plan_prefix, problems):
     want = {"Fn::Sub": "${AWS::StackName}-PlanParameterPrefix"}
     if not any(
@@ -645,13 +693,52 @@ def shape(node):
     return None
 
 
+def resources_by_type(resources):
+    """resource type -> the logical ids of that type."""
+    found = {}
+    for logical_id, resource in resources.items():
+        found.setdefault(resource["Type"], []).append(logical_id)
+    return found
+
+
+# The export the platform names its plan prefix by, as shape() shows an import of it.
+PLAN_PREFIX_IMPORT = "import(${PlatformStackName}-PlanParameterPrefix)"
+
+
+def check_platform_stack_parameter(sam, problems):
+    if "PlatformStackName" not in sam.get("Parameters", {}):
+        problems.add("no PlatformStackName parameter, which the platform's exports are named by")
+
+
+def check_plan_value(logical_id, plan, problems, plans_out):
+    """A plan parameter's type and value; with plans_out, the value goes to <logical id>.json
+    for the caller to load with the hooks' own plan loader."""
+    if plan.get("Type") != "String":
+        problems.add(f"{logical_id}: Type must be String (a SecureString cannot be created by CloudFormation)")
+    value = plan.get("Value")
+    if not isinstance(value, str):
+        problems.add(f"{logical_id}: Value must be the plan as literal JSON, found {json.dumps(value)}")
+    elif plans_out:
+        Path(plans_out, f"{logical_id}.json").write_text(value)
+
+
+def check_hook_ingress(resources, types, problems):
+    """A listener ingress rule admits the platform's exported hook security group, and only
+    under a condition: a platform outside a VPC exports no group."""
+    hook_group = "import(${PlatformStackName}-HookSecurityGroup)"
+    for logical_id in types.get("AWS::EC2::SecurityGroupIngress", []):
+        resource = resources[logical_id]
+        if shape(resource["Properties"].get("SourceSecurityGroupId")) != hook_group:
+            problems.add(f"{logical_id}: SourceSecurityGroupId must be the platform's {hook_group}")
+        if not resource.get("Condition"):
+            problems.add(f"{logical_id}: needs a Condition: only a platform in a VPC exports its hook security group")
+
+
 def check_fleet_service(sam, cfn, problems, plans_out):
     """One service's stack: its CodeDeploy application and blue/green group, its plan under the
     platform's prefix, and ingress for the platform's hooks."""
     resources = cfn["Resources"]
-    by_type = {}
-    for logical_id, resource in resources.items():
-        by_type.setdefault(resource["Type"], []).append(logical_id)
+    by_type = resources_by_type(resources)
     applications = by_type.get("AWS::CodeDeploy::Application", [])
     groups = by_type.get("AWS::CodeDeploy::DeploymentGroup", [])
     if len(applications) != 1 or len(groups) != 1:
@@ -680,11 +767,10 @@ def check_fleet_service(sam, cfn, problems, plans_out):
     if rollback.get("Enabled") is not True or "DEPLOYMENT_FAILURE" not in rollback.get("Events", []):
         problems.add(f"{group}: AutoRollbackConfiguration must be enabled for DEPLOYMENT_FAILURE, so a failed hook rolls back")
 
-    want_group = f"import(${{PlatformStackName}}-PlanParameterPrefix)/${{{application}}}/${{{group}}}"
+    want_group = f"{PLAN_PREFIX_IMPORT}/${{{application}}}/${{{group}}}"
     ecs_hooks = [package for package in hook_packages() if package not in LAMBDA_HOOKS]
     plans = by_type.get("AWS::SSM::Parameter", [])
-    if "PlatformStackName" not in sam.get("Parameters", {}):
-        problems.add("no PlatformStackName parameter, which the platform's exports are named by")
+    check_platform_stack_parameter(sam, problems)
     if not plans:
         problems.add("no plan parameter (AWS::SSM::Parameter): the platform's hooks would find no plan")
     hooks_with_plans = []
@@ -700,21 +786,8 @@ def check_fleet_service(sam, cfn, problems, plans_out):
             problems.add(f"{logical_id}: a second plan for {hook}")
         else:
             hooks_with_plans.append(hook)
-        if plan.get("Type") != "String":
-            problems.add(f"{logical_id}: Type must be String (a SecureString cannot be created by CloudFormation)")
-        value = plan.get("Value")
-        if not isinstance(value, str):
-            problems.add(f"{logical_id}: Value must be the plan as literal JSON, found {json.dumps(value)}")
-        elif plans_out:
-            Path(plans_out, f"{logical_id}.json").write_text(value)
-    hook_group = "import(${PlatformStackName}-HookSecurityGroup)"
-    for logical_id in by_type.get("AWS::EC2::SecurityGroupIngress", []):
-        resource = resources[logical_id]
-        if shape(resource["Properties"].get("SourceSecurityGroupId")) != hook_group:
-            problems.add(f"{logical_id}: SourceSecurityGroupId must be the platform's {hook_group}")
-        if not resource.get("Condition"):
-            problems.add(f"{logical_id}: needs a Condition: only a platform in a VPC exports its hook security group")
-
+        check_plan_value(logical_id, plan, problems, plans_out)
+    check_hook_ingress(resources, by_type, problems)
 
 
 def main():
@@ -740,6 +813,8 @@ def main():
         if plan_prefix:
             check_fleet_roles(sam, cfn, package_roles, plan_prefix, problems)
             check_plan_prefix_export(cfn, plan_prefix, problems)
+        check_fleet_ecs_reads(cfn, package_roles, problems)
+        check_hook_arn_exports(cfn, hook_ids, problems)
         check_fleet_network(sam, cfn, hook_ids, package_roles, problems)
     else:
         hook_ids = check_hooks(sam, cfn, code_uris, problems, Resolver(sam), args.plans_out)

@@ -258,6 +258,18 @@ fn fleet_platform_check_rejects_the_traps() {
             "PreTrafficHook: the Lambda hooks judge functions through the Lambda API and need no VpcConfig",
         ),
         (
+            "no-service-revision-read",
+            "                  - ecs:DescribeServiceRevisions\n",
+            "",
+            "EcsHookRole: grant ecs:DescribeServiceRevisions, which the ECS hooks call for ECS-native deployments",
+        ),
+        (
+            "hook-arn-not-exported",
+            "Name: !Sub ${AWS::StackName}-BeforeAllowTrafficHookArn",
+            "Name: !Sub ${AWS::StackName}-BeforeAllowTraffic",
+            "Outputs: export !GetAtt BeforeAllowTrafficHook.Arn as !Sub ${AWS::StackName}-BeforeAllowTrafficHookArn",
+        ),
+        (
             "security-group-not-exported",
             "Name: !Sub ${AWS::StackName}-HookSecurityGroup",
             "Name: !Sub ${AWS::StackName}-Hooks",
