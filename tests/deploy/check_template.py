@@ -21,9 +21,12 @@ that
 - ssm:GetParameter is granted on the plans' path only, kms:Decrypt only on the key parameter, the
   CodeDeploy reads only on deployment groups, lambda:InvokeFunction only on a function-name prefix,
   and the EC2 network-interface actions only under the VPC condition;
+- the ECS hooks' role reads ECS service deployments and revisions (ECS-native deployments), on
+  those resource types only, and the Lambda hooks' role reads no ECS;
 - the ECS hooks are put in the subnets with one security group under one condition, the Lambda
-  hooks in no VPC, the group and the plan prefix are exported for the service stacks, and the
-  interface VPC endpoints are exactly those of the AWS APIs the ECS hooks' role grants calls to.
+  hooks in no VPC, the group, the plan prefix and each ECS hook's ARN are exported for the
+  service stacks, and the interface VPC endpoints are exactly those of the AWS APIs the ECS hooks'
+  role grants calls to.
 
 With --fleet-service (examples/fleet/service.yaml, one service's stack), it asserts that the stack
 has an ECS CodeDeploy application and a blue/green deployment group with traffic control, both
@@ -31,15 +34,26 @@ listeners, two target groups and automatic rollback, and plan parameters named f
 exported prefix, the application, the group and an ECS hook package, one per hook at most; a
 listener ingress rule, if any, admits the platform's exported hook security group.
 
+With --ecs-native-service (examples/ecs-native/service.yaml, one service deployed by ECS itself),
+it asserts that the ECS service uses the ECS deployment controller with a blue/green, linear or
+canary strategy, a bake time, and LinearConfiguration or CanaryConfiguration only with its own
+strategy; that each LifecycleHooks entry imports a hook ARN the platform exports, at exactly the
+stage that hook's binary serves, once; that each entry's HookDetails is {plan_parameter: !Ref P}
+with P a plan parameter of this stack named under the platform's prefix and ending in the hook's
+name, one plan per hook and none unused; that the invoke role is trusted by ecs.amazonaws.com
+only and grants only lambda:InvokeFunction on exactly the hooks it invokes; that the load
+balancer has both target groups, both listener rules and its own role, trusted by ECS with
+AmazonECSInfrastructureRolePolicyForLoadBalancers; and the ingress rules as --fleet-service.
+
 Which actions each hook needs is not decided here: tests/tests/least_privilege.rs derives them from
 the AWS calls in the hook code and compares them with the grants this script writes out.
 
-Usage: check_template.py [--template PATH] [--fleet-platform | --fleet-service] [--plans-out DIR]
-                         [--grants-out FILE]
+Usage: check_template.py [--template PATH] [--fleet-platform | --fleet-service | --ecs-native-service]
+                         [--plans-out DIR] [--grants-out FILE]
 With --plans-out, each plan the template carries is written to DIR so the caller can validate it
 with the hooks' own plan loader: each hook's GREENLIGHT_PLAN, resolved with the parameter
-defaults, as DIR/<package>.json; with --fleet-service, each plan parameter's value as
-DIR/<logical id>.json.
+defaults, as DIR/<package>.json; with --fleet-service and --ecs-native-service, each plan
+parameter's value as DIR/<logical id>.json.
 With --grants-out, FILE gets, for each hook package, its function, its role, whether its plan comes
 per deployment (a parameter, a catalog), whether it runs in a VPC, and the actions the role's
 statements allow, conditional ones included, as the template spells them (JSON).
@@ -612,6 +626,51 @@ def check_fleet_network(sam, cfn, hook_ids, package_roles, problems):
             problems.add(f"{logical_id}: an endpoint for {service}, which the ECS hooks' role grants no call to")
 
 
+# The ECS reads of ECS-native deployments (no CodeDeploy): the service deployment an event names,
+# and its revisions. IAM scopes them to these resource types (and the service).
+ECS_NATIVE_READS = ("ecs:DescribeServiceDeployments", "ecs:DescribeServiceRevisions")
+ECS_RESOURCE_TYPES = ("service-deployment/", "service-revision/", "service/")
+
+
+def check_fleet_ecs_reads(cfn, package_roles, problems):
+    """The ECS hooks' role reads service deployments and revisions, on those resource types
+    only; the Lambda hooks' role reads no ECS."""
+    resources = cfn["Resources"]
+    ecs = "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:"
+    for role_id in sorted(set(package_roles.values())):
+        packages = {p for p, r in package_roles.items() if r == role_id}
+        granted = set()
+        for where, actions, targets, _ in allowed(role_id, resources[role_id], problems):
+            ecs_actions = sorted(a for a in actions if a.startswith("ecs:"))
+            granted.update(ecs_actions)
+            if ecs_actions and packages <= LAMBDA_HOOKS:
+                problems.add(f"{where}: the Lambda hooks judge no ECS deployment and need no {', '.join(ecs_actions)}")
+            elif ecs_actions:
+                texts = [sub_text(t) for t in targets]
+                if not all(t and any(t.startswith(ecs + kind) for kind in ECS_RESOURCE_TYPES) for t in texts):
+                    problems.add(
+                        f"{where}: {', '.join(ecs_actions)} only on {', '.join(k.rstrip('/') for k in ECS_RESOURCE_TYPES)} ARNs (!Sub {ecs}<type>/...), found {json.dumps(targets)}"
+                    )
+        if not packages <= LAMBDA_HOOKS:
+            for action in (a for a in ECS_NATIVE_READS if a.lower() not in granted):
+                problems.add(f"{role_id}: grant {action}, which the ECS hooks call for ECS-native deployments")
+
+
+def check_hook_arn_exports(cfn, hook_ids, problems):
+    """Each ECS hook's ARN is exported as <stack>-<function>Arn, for service stacks'
+    LifecycleHooks."""
+    outputs = cfn.get("Outputs", {}).values()
+    for package, logical_id in sorted(hook_ids.items()):
+        if package in LAMBDA_HOOKS:
+            continue
+        want = {"Fn::Sub": f"${{AWS::StackName}}-{logical_id}Arn"}
+        if not any(
+            o.get("Value") == {"Fn::GetAtt": [logical_id, "Arn"]} and o.get("Export", {}).get("Name") == want
+            for o in outputs
+        ):
+            problems.add(f"Outputs: export !GetAtt {logical_id}.Arn as !Sub {want['Fn::Sub']}, which ECS-native service stacks name their hooks by")
+
+
 def check_plan_prefix_export(cfn, plan_prefix, problems):
     want = {"Fn::Sub": "${AWS::StackName}-PlanParameterPrefix"}
     if not any(
@@ -645,13 +704,52 @@ def shape(node):
     return None
 
 
+def resources_by_type(resources):
+    """resource type -> the logical ids of that type."""
+    found = {}
+    for logical_id, resource in resources.items():
+        found.setdefault(resource["Type"], []).append(logical_id)
+    return found
+
+
+# The export the platform names its plan prefix by, as shape() shows an import of it.
+PLAN_PREFIX_IMPORT = "import(${PlatformStackName}-PlanParameterPrefix)"
+
+
+def check_platform_stack_parameter(sam, problems):
+    if "PlatformStackName" not in sam.get("Parameters", {}):
+        problems.add("no PlatformStackName parameter, which the platform's exports are named by")
+
+
+def check_plan_value(logical_id, plan, problems, plans_out):
+    """A plan parameter's type and value; with plans_out, the value goes to <logical id>.json
+    for the caller to load with the hooks' own plan loader."""
+    if plan.get("Type") != "String":
+        problems.add(f"{logical_id}: Type must be String (a SecureString cannot be created by CloudFormation)")
+    value = plan.get("Value")
+    if not isinstance(value, str):
+        problems.add(f"{logical_id}: Value must be the plan as literal JSON, found {json.dumps(value)}")
+    elif plans_out:
+        Path(plans_out, f"{logical_id}.json").write_text(value)
+
+
+def check_hook_ingress(resources, types, problems):
+    """A listener ingress rule admits the platform's exported hook security group, and only
+    under a condition: a platform outside a VPC exports no group."""
+    hook_group = "import(${PlatformStackName}-HookSecurityGroup)"
+    for logical_id in types.get("AWS::EC2::SecurityGroupIngress", []):
+        resource = resources[logical_id]
+        if shape(resource["Properties"].get("SourceSecurityGroupId")) != hook_group:
+            problems.add(f"{logical_id}: SourceSecurityGroupId must be the platform's {hook_group}")
+        if not resource.get("Condition"):
+            problems.add(f"{logical_id}: needs a Condition: only a platform in a VPC exports its hook security group")
+
+
 def check_fleet_service(sam, cfn, problems, plans_out):
     """One service's stack: its CodeDeploy application and blue/green group, its plan under the
     platform's prefix, and ingress for the platform's hooks."""
     resources = cfn["Resources"]
-    by_type = {}
-    for logical_id, resource in resources.items():
-        by_type.setdefault(resource["Type"], []).append(logical_id)
+    by_type = resources_by_type(resources)
     applications = by_type.get("AWS::CodeDeploy::Application", [])
     groups = by_type.get("AWS::CodeDeploy::DeploymentGroup", [])
     if len(applications) != 1 or len(groups) != 1:
@@ -680,11 +778,10 @@ def check_fleet_service(sam, cfn, problems, plans_out):
     if rollback.get("Enabled") is not True or "DEPLOYMENT_FAILURE" not in rollback.get("Events", []):
         problems.add(f"{group}: AutoRollbackConfiguration must be enabled for DEPLOYMENT_FAILURE, so a failed hook rolls back")
 
-    want_group = f"import(${{PlatformStackName}}-PlanParameterPrefix)/${{{application}}}/${{{group}}}"
+    want_group = f"{PLAN_PREFIX_IMPORT}/${{{application}}}/${{{group}}}"
     ecs_hooks = [package for package in hook_packages() if package not in LAMBDA_HOOKS]
     plans = by_type.get("AWS::SSM::Parameter", [])
-    if "PlatformStackName" not in sam.get("Parameters", {}):
-        problems.add("no PlatformStackName parameter, which the platform's exports are named by")
+    check_platform_stack_parameter(sam, problems)
     if not plans:
         problems.add("no plan parameter (AWS::SSM::Parameter): the platform's hooks would find no plan")
     hooks_with_plans = []
@@ -700,21 +797,246 @@ def check_fleet_service(sam, cfn, problems, plans_out):
             problems.add(f"{logical_id}: a second plan for {hook}")
         else:
             hooks_with_plans.append(hook)
-        if plan.get("Type") != "String":
-            problems.add(f"{logical_id}: Type must be String (a SecureString cannot be created by CloudFormation)")
-        value = plan.get("Value")
-        if not isinstance(value, str):
-            problems.add(f"{logical_id}: Value must be the plan as literal JSON, found {json.dumps(value)}")
-        elif plans_out:
-            Path(plans_out, f"{logical_id}.json").write_text(value)
-    hook_group = "import(${PlatformStackName}-HookSecurityGroup)"
-    for logical_id in by_type.get("AWS::EC2::SecurityGroupIngress", []):
-        resource = resources[logical_id]
-        if shape(resource["Properties"].get("SourceSecurityGroupId")) != hook_group:
-            problems.add(f"{logical_id}: SourceSecurityGroupId must be the platform's {hook_group}")
-        if not resource.get("Condition"):
-            problems.add(f"{logical_id}: needs a Condition: only a platform in a VPC exports its hook security group")
+        check_plan_value(logical_id, plan, problems, plans_out)
+    check_hook_ingress(resources, by_type, problems)
 
+
+# hook package -> the one ECS lifecycle stage its binary serves in an ECS-native deployment, as
+# the hooks map them (docs/ecs-native.md). The Lambda hooks serve none.
+ECS_STAGES = {
+    "before-install": "PRE_SCALE_UP",
+    "after-install": "POST_SCALE_UP",
+    "after-allow-test-traffic": "POST_TEST_TRAFFIC_SHIFT",
+    "before-allow-traffic": "PRE_PRODUCTION_TRAFFIC_SHIFT",
+    "after-allow-traffic": "POST_PRODUCTION_TRAFFIC_SHIFT",
+}
+# Strategy -> the configuration only it takes.
+STRATEGY_CONFIGURATIONS = {"LINEAR": "LinearConfiguration", "CANARY": "CanaryConfiguration"}
+ECS_NATIVE_STRATEGIES = ("BLUE_GREEN", "LINEAR", "CANARY")
+LOAD_BALANCER_POLICY = "arn:${AWS::Partition}:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers"
+
+
+def platform_hook_exports():
+    """export name without the platform stack's name (AfterInstallHookArn) -> the hook package
+    whose function ARN the platform template exports under it."""
+    platform = yaml_parse((FLEET_HOME / "platform.yaml").read_text())
+    resources = platform.get("Resources", {})
+    exports = {}
+    for output in platform.get("Outputs", {}).values():
+        name = sub_text(output.get("Export", {}).get("Name")) or ""
+        value = output.get("Value")
+        function = value.get("Fn::GetAtt", [None])[0] if isinstance(value, dict) else None
+        uri = resources.get(function, {}).get("Properties", {}).get("CodeUri")
+        if name.startswith("${AWS::StackName}-") and value == {"Fn::GetAtt": [function, "Arn"]} and uri:
+            exports[name.removeprefix("${AWS::StackName}-")] = Path(uri).name
+    return exports
+
+
+def condition_holds(name, conditions, values):
+    """Evaluates the template condition name with parameters set to values; None if it depends
+    on anything else."""
+    def evaluate(node):
+        if isinstance(node, str):
+            return node
+        if not isinstance(node, dict) or len(node) != 1:
+            return None
+        (fn, arg), = node.items()
+        if fn == "Ref":
+            return values.get(arg)
+        if fn == "Condition":
+            return condition_holds(arg, conditions, values)
+        parts = [evaluate(a) for a in as_list(arg)]
+        if None in parts:
+            return None
+        if fn == "Fn::Equals":
+            return parts[0] == parts[1]
+        if fn == "Fn::Not":
+            return not parts[0]
+        if fn == "Fn::And":
+            return all(parts)
+        if fn == "Fn::Or":
+            return any(parts)
+        return None
+
+    return evaluate(conditions.get(name))
+
+
+def present(node, conditions, values):
+    """Whether a property given as node is there with parameters set to values (both sides of
+    an Fn::If followed, AWS::NoValue absent); None if that cannot be decided."""
+    if node is None or node == {"Ref": "AWS::NoValue"}:
+        return False
+    if isinstance(node, dict) and set(node) == {"Fn::If"}:
+        name, when_true, when_false = node["Fn::If"]
+        holds = condition_holds(name, conditions, values)
+        return None if holds is None else present(when_true if holds else when_false, conditions, values)
+    return True
+
+
+def check_trusted_by_ecs_only(role_id, role, problems):
+    trust = role["Properties"].get("AssumeRolePolicyDocument", {})
+    for statement in as_list(trust.get("Statement", [])):
+        principal = statement.get("Principal")
+        services = as_list(principal.get("Service", [])) if isinstance(principal, dict) else []
+        if (
+            statement.get("Effect") != "Allow"
+            or as_list(statement.get("Action")) != ["sts:AssumeRole"]
+            or set(principal) != {"Service"}
+            or services != ["ecs.amazonaws.com"]
+        ):
+            problems.add(f"{role_id}: must be trusted by ecs.amazonaws.com only (sts:AssumeRole), found {json.dumps(statement)}")
+    if not trust.get("Statement"):
+        problems.add(f"{role_id}: must be trusted by ecs.amazonaws.com")
+
+
+def check_ecs_native_service(sam, cfn, problems, plans_out):
+    """One service's stack for ECS-native deployments: its service's strategy and lifecycle hooks
+    (each hook at the stage its binary serves, invoked with a role that may invoke just them, its
+    plan a parameter of this stack under the platform's prefix), and its load balancer's
+    advanced configuration."""
+    resources = cfn["Resources"]
+    types = resources_by_type(resources)
+    check_platform_stack_parameter(sam, problems)
+    services = types.get("AWS::ECS::Service", [])
+    if len(services) != 1:
+        problems.add(f"expected one AWS::ECS::Service, found {len(services)}")
+        return
+    service = services[0]
+    props = resources[service]["Properties"]
+    if props.get("DeploymentController") != {"Type": "ECS"}:
+        problems.add(f"{service}: DeploymentController must be {{Type: ECS}}: ECS runs the deployment and invokes the hooks, found {json.dumps(props.get('DeploymentController'))}")
+    config = props.get("DeploymentConfiguration", {})
+
+    # The strategy, and the configuration each strategy it can be takes.
+    parameters = sam.get("Parameters", {})
+    strategy = config.get("Strategy")
+    name = parameter_ref(strategy, sam)
+    if name:
+        choices = as_list(parameters[name].get("AllowedValues", []))
+    else:
+        choices = [strategy]
+    if not choices or not all(c in ECS_NATIVE_STRATEGIES for c in choices):
+        problems.add(f"{service}: Strategy must be one of {', '.join(ECS_NATIVE_STRATEGIES)} (a parameter's AllowedValues too), found {json.dumps(strategy)} {choices}")
+    conditions = cfn.get("Conditions", {})
+    for choice in choices:
+        values = {name: choice} if name else {}
+        for wants, key in STRATEGY_CONFIGURATIONS.items():
+            there = present(config.get(key), conditions, values)
+            if there is None:
+                problems.add(f"{service}: cannot tell whether {key} is set with Strategy {choice}: give it !If on a condition of Strategy alone")
+            elif there and choice != wants:
+                problems.add(f"{service}: {key} is set with Strategy {choice}; it belongs only with {wants}")
+    if not isinstance(config.get("BakeTimeInMinutes"), int):
+        problems.add(f"{service}: DeploymentConfiguration BakeTimeInMinutes must be set: how long blue stays up after the shift, for a late rollback")
+
+    # The hooks, their stages, their plans and the role ECS invokes them with.
+    exports = platform_hook_exports()
+    plans = set(types.get("AWS::SSM::Parameter", []))
+    hooks_by_role = {}
+    plans_used = {}
+    packages_wired = []
+    hooks = as_list(config.get("LifecycleHooks", []))
+    if not hooks:
+        problems.add(f"{service}: DeploymentConfiguration LifecycleHooks names none of the platform's hooks")
+    for index, hook in enumerate(hooks):
+        where = f"{service}: LifecycleHooks[{index}]"
+        target = hook.get("HookTargetArn")
+        imported = shape(target) or ""
+        export = re.fullmatch(r"import\(\$\{PlatformStackName\}-(\w+)\)", imported)
+        package = exports.get(export[1]) if export else None
+        if not package:
+            problems.add(
+                f"{where}: HookTargetArn must import one of the platform's hook ARNs (!ImportValue ${{PlatformStackName}}-<export>, one of {', '.join(sorted(exports))}), found {json.dumps(target)}"
+            )
+            continue
+        where = f"{where} ({package})"
+        stage = ECS_STAGES.get(package)
+        stages = hook.get("LifecycleStages")
+        if not stage:
+            problems.add(f"{where}: {package} serves no ECS lifecycle stage; it answers FAILED wherever it is put")
+        elif stages != [stage]:
+            wrong = [s for s in as_list(stages or []) if s != stage]
+            problems.add(
+                f"{where}: LifecycleStages must be exactly [{stage}], the stage {package} serves; at {', '.join(wrong) or 'none'} it answers FAILED, found {json.dumps(stages)}"
+            )
+        if package in packages_wired:
+            problems.add(f"{where}: {package} is named twice; one entry per hook, with its stage and plan")
+        packages_wired.append(package)
+        if hook.get("TargetType", "AWS_LAMBDA") != "AWS_LAMBDA":
+            problems.add(f"{where}: TargetType must be AWS_LAMBDA")
+        role = hook.get("RoleArn")
+        role_id = role.get("Fn::GetAtt", [None])[0] if isinstance(role, dict) else None
+        if role != {"Fn::GetAtt": [role_id, "Arn"]} or resources.get(role_id, {}).get("Type") != "AWS::IAM::Role":
+            problems.add(f"{where}: RoleArn must be !GetAtt <a role in this stack>.Arn, found {json.dumps(role)}")
+        else:
+            hooks_by_role.setdefault(role_id, []).append(target)
+        details = hook.get("HookDetails")
+        plan = details.get("plan_parameter") if isinstance(details, dict) else None
+        plan_id = plan.get("Ref") if isinstance(plan, dict) else None
+        if set(details or {}) != {"plan_parameter"} or plan != {"Ref": plan_id} or plan_id not in plans:
+            problems.add(
+                f"{where}: HookDetails must be {{plan_parameter: !Ref <a plan parameter of this stack>}}, naming its plan, found {json.dumps(details)}"
+            )
+            continue
+        if plan_id in plans_used:
+            problems.add(f"{where}: {plan_id} is already the plan of {plans_used[plan_id]}; give each hook its own")
+        plans_used[plan_id] = package
+        plan_name = shape(resources[plan_id]["Properties"].get("Name"))
+        if not (isinstance(plan_name, str) and plan_name.startswith(PLAN_PREFIX_IMPORT + "/") and plan_name.endswith(f"/{package}")):
+            problems.add(
+                f"{plan_id}: Name must be under the platform's prefix, {PLAN_PREFIX_IMPORT}/.../{package} (the hooks may read only parameters under it), found {plan_name}"
+            )
+
+    for plan_id in sorted(plans):
+        if plan_id not in plans_used:
+            problems.add(f"{plan_id}: no hook's HookDetails names it, so no hook reads it")
+        check_plan_value(plan_id, resources[plan_id]["Properties"], problems, plans_out)
+
+    # The invoke role: trusted by ECS, and may invoke exactly the hooks it is given for.
+    for role_id, targets in sorted(hooks_by_role.items()):
+        role = resources[role_id]
+        check_trusted_by_ecs_only(role_id, role, problems)
+        want = sorted(json.dumps(t, sort_keys=True) for t in targets)
+        granted = []
+        for where, actions, resources_granted, _ in allowed(role_id, role, problems):
+            if actions != {"lambda:invokefunction"}:
+                problems.add(f"{where}: ECS's invoke role may only lambda:InvokeFunction, found {', '.join(sorted(actions))}")
+            granted.extend(json.dumps(r, sort_keys=True) for r in resources_granted)
+        if sorted(set(granted)) != sorted(set(want)):
+            problems.add(
+                f"{role_id}: lambda:InvokeFunction on exactly the hooks ECS invokes with it ({', '.join(shape(t) or '?' for t in targets)}), found {', '.join(shape(json.loads(g)) or g for g in sorted(set(granted)))}"
+            )
+
+    # The load balancer: the rules ECS shifts, the target groups, and its role for that.
+    balancers = as_list(props.get("LoadBalancers", []))
+    if len(balancers) != 1:
+        problems.add(f"{service}: LoadBalancers must hold one entry, whose listener rules ECS shifts, found {len(balancers)}")
+        balancers = balancers[:1]
+    for balancer in balancers:
+        advanced = balancer.get("AdvancedConfiguration", {})
+        if not balancer.get("TargetGroupArn"):
+            problems.add(f"{service}: LoadBalancers TargetGroupArn must name the production target group")
+        for key, why in (
+            ("AlternateTargetGroupArn", "the target group green registers with"),
+            ("ProductionListenerRule", "${production_url}, and the rule ECS shifts"),
+            ("TestListenerRule", "${test_url}, which after-allow-test-traffic's checks use"),
+            ("RoleArn", "the role ECS edits the listener rules with"),
+        ):
+            if not advanced.get(key):
+                problems.add(f"{service}: LoadBalancers AdvancedConfiguration {key} must be set: {why}")
+        role = advanced.get("RoleArn")
+        role_id = role.get("Fn::GetAtt", [None])[0] if isinstance(role, dict) else None
+        if role_id not in resources:
+            if role:
+                problems.add(f"{service}: AdvancedConfiguration RoleArn must be !GetAtt <a role in this stack>.Arn, found {json.dumps(role)}")
+            continue
+        if role_id in hooks_by_role:
+            problems.add(f"{role_id}: the load balancer role and the hooks' invoke role must be two roles")
+        check_trusted_by_ecs_only(role_id, resources[role_id], problems)
+        managed = as_list(resources[role_id]["Properties"].get("ManagedPolicyArns", []))
+        if [sub_text(m) for m in managed] != [LOAD_BALANCER_POLICY]:
+            problems.add(f"{role_id}: ManagedPolicyArns must be [!Sub {LOAD_BALANCER_POLICY}], found {json.dumps(managed)}")
+    check_hook_ingress(resources, types, problems)
 
 
 def main():
@@ -723,6 +1045,7 @@ def main():
     kind = parser.add_mutually_exclusive_group()
     kind.add_argument("--fleet-platform", action="store_true", help="the hooks once for a fleet, plans per deployment")
     kind.add_argument("--fleet-service", action="store_true", help="one service's stack of a fleet")
+    kind.add_argument("--ecs-native-service", action="store_true", help="one service's stack of a fleet, deployed by ECS")
     parser.add_argument("--plans-out")
     parser.add_argument("--grants-out")
     args = parser.parse_args()
@@ -733,6 +1056,9 @@ def main():
     hook_ids = {}
     if args.fleet_service:
         check_fleet_service(sam, cfn, problems, args.plans_out)
+    elif args.ecs_native_service:
+        check_ecs_native_service(sam, cfn, problems, args.plans_out)
+        check_statement_shapes(cfn, problems)
     elif args.fleet_platform:
         hook_ids, plan_prefix = check_hooks(sam, cfn, code_uris, problems, None, None, FLEET_HOME, fleet=True)
         check_statement_shapes(cfn, problems)
@@ -740,6 +1066,8 @@ def main():
         if plan_prefix:
             check_fleet_roles(sam, cfn, package_roles, plan_prefix, problems)
             check_plan_prefix_export(cfn, plan_prefix, problems)
+        check_fleet_ecs_reads(cfn, package_roles, problems)
+        check_hook_arn_exports(cfn, hook_ids, problems)
         check_fleet_network(sam, cfn, hook_ids, package_roles, problems)
     else:
         hook_ids = check_hooks(sam, cfn, code_uris, problems, Resolver(sam), args.plans_out)

@@ -1,5 +1,6 @@
-//! The deployment files, checked with the tools users deploy with: template.yaml and the fleet's
-//! two templates (examples/fleet/platform.yaml, examples/fleet/service.yaml) through cfn-lint,
+//! The deployment files, checked with the tools users deploy with: template.yaml, the fleet's
+//! two templates (examples/fleet/platform.yaml, examples/fleet/service.yaml) and the ECS-native
+//! service template (examples/ecs-native/service.yaml) through cfn-lint,
 //! `sam validate --lint` and the SAM translator (tests/deploy/check_template.py), samconfig.toml's
 //! environments, the appspec examples, and each hook's `[package.metadata.lambda.deploy]` as
 //! cargo-lambda reads it. Every plan the deployment files carry is loaded with the hooks' own plan
@@ -66,9 +67,11 @@ fn scratch(name: &str) -> PathBuf {
 const FLEET_PLATFORM: &str = "examples/fleet/platform.yaml";
 /// The fleet's service template: one service's deployment group and plan.
 const FLEET_SERVICE: &str = "examples/fleet/service.yaml";
+/// One service of the fleet deployed by ECS itself: its service, lifecycle hooks and plans.
+const ECS_NATIVE_SERVICE: &str = "examples/ecs-native/service.yaml";
 
 /// check_template.py on `template`; `kind` is empty for template.yaml's checks, or
-/// `--fleet-platform` or `--fleet-service`.
+/// `--fleet-platform`, `--fleet-service` or `--ecs-native-service`.
 fn check_template(template: &Path, kind: &[&str], plans_out: Option<&Path>) -> Command {
     let mut command = tool(venv_python());
     command.arg(workspace_root().join("tests/deploy/check_template.py")).arg("--template").arg(template).args(kind);
@@ -80,7 +83,7 @@ fn check_template(template: &Path, kind: &[&str], plans_out: Option<&Path>) -> C
 
 #[test]
 fn cfn_lint_finds_nothing_in_the_templates() {
-    let templates = ["template.yaml", FLEET_PLATFORM, FLEET_SERVICE];
+    let templates = ["template.yaml", FLEET_PLATFORM, FLEET_SERVICE, ECS_NATIVE_SERVICE];
     let output = finish(spawn(tool(venv_bin("cfn-lint")).args(templates)));
     assert_success(&format!("cfn-lint {}", templates.join(" ")), &output);
 }
@@ -128,35 +131,71 @@ fn fleet_platform_serves_every_hook_with_a_plan_per_deployment() {
     assert_success(&format!("tests/deploy/check_template.py --fleet-platform on {FLEET_PLATFORM}"), &output);
 }
 
-/// The plan a service stack puts in Parameter Store loads as the platform's hooks will load it.
-#[test]
-fn fleet_service_stack_carries_a_plan_the_hooks_load() {
-    let plans = scratch("fleet-service-plans");
-    let template = workspace_root().join(FLEET_SERVICE);
-    let output = finish(spawn(&mut check_template(&template, &["--fleet-service"], Some(&plans))));
-    assert_success(&format!("tests/deploy/check_template.py --fleet-service on {FLEET_SERVICE}"), &output);
+/// Runs the check with `kind` and `--plans-out` on a service template, and loads each plan it
+/// wrote with the hooks' own plan loader: the plans by logical id, in name order.
+fn service_plans(template: &str, kind: &str) -> Vec<(String, Value)> {
+    let plans = scratch(&format!("plans-{}", template.replace('/', "-")));
+    let output = finish(spawn(&mut check_template(&workspace_root().join(template), &[kind], Some(&plans))));
+    assert_success(&format!("tests/deploy/check_template.py {kind} on {template}"), &output);
 
     let mut files: Vec<PathBuf> =
         std::fs::read_dir(&plans).expect("list the plans").map(|entry| entry.expect("plan file").path()).collect();
     files.sort();
-    let names: Vec<String> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    assert_eq!(names, ["ProductionTrafficPlan.json", "TestTrafficPlan.json"], "{FLEET_SERVICE}'s plans");
-    let mut loaded = Vec::new();
-    for file in &files {
-        let json = std::fs::read_to_string(file).expect("read the plan");
-        if let Err(err) = plan::load(&PlanSource::Inline(json.clone()), &workspace_root()) {
-            panic!("the plan {} in {FLEET_SERVICE} does not load: {err}", file.display());
-        }
-        loaded.push(serde_json::from_str::<Value>(&json).expect("the plan is JSON"));
-    }
-    // The example is what docs/fleet.md promises: health through the test listener, and the
-    // contract judged green against blue, before production moves.
-    let checks = loaded[1]["checks"].as_array().expect("checks");
+    files
+        .iter()
+        .map(|file| {
+            let json = std::fs::read_to_string(file).expect("read the plan");
+            if let Err(err) = plan::load(&PlanSource::Inline(json.clone()), &workspace_root()) {
+                panic!("the plan {} in {template} does not load: {err}", file.display());
+            }
+            let name = file.file_stem().expect("a plan file name").to_string_lossy().into_owned();
+            (name, serde_json::from_str::<Value>(&json).expect("the plan is JSON"))
+        })
+        .collect()
+}
+
+/// The plan's checks, for the assertions on what an example promises.
+fn checks<'a>(plans: &'a [(String, Value)], name: &str) -> &'a [Value] {
+    let (_, plan) = plans.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no plan {name}"));
+    plan["checks"].as_array().expect("checks")
+}
+
+/// Health on `${test_url}` and a compare check: what the docs promise of a test-traffic plan.
+fn assert_health_and_compare(checks: &[Value]) {
     assert!(
         checks.iter().any(|c| c["http"]["url"] == "${test_url}/health"),
         "no health check on ${{test_url}}: {checks:?}"
     );
     assert!(checks.iter().any(|c| c.get("compare").is_some()), "no compare check: {checks:?}");
+}
+
+/// The plan a service stack puts in Parameter Store loads as the platform's hooks will load it.
+#[test]
+fn fleet_service_stack_carries_a_plan_the_hooks_load() {
+    let plans = service_plans(FLEET_SERVICE, "--fleet-service");
+    let names: Vec<&str> = plans.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["ProductionTrafficPlan", "TestTrafficPlan"], "{FLEET_SERVICE}'s plans");
+    // The example is what docs/fleet.md promises: health through the test listener, and the
+    // contract judged green against blue, before production moves.
+    assert_health_and_compare(checks(&plans, "TestTrafficPlan"));
+}
+
+/// The ECS-native service wires each hook at its own stage, with a role that may invoke just
+/// them, and plans that load as the hooks will load them.
+#[test]
+fn ecs_native_service_stack_wires_each_hook_at_its_stage_with_plans_the_hooks_load() {
+    let plans = service_plans(ECS_NATIVE_SERVICE, "--ecs-native-service");
+    let names: Vec<&str> = plans.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["AfterAllowTestTrafficPlan", "AfterAllowTrafficPlan", "BeforeAllowTrafficPlan"],
+        "{ECS_NATIVE_SERVICE}'s plans"
+    );
+    // What docs/ecs-native.md promises: the test-traffic plan as the fleet's, and a metric gate
+    // on green before every production step.
+    assert_health_and_compare(checks(&plans, "AfterAllowTestTrafficPlan"));
+    let gate = checks(&plans, "BeforeAllowTrafficPlan");
+    assert!(gate.iter().any(|c| c.get("metric").is_some()), "no metric check before the steps: {gate:?}");
 }
 
 /// Runs the check (with `kind`) on copies of the template at `path`, each with one `from`
@@ -258,6 +297,18 @@ fn fleet_platform_check_rejects_the_traps() {
             "PreTrafficHook: the Lambda hooks judge functions through the Lambda API and need no VpcConfig",
         ),
         (
+            "no-service-revision-read",
+            "                  - ecs:DescribeServiceRevisions\n",
+            "",
+            "EcsHookRole: grant ecs:DescribeServiceRevisions, which the ECS hooks call for ECS-native deployments",
+        ),
+        (
+            "hook-arn-not-exported",
+            "Name: !Sub ${AWS::StackName}-BeforeAllowTrafficHookArn",
+            "Name: !Sub ${AWS::StackName}-BeforeAllowTraffic",
+            "Outputs: export !GetAtt BeforeAllowTrafficHook.Arn as !Sub ${AWS::StackName}-BeforeAllowTrafficHookArn",
+        ),
+        (
             "security-group-not-exported",
             "Name: !Sub ${AWS::StackName}-HookSecurityGroup",
             "Name: !Sub ${AWS::StackName}-Hooks",
@@ -291,6 +342,68 @@ fn fleet_service_check_rejects_the_traps() {
         ("in-place", "DeploymentType: BLUE_GREEN", "DeploymentType: IN_PLACE", "DeploymentStyle must be BLUE_GREEN"),
     ];
     assert_check_rejects(FLEET_SERVICE, &["--fleet-service"], &mutations);
+}
+
+#[test]
+fn ecs_native_service_check_rejects_the_traps() {
+    let invoke_test_traffic_hook = "                  - !ImportValue\n                    Fn::Sub: ${PlatformStackName}-AfterAllowTestTrafficHookArn";
+    let mutations = [
+        (
+            "hook-at-a-stage-it-does-not-serve",
+            "LifecycleStages: [PRE_PRODUCTION_TRAFFIC_SHIFT]",
+            "LifecycleStages: [PRODUCTION_TRAFFIC_SHIFT]",
+            "LifecycleStages must be exactly [PRE_PRODUCTION_TRAFFIC_SHIFT], the stage before-allow-traffic serves; at PRODUCTION_TRAFFIC_SHIFT it answers FAILED",
+        ),
+        (
+            "hook-at-another-hooks-stage",
+            "LifecycleStages: [POST_PRODUCTION_TRAFFIC_SHIFT]",
+            "LifecycleStages: [POST_TEST_TRAFFIC_SHIFT]",
+            "LifecycleStages must be exactly [POST_PRODUCTION_TRAFFIC_SHIFT], the stage after-allow-traffic serves",
+        ),
+        (
+            "lambda-hook-at-an-ecs-stage",
+            "${PlatformStackName}-AfterAllowTrafficHookArn\n            RoleArn",
+            "${PlatformStackName}-PostTrafficHookArn\n            RoleArn",
+            "HookTargetArn must import one of the platform's hook ARNs",
+        ),
+        (
+            "invoke-role-trusted-by-lambda",
+            "Principal: { Service: ecs.amazonaws.com }",
+            "Principal: { Service: lambda.amazonaws.com }",
+            "HookInvokeRole: must be trusted by ecs.amazonaws.com only",
+        ),
+        (
+            "invoke-role-on-anything",
+            invoke_test_traffic_hook,
+            "                  - \"*\"",
+            "HookInvokeRole: lambda:InvokeFunction on exactly the hooks ECS invokes with it",
+        ),
+        (
+            "plan-outside-the-prefix",
+            "${Prefix}/ecs/${ClusterName}/${ServiceName}/before-allow-traffic",
+            "/plans/ecs/${ClusterName}/${ServiceName}/before-allow-traffic",
+            "BeforeAllowTrafficPlan: Name must be under the platform's prefix",
+        ),
+        (
+            "plan-parameter-typed-in",
+            "plan_parameter: !Ref AfterAllowTrafficPlan",
+            "plan_parameter: /greenlight/plans/ecs/shop/shop-checkout/after-allow-traffic",
+            "HookDetails must be {plan_parameter: !Ref <a plan parameter of this stack>}",
+        ),
+        (
+            "linear-configuration-with-canary",
+            "Linear: !Equals [!Ref Strategy, LINEAR]",
+            "Linear: !Equals [!Ref Strategy, CANARY]",
+            "LinearConfiguration is set with Strategy CANARY; it belongs only with LINEAR",
+        ),
+        (
+            "codedeploy-controller",
+            "      DeploymentController:\n        Type: ECS",
+            "      DeploymentController:\n        Type: CODE_DEPLOY",
+            "DeploymentController must be {Type: ECS}",
+        ),
+    ];
+    assert_check_rejects(ECS_NATIVE_SERVICE, &["--ecs-native-service"], &mutations);
 }
 
 #[test]
