@@ -193,11 +193,9 @@ pub enum EventError {
     )]
     NotAnObject(&'static str),
     /// A required id is absent, null, empty or not a string.
-    #[error(
-        "event has no usable {field} (keys are case-sensitive: CodeDeploy's PascalCase, ECS's camelCase; keys present: {present})"
-    )]
+    #[error("event has no usable {field} (ids are case-sensitive PascalCase; keys present: {present})")]
     MissingField {
-        /// The missing field's name.
+        /// The missing PascalCase field name.
         field: &'static str,
         /// The keys the object did have, for spotting `deploymentId`-style casing mistakes.
         present: String,
