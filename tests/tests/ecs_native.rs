@@ -1,0 +1,263 @@
+//! The hooks on an ECS-native deployment, over the wire: a service that the local ECS deploys
+//! itself (CreateService, then UpdateService to a new task definition), and the gate judging an
+//! ECS lifecycle stage of that service deployment with the real ECS and ELBv2 clients. Discovery,
+//! the variables it fills, the plan's choice by `hookDetails` and the rollback's stand-aside.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use codedeploy_local::config::{LoadBalancerConfig, LocalConfig, ProcessConfig};
+use codedeploy_local::elbv2::{ListenerRole, listener_rule_arn, numbered_target_group};
+use codedeploy_local::emulator::TimeScale;
+use codedeploy_local::server::Server;
+use codedeploy_local::ssm::store::ParameterType;
+use greenlight::event::{EcsHookEvent, Invocation};
+use greenlight::plan::select::Plans;
+use greenlight::verdict::Status;
+use greenlight::{AwsClients, Gate, Hook, RunOutcome};
+use greenlight_tests::{bin_dir, sdk_config};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+/// A local AWS with the `checkout` load balancer and two task definitions of the sample service.
+async fn world() -> Server {
+    let service = bin_dir().join("checkout-service").display().to_string();
+    let task = |shape: &str| ProcessConfig {
+        command: vec![service.clone(), "--port".into(), "{port}".into(), "--shape".into(), shape.into()],
+        environment: BTreeMap::new(),
+    };
+    let mut config = LocalConfig::default();
+    config.task_definitions.insert("checkout:1".into(), task("cents"));
+    config.task_definitions.insert("checkout:2".into(), task("both"));
+    let server = Server::start(config, TimeScale(60.0), 0, None).await.expect("the emulator starts");
+    let ports = LoadBalancerConfig { production_port: 0, test_port: 0 };
+    server.emulator.add_load_balancer("checkout", &ports).await.expect("the load balancer starts");
+    server
+}
+
+/// Creates the service on checkout:1 and updates it to checkout:2: the service deployment's ARN.
+async fn deploy(server: &Server) -> String {
+    let ecs = aws_sdk_ecs::Client::new(&sdk_config(&server.endpoint()).await);
+    let body = json!({
+        "cluster": "shop", "serviceName": "checkout", "taskDefinition": "checkout:1", "desiredCount": 1,
+        "deploymentConfiguration": {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0},
+        "loadBalancers": [{
+            "targetGroupArn": numbered_target_group("checkout", 1).arn, "containerName": "checkout", "containerPort": 8080,
+            "advancedConfiguration": {
+                "alternateTargetGroupArn": numbered_target_group("checkout", 2).arn,
+                "productionListenerRule": listener_rule_arn("checkout", ListenerRole::Production),
+                "testListenerRule": listener_rule_arn("checkout", ListenerRole::Test),
+                "roleArn": "arn:aws:iam::123456789012:role/ecs-load-balancers"
+            }
+        }]
+    });
+    call(server, "CreateService", &body).await;
+    call(server, "UpdateService", &json!({"cluster": "shop", "service": "checkout", "taskDefinition": "checkout:2"}))
+        .await;
+    let listed = ecs.list_service_deployments().cluster("shop").service("checkout").send().await.expect("listed");
+    let arns: Vec<String> =
+        listed.service_deployments().iter().filter_map(|d| d.service_deployment_arn().map(str::to_owned)).collect();
+    let described = ecs.describe_service_deployments().set_service_deployment_arns(Some(arns)).send().await.unwrap();
+    let running = described
+        .service_deployments()
+        .iter()
+        .find(|d| d.status().is_some_and(|s| s.as_str() != "SUCCESSFUL"))
+        .expect("the update's service deployment");
+    running.service_deployment_arn().unwrap().to_owned()
+}
+
+/// One ECS call over awsJson1_1 with a body the SDK's builders would make; the hooks' own calls
+/// in these tests go through the SDK.
+async fn call(server: &Server, operation: &str, body: &Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(server.endpoint())
+        .header("x-amz-target", format!("AmazonEC2ContainerServiceV20141113.{operation}"))
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("the emulator answers");
+    let status = response.status();
+    let answer: Value = response.json().await.expect("JSON");
+    assert!(status.is_success(), "{operation}: {status} {answer}");
+    answer
+}
+
+fn event(arn: &str, stage: &str, details: Value, weights: Value) -> EcsHookEvent {
+    let raw = json!({"executionId": "exec-1", "lifecycleStage": stage, "resourceArn": arn,
+        "executionDetails": {"testTrafficWeights": weights}, "hookDetails": details});
+    match Invocation::from_value(raw).expect("an ECS event") {
+        Invocation::Ecs(event) => event,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn answer(server: &Server, hook: Hook, plans: Plans, event: &EcsHookEvent) -> RunOutcome {
+    let aws = AwsClients::new(&sdk_config(&server.endpoint()).await);
+    let gate = Arc::new(Gate::with_plans(hook, plans, aws));
+    gate.answer(event, Instant::now() + Duration::from_secs(15)).await
+}
+
+fn status(outcome: &RunOutcome) -> &str {
+    outcome.answer.as_ref().map_or("none", |a| a.hook_status)
+}
+
+fn reasons(outcome: &RunOutcome) -> String {
+    let checks: Vec<String> = outcome.verdict.checks.iter().filter_map(|c| c.reason.clone()).collect();
+    format!("{} | {}", outcome.verdict.reason, checks.join(" | "))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_service_deployment_fails_closed_naming_it() {
+    let server = world().await;
+    let arn = "arn:aws:ecs:us-east-1:123456789012:service-deployment/shop/checkout/nosuch";
+    let plan =
+        greenlight::plan::parse(r#"{"checks":[{"name":"up","http":{"url":"http://127.0.0.1:9/"}}]}"#, ".".as_ref());
+    let outcome = answer(
+        &server,
+        Hook::AFTER_ALLOW_TEST_TRAFFIC,
+        Plans::ready(plan),
+        &event(arn, "POST_TEST_TRAFFIC_SHIFT", json!({}), json!({})),
+    )
+    .await;
+    assert_eq!(status(&outcome), "FAILED");
+    assert!(
+        outcome.verdict.reason.contains(&format!("ECS has no service deployment {arn} (MISSING)")),
+        "{}",
+        reasons(&outcome)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn discovery_fills_the_fleets_variables_from_ecs_and_elbv2_and_the_plan_comes_from_hook_details() {
+    let server = world().await;
+    let arn = deploy(&server).await;
+    let plan = json!({"checks": [
+        {"name": "test listener", "http": {"url": "${test_url}/health"}},
+        {"name": "names", "http": {"url": "${production_url}/v2/cart/${cluster}-${service}", "headers": {"x-green": "${green_target_group}", "x-blue": "${blue_target_group}"}},
+            "expect": {"json_schema": {"required": ["total_cents"]}}}
+    ]});
+    let name = "/greenlight/plans/ecs/shop/checkout/after-allow-test-traffic";
+    server.emulator.ssm().put(name, &plan.to_string(), ParameterType::String).expect("parameter seeded");
+    let dir = tempfile::tempdir().unwrap();
+    let plans = Plans::per_deployment(
+        None,
+        Some("/greenlight/plans/{application}/{deployment_group}/{hook}"),
+        Duration::ZERO,
+        dir.path(),
+        None,
+    );
+    let details = json!({"plan_parameter": "/greenlight/plans/ecs/shop/checkout/after-allow-test-traffic"});
+    let outcome = answer(
+        &server,
+        Hook::AFTER_ALLOW_TEST_TRAFFIC,
+        plans,
+        &event(&arn, "POST_TEST_TRAFFIC_SHIFT", details, json!({})),
+    )
+    .await;
+    assert_eq!(status(&outcome), "SUCCEEDED", "{}", reasons(&outcome));
+    assert_eq!(outcome.verdict.checks.len(), 2);
+    let deployment = outcome.verdict.deployment.as_ref().expect("discovered");
+    let service_deployment = deployment.service_deployment.as_ref().expect("ECS-native");
+    assert_eq!(service_deployment.arn, arn);
+    let greenlight::discover::DeploymentKind::Ecs(ecs) = &deployment.target else { panic!("{deployment:?}") };
+    assert_eq!(ecs.target_id, "shop:checkout");
+    let group = |set: &Option<greenlight::discover::TaskSet>| set.as_ref().and_then(|s| s.target_group.clone());
+    assert_eq!(group(&ecs.blue).as_deref(), Some(numbered_target_group("checkout", 1).name.as_str()));
+    assert_eq!(group(&ecs.green).as_deref(), Some(numbered_target_group("checkout", 2).name.as_str()));
+    let listeners = ecs.listeners.as_ref().expect("named by advancedConfiguration");
+    assert_eq!(
+        listeners.test.as_deref(),
+        Some(codedeploy_local::elbv2::listener_arn("checkout", ListenerRole::Test).as_str())
+    );
+    let calls: Vec<String> = server.emulator.calls().into_iter().map(|c| c.operation).collect();
+    for operation in [
+        "DescribeServiceDeployments",
+        "DescribeServiceRevisions",
+        "DescribeListeners",
+        "DescribeLoadBalancers",
+        "DescribeTargetGroups",
+        "GetParameter",
+    ] {
+        assert!(calls.iter().any(|c| c == operation), "{operation} not called: {calls:?}");
+    }
+    assert!(
+        !calls.iter().any(|c| c.starts_with("GetDeployment") || c == "ListDeploymentTargets"),
+        "no CodeDeploy call: {calls:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn codedeploy_names_fail_only_the_check_that_uses_them_and_a_missing_plan_parameter_fails_closed() {
+    let server = world().await;
+    let arn = deploy(&server).await;
+    let plan = greenlight::plan::parse(
+        r#"{"checks":[{"name":"group","http":{"url":"${test_url}/v2/cart/${deployment_group}"}},{"name":"health","http":{"url":"${test_url}/health"}}]}"#,
+        ".".as_ref(),
+    );
+    let outcome = answer(
+        &server,
+        Hook::AFTER_ALLOW_TEST_TRAFFIC,
+        Plans::ready(plan),
+        &event(&arn, "POST_TEST_TRAFFIC_SHIFT", json!({}), json!({})),
+    )
+    .await;
+    assert_eq!(status(&outcome), "FAILED");
+    let group = &outcome.verdict.checks[0];
+    assert!(
+        group
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("an ECS-native deployment has no CodeDeploy application or deployment group"),
+        "{}",
+        reasons(&outcome)
+    );
+    assert!(outcome.verdict.checks[1].passed, "{}", reasons(&outcome));
+
+    let dir = tempfile::tempdir().unwrap();
+    let plans = Plans::per_deployment(
+        None,
+        Some("/greenlight/plans/{application}/{deployment_group}/{hook}"),
+        Duration::ZERO,
+        dir.path(),
+        None,
+    );
+    let details = json!({"plan_parameter": "/greenlight/plans/ecs/shop/checkout/none-here"});
+    let outcome = answer(
+        &server,
+        Hook::AFTER_ALLOW_TEST_TRAFFIC,
+        plans,
+        &event(&arn, "POST_TEST_TRAFFIC_SHIFT", details, json!({})),
+    )
+    .await;
+    assert_eq!(status(&outcome), "FAILED");
+    assert!(outcome.verdict.reason.contains("parameter /greenlight/plans/ecs/shop/checkout/none-here, which the lifecycle hook's hookDetails.plan_parameter names (cluster shop, service checkout), does not exist"), "{}", reasons(&outcome));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hook_at_a_stage_it_does_not_serve_asks_ecs_and_fails_naming_both() {
+    let server = world().await;
+    let arn = deploy(&server).await;
+    let plan =
+        greenlight::plan::parse(r#"{"checks":[{"name":"health","http":{"url":"${test_url}/health"}}]}"#, ".".as_ref());
+    let outcome = answer(
+        &server,
+        Hook::AFTER_ALLOW_TRAFFIC,
+        Plans::ready(plan),
+        &event(&arn, "POST_TEST_TRAFFIC_SHIFT", json!({}), json!({})),
+    )
+    .await;
+    assert_eq!(status(&outcome), "FAILED");
+    assert!(
+        outcome.verdict.reason.starts_with(
+            "after-allow-traffic serves ECS's POST_PRODUCTION_TRAFFIC_SHIFT but was invoked at POST_TEST_TRAFFIC_SHIFT"
+        ),
+        "{}",
+        reasons(&outcome)
+    );
+    let calls: Vec<String> = server.emulator.calls().into_iter().map(|c| c.operation).collect();
+    assert!(calls.iter().any(|c| c == "DescribeServiceDeployments"), "asked ECS whether it rolls back: {calls:?}");
+    assert_eq!(outcome.verdict.status, Status::Failed);
+}
