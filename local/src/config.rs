@@ -231,3 +231,33 @@ pub fn load_serve_config(path: &Path) -> Result<(LocalConfig, BTreeMap<String, L
     }
     Ok((config, balancers))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_config(text: &str) -> Result<(LocalConfig, BTreeMap<String, LoadBalancerConfig>), ConfigError> {
+        let path = std::env::temp_dir().join(format!("codedeploy-local-config-{}.json", uuid::Uuid::new_v4()));
+        std::fs::write(&path, text).expect("a temporary file");
+        let loaded = load_serve_config(&path);
+        let _ = std::fs::remove_file(&path);
+        loaded
+    }
+
+    #[test]
+    fn a_serve_config_holds_load_balancers_beside_the_rest() {
+        let (config, balancers) = serve_config(
+            r#"{"task_definitions": {"web:1": {"command": ["web"]}},
+                "load_balancers": {"shop": {"production_port": 8090}}}"#,
+        )
+        .expect("valid");
+        assert!(config.task_definitions.contains_key("web:1"));
+        assert_eq!((balancers["shop"].production_port, balancers["shop"].test_port), (8090, 0));
+        assert!(serve_config(r#"{"load_balancers": {"-shop": {}}}"#).is_err(), "not an ELB name");
+        assert!(serve_config(r#"{"load_balancers": {"shop": {"port": 1}}}"#).is_err(), "unknown member");
+        assert!(serve_config(r#"{"balancers": {}}"#).is_err(), "unknown section");
+        let clash = r#"{"task_definitions": {"web:1": {"command": ["web"]}},
+            "ecs_services": {"c:shop": {"task_definition": "web:1"}}, "load_balancers": {"shop": {}}}"#;
+        assert!(serve_config(clash).is_err(), "the ECS service's load balancer is named shop");
+    }
+}

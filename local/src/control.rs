@@ -1,5 +1,6 @@
 //! The control API under `/_local/`, for tests and the drill: deployments with ids chosen
-//! beforehand, a deployment's record, alarm states, injected faults, and the calls received.
+//! beforehand, a deployment's (or an ECS service deployment's) record, load balancers for
+//! services ECS deploys itself, alarm states, injected faults, and the calls received.
 //!
 //! `POST /_local/alarms/{name}` with `{"state": "ALARM"|"OK"}` is the manual override: a CloudWatch
 //! alarm of that name moves as SetAlarmState would move it (until its next evaluation); any other
@@ -23,6 +24,7 @@ pub(crate) fn routes() -> Router<Emulator> {
         .route("/_local/health", get(|| async { "ok" }))
         .route("/_local/deployments", post(create_deployment_with_ids))
         .route("/_local/deployments/{id}", get(deployment_record))
+        .route("/_local/service-deployments/{id}", get(service_deployment_record))
         .route("/_local/alarms/{name}", post(set_alarm))
         .route("/_local/load-balancers/{name}", post(add_load_balancer))
         .route("/_local/faults", post(set_faults))
@@ -80,6 +82,27 @@ async fn add_load_balancer(
         "test": listener(ListenerRole::Test, test),
     }))
     .into_response()
+}
+
+/// An ECS service deployment (by the last part of its ARN) as DescribeServiceDeployments shows
+/// it, its record (stages, hook invocations with payload and answer, weights, rollback) and the
+/// hooks' Lambda invocations.
+async fn service_deployment_record(State(emulator): State<Emulator>, Path(id): Path<String>) -> Response {
+    let found = {
+        let state = emulator.state();
+        state
+            .native
+            .deployments
+            .values()
+            .find(|d| d.id == id)
+            .map(|d| (d.arn.clone(), crate::ecs::api::deployment_json(d)))
+    };
+    let Some((arn, described)) = found else {
+        return (StatusCode::NOT_FOUND, format!("no service deployment {id}")).into_response();
+    };
+    let record = emulator.service_deployment_record(&arn);
+    let invocations = emulator.record_of(&arn);
+    axum::Json(json!({"service_deployment": described, "record": record, "invocations": invocations})).into_response()
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -225,3 +225,64 @@ async fn invalid_requests_get_the_exceptions_ecs_answers_with() {
     assert!(missing.as_service_error().is_some_and(|e| e.is_service_not_found_exception()), "{missing:?}");
     local.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_control_api_adds_load_balancers_and_serves_service_deployment_records() {
+    let local = Local::start().await;
+    let http = reqwest::Client::new();
+    let added = http
+        .post(format!("{}/_local/load-balancers/cart", local.server.endpoint()))
+        .json(&serde_json::json!({"production_port": 0, "test_port": 0}))
+        .send()
+        .await
+        .expect("the control API answers");
+    assert_eq!(added.status(), 200);
+    let added: serde_json::Value = added.json().await.expect("JSON");
+    let rule = added["production"]["rule_arn"].as_str().expect("a rule ARN");
+    assert!(rule.starts_with("arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/cart/"), "{added}");
+    let again = http
+        .post(format!("{}/_local/load-balancers/cart", local.server.endpoint()))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("the control API answers");
+    assert_eq!(again.status(), 400, "it exists already");
+
+    let arns = local.arns().await;
+    local
+        .ecs
+        .create_service()
+        .cluster("shop")
+        .service_name("web")
+        .task_definition("web:1")
+        .load_balancers(load_balancer(&arns))
+        .deployment_configuration(DeploymentConfiguration::builder().strategy(DeploymentStrategy::BlueGreen).build())
+        .send()
+        .await
+        .expect("CreateService");
+    let updated = local.ecs.update_service().cluster("shop").service("web").task_definition("web:2").send().await;
+    let arn = updated
+        .expect("UpdateService")
+        .service()
+        .and_then(|s| s.current_service_deployment())
+        .expect("a deployment")
+        .to_owned();
+    assert!(local.server.emulator.wait_until_service_deployment_ends(&arn, std::time::Duration::from_secs(30)).await);
+    let id = arn.rsplit('/').next().expect("an id");
+    let record: serde_json::Value = http
+        .get(format!("{}/_local/service-deployments/{id}", local.server.endpoint()))
+        .send()
+        .await
+        .expect("the control API answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(record["service_deployment"]["status"], "SUCCESSFUL", "{record}");
+    let kinds: Vec<&str> =
+        record["record"].as_array().expect("a record").iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"status"));
+    assert!(kinds.contains(&"weights") && kinds.contains(&"stage"), "{kinds:?}");
+    let missing = http.get(format!("{}/_local/service-deployments/nope", local.server.endpoint())).send().await;
+    assert_eq!(missing.expect("the control API answers").status(), 404);
+    local.server.shutdown().await;
+}

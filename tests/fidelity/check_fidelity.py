@@ -745,8 +745,46 @@ def ecs_scenario():
 
 
 def ecs_native_deployment(ecs, deployment_arn, target_revision):
-    """The update's deployment, as DescribeServiceDeployments shows it while it runs and once it ends."""
-    call(ecs, "DescribeServiceDeployments", serviceDeploymentArns=[deployment_arn])
+    """The update's deployment, as DescribeServiceDeployments shows it while it runs and once it
+    ends; then one whose hook fails, as it shows its rollback."""
+    running = call(ecs, "DescribeServiceDeployments", serviceDeploymentArns=[deployment_arn])
+    if running and running["serviceDeployments"][0]["status"] not in ("PENDING", "IN_PROGRESS"):
+        fail(f"DescribeServiceDeployments just after UpdateService: {running['serviceDeployments'][0]['status']}")
+    done = ecs_deployment_end(ecs, deployment_arn)
+    if done["status"] != "SUCCESSFUL" or done["targetServiceRevision"]["requestedProductionTrafficWeight"] != 100.0:
+        fail(f"DescribeServiceDeployments of the update: {done}")
+    if done.get("alarms", {}).get("status") != "MONITORING_COMPLETE":
+        fail(f"DescribeServiceDeployments alarms: {done.get('alarms')}")
+    if [h["status"] for h in done["lifecycleHookDetails"]] != ["SUCCEEDED"]:
+        fail(f"DescribeServiceDeployments lifecycleHookDetails: {done['lifecycleHookDetails']}")
+    record = control("service-deployments/" + deployment_arn.rsplit("/", 1)[-1])
+    stages = [e["stage"] for e in record["record"] if e["kind"] == "hook_invocation"]
+    if stages != ["POST_TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT"]:
+        fail(f"/_local/service-deployments: hook invocations at {stages}")
+    (service,) = call(ecs, "DescribeServices", cluster="fidelity", services=["native"])["services"]
+    if service["currentServiceRevisions"][0]["arn"] != target_revision:
+        fail(f"DescribeServices after the deployment: {service['currentServiceRevisions']}")
+
+    failing = [{"hookTargetArn": ECS_HOOK + "-failing", "roleArn": ROLE, "lifecycleStages": ["POST_SCALE_UP"]}]
+    call(ecs, "UpdateService", cluster="fidelity", service="native", forceNewDeployment=True,
+         deploymentConfiguration={"strategy": "BLUE_GREEN", "lifecycleHooks": failing})
+    latest = call(ecs, "ListServiceDeployments", cluster="fidelity", service="native", maxResults=1)
+    rolled = ecs_deployment_end(ecs, latest["serviceDeployments"][0]["serviceDeploymentArn"])
+    if rolled["status"] != "ROLLBACK_SUCCESSFUL" or "POST_SCALE_UP" not in rolled.get("rollback", {}).get("reason", ""):
+        fail(f"DescribeServiceDeployments of a failed hook: {rolled}")
+    if rolled.get("rollback", {}).get("serviceRevisionArn") != target_revision:
+        fail(f"DescribeServiceDeployments rollback: {rolled.get('rollback')}, expected back to {target_revision}")
+    call(ecs, "ListServiceDeployments", cluster="fidelity", service="native", status=["ROLLBACK_SUCCESSFUL"])
+
+
+def ecs_deployment_end(ecs, arn, limit=90):
+    until = time.monotonic() + limit
+    while time.monotonic() < until:
+        (deployment,) = call(ecs, "DescribeServiceDeployments", serviceDeploymentArns=[arn])["serviceDeployments"]
+        if deployment["status"] in ("SUCCESSFUL", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED", "STOPPED"):
+            return deployment
+        time.sleep(0.2)
+    raise SystemExit(f"{arn}: did not end within {limit} s: {deployment}")
 
 
 # ---- the emulator's control API -----------------------------------------------------------------

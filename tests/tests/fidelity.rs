@@ -57,6 +57,16 @@ fn aliased_function() -> FunctionConfig {
     }
 }
 
+/// The scripted ECS lifecycle hook the emulator's own tests use; `answers` maps a stage to what
+/// it returns there (SUCCEEDED elsewhere).
+fn ecs_hook(answers: &Value) -> FunctionConfig {
+    let script = workspace_root().join("local/tests/fixtures/ecs_hook.py");
+    latest_only(ProcessConfig {
+        command: vec!["python3".to_owned(), script.display().to_string()],
+        environment: BTreeMap::from([("ECS_HOOK_ANSWERS".to_owned(), answers.to_string())]),
+    })
+}
+
 fn latest_only(process: ProcessConfig) -> FunctionConfig {
     FunctionConfig {
         timeout_seconds: 5,
@@ -68,8 +78,9 @@ fn latest_only(process: ProcessConfig) -> FunctionConfig {
 
 /// What the script deploys: `app` (the Lambda deployment's target), `preflight` (the deployment
 /// this test starts itself), a hook that answers its invocation but never reports (so each hook
-/// event stays in progress until the script reports for it), a function that fails, and an ECS
-/// service whose tasks are Python's HTTP server.
+/// event stays in progress until the script reports for it), a function that fails, an ECS
+/// service whose tasks are Python's HTTP server, and two ECS lifecycle hooks for the service
+/// ECS deploys itself: one that passes every stage and one that fails POST_SCALE_UP.
 fn config() -> LocalConfig {
     let web = ProcessConfig {
         command: ["python3", "-m", "http.server", "{port}", "--bind", "127.0.0.1"].map(str::to_owned).to_vec(),
@@ -81,6 +92,8 @@ fn config() -> LocalConfig {
             ("preflight".to_owned(), aliased_function()),
             ("CodeDeployHook_echo".to_owned(), latest_only(fake_function("echo"))),
             ("broken".to_owned(), latest_only(fake_function("error"))),
+            ("ecs-hook".to_owned(), ecs_hook(&json!({}))),
+            ("ecs-hook-failing".to_owned(), ecs_hook(&json!({"POST_SCALE_UP": [{"hookStatus": "FAILED"}]}))),
         ]),
         task_definitions: BTreeMap::from([("web:1".to_owned(), web.clone()), ("web:2".to_owned(), web)]),
         ecs_services: BTreeMap::from([(

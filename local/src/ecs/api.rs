@@ -358,7 +358,13 @@ impl Emulator {
             }
         }
         let service = &state.native.services[&key];
-        Ok(json!({"service": service_json(&state.native, service)}))
+        let output = json!({"service": service_json(&state.native, service)});
+        let started = changes_revision.then(|| service.deployments.last().cloned()).flatten();
+        drop(state);
+        if let Some(arn) = started {
+            self.start_service_deployment(&arn);
+        }
+        Ok(output)
     }
 
     fn describe_services(&self, input: &Map<String, Value>) -> Result<Value, ApiError> {

@@ -4,9 +4,11 @@
 //! Two kinds of service live here. Those of the config's `ecs_services` are deployed by
 //! CodeDeploy ([`crate::codedeploy::lifecycle`]), which moves their task sets. Those created with
 //! [`api`]'s CreateService behind one of the config's `load_balancers` are deployed by ECS itself
-//! ([`service`] holds what they are), with BLUE_GREEN, LINEAR or CANARY strategies.
+//! ([`service`] holds what they are, [`deployment`] runs their service deployments), with
+//! BLUE_GREEN, LINEAR or CANARY strategies.
 
 pub mod api;
+pub mod deployment;
 pub mod service;
 pub mod traffic;
 

@@ -721,6 +721,80 @@ pub struct NativeState {
     pub revisions: std::collections::BTreeMap<String, ServiceRevision>,
     /// Service deployments by ARN.
     pub deployments: std::collections::BTreeMap<String, ServiceDeployment>,
+    /// Everything that happened to them, in order.
+    pub record: Vec<RecordEntry>,
+}
+
+/// One thing that happened to a service deployment. Kept beside the emulator's record of
+/// CodeDeploy deployments ([`crate::emulator::RecordEntry`]), whose readers know CodeDeploy's
+/// kinds of happening only; the hooks' Lambda invocations are in that record too, under the
+/// service deployment's ARN.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RecordEntry {
+    /// Milliseconds since the emulator started.
+    pub at_ms: u64,
+    /// The service deployment.
+    pub service_deployment_arn: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub what: ServiceDeploymentHappening,
+}
+
+/// The kinds of things a service deployment's record keeps.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ServiceDeploymentHappening {
+    /// Its status changed.
+    Status {
+        /// ECS's `ServiceDeploymentStatus`.
+        status: &'static str,
+        /// Its `statusReason`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// It entered a lifecycle stage.
+    Stage {
+        /// The stage, as hooks name it (`PRE_PRODUCTION_TRAFFIC_SHIFT` included).
+        stage: &'static str,
+    },
+    /// A lifecycle hook was invoked and its answer read.
+    HookInvocation {
+        /// The lifecycle stage.
+        stage: &'static str,
+        /// The hook's `hookTargetArn`.
+        hook: String,
+        /// The `executionId`, the same for every invocation of one hook execution.
+        execution_id: String,
+        /// 1, then 2, 3, … after each `IN_PROGRESS`.
+        attempt: u32,
+        /// Invoked while rolling back: the answer is recorded, not obeyed.
+        rollback: bool,
+        /// The event the hook got.
+        payload: Value,
+        /// What it returned (its JSON, or its text), or null when it could not be invoked.
+        answer: Value,
+        /// How it was read: `SUCCEEDED`, `IN_PROGRESS` or `FAILED`.
+        outcome: &'static str,
+        /// Why it counts as `FAILED`, when it does.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// How long the invocation took, in milliseconds.
+        duration_ms: u64,
+    },
+    /// A listener's weights moved.
+    Weights {
+        /// `production` or `test`.
+        route: &'static str,
+        /// Percent on the source revision.
+        source: f64,
+        /// Percent on the target revision.
+        target: f64,
+    },
+    /// It started rolling back.
+    Rollback {
+        /// Why.
+        reason: String,
+    },
 }
 
 #[cfg(test)]

@@ -215,7 +215,8 @@ impl Emulator {
         invocation_type: &'static str,
         attempt: u32,
     ) -> InvokeResponse {
-        // Hook invocations carry their deployment id; recording it ties them to the deployment.
+        // Hook invocations carry their deployment id (CodeDeploy's) or ARN (an ECS service
+        // deployment's); recording it ties them to the deployment.
         let deployment_id = serde_json::from_slice::<Value>(&payload).ok().as_ref().and_then(deployment_of_event);
         let invocation = self.runtime().invoke(function, payload).await;
         crate::cloudwatch::recording::lambda_invocation(
@@ -326,5 +327,7 @@ fn outcome_name(outcome: &InvokeOutcome) -> &'static str {
 }
 
 fn deployment_of_event(event: &Value) -> Option<String> {
-    event.get("DeploymentId").and_then(Value::as_str).map(str::to_owned)
+    let ecs_deployment =
+        event.get("resourceArn").and_then(Value::as_str).filter(|arn| arn.contains(":service-deployment/"));
+    event.get("DeploymentId").and_then(Value::as_str).or(ecs_deployment).map(str::to_owned)
 }
