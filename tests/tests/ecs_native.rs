@@ -1,7 +1,9 @@
 //! The hooks on an ECS-native deployment, over the wire: a service that the local ECS deploys
 //! itself (CreateService, then UpdateService to a new task definition), and the gate judging an
-//! ECS lifecycle stage of that service deployment with the real ECS and ELBv2 clients. Discovery,
-//! the variables it fills, the plan's choice by `hookDetails` and the rollback's stand-aside.
+//! ECS lifecycle stage of that service deployment with the real ECS and ELBv2 clients: discovery,
+//! the variables it fills, the plan's choice by `hookDetails`. Then the real hook binaries as the
+//! local ECS's lifecycle hooks: a contract break rolled back before production, and a bake longer
+//! than one invocation carried across several.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -53,18 +55,17 @@ async fn deploy(server: &Server) -> String {
         }]
     });
     call(server, "CreateService", &body).await;
-    call(server, "UpdateService", &json!({"cluster": "shop", "service": "checkout", "taskDefinition": "checkout:2"}))
-        .await;
-    let listed = ecs.list_service_deployments().cluster("shop").service("checkout").send().await.expect("listed");
-    let arns: Vec<String> =
-        listed.service_deployments().iter().filter_map(|d| d.service_deployment_arn().map(str::to_owned)).collect();
-    let described = ecs.describe_service_deployments().set_service_deployment_arns(Some(arns)).send().await.unwrap();
-    let running = described
-        .service_deployments()
-        .iter()
-        .find(|d| d.status().is_some_and(|s| s.as_str() != "SUCCESSFUL"))
-        .expect("the update's service deployment");
-    running.service_deployment_arn().unwrap().to_owned()
+    let updated = call(
+        server,
+        "UpdateService",
+        &json!({"cluster": "shop", "service": "checkout", "taskDefinition": "checkout:2"}),
+    )
+    .await;
+    let arn = updated["service"]["currentServiceDeployment"].as_str().expect("a service deployment").to_owned();
+    // The SDK's client reads it back as the hooks' discovery will.
+    let described = ecs.describe_service_deployments().service_deployment_arns(&arn).send().await.expect("described");
+    assert_eq!(described.service_deployments().len(), 1, "{described:?}");
+    arn
 }
 
 /// One ECS call over awsJson1_1 with a body the SDK's builders would make; the hooks' own calls
@@ -260,4 +261,143 @@ async fn a_hook_at_a_stage_it_does_not_serve_asks_ecs_and_fails_naming_both() {
     let calls: Vec<String> = server.emulator.calls().into_iter().map(|c| c.operation).collect();
     assert!(calls.iter().any(|c| c == "DescribeServiceDeployments"), "asked ECS whether it rolls back: {calls:?}");
     assert_eq!(outcome.verdict.status, Status::Failed);
+}
+
+/// The real hook binaries as Lambda functions of the local AWS, each with `plans[hook]`.
+fn hook_functions(plans: &[(Hook, Value)]) -> BTreeMap<String, codedeploy_local::config::FunctionConfig> {
+    plans
+        .iter()
+        .map(|(hook, plan)| {
+            let process = ProcessConfig {
+                command: vec![greenlight_tests::hook_binary(hook.name).display().to_string()],
+                environment: BTreeMap::from([("GREENLIGHT_PLAN".to_owned(), plan.to_string())]),
+            };
+            let function = codedeploy_local::config::FunctionConfig {
+                timeout_seconds: 6,
+                memory_mb: 256,
+                versions: BTreeMap::from([("$LATEST".to_owned(), process)]),
+                aliases: BTreeMap::new(),
+            };
+            (hook.name.to_owned(), function)
+        })
+        .collect()
+}
+
+/// Deploys checkout:1 → checkout:`green` with `strategy`, ECS invoking the real hooks at their own
+/// stages. Returns the deployment's final status and record.
+async fn released(
+    green: &str,
+    strategy: Value,
+    plans: &[(Hook, Value)],
+) -> (Server, String, Vec<codedeploy_local::ecs::service::RecordEntry>) {
+    let service = bin_dir().join("checkout-service").display().to_string();
+    let task = |shape: &str| ProcessConfig {
+        command: vec![service.clone(), "--port".into(), "{port}".into(), "--shape".into(), shape.into()],
+        environment: BTreeMap::new(),
+    };
+    let mut config = LocalConfig { functions: hook_functions(plans), ..LocalConfig::default() };
+    config.task_definitions.insert("checkout:1".into(), task("cents"));
+    config.task_definitions.insert("checkout:2".into(), task(green));
+    let server = Server::start(config, TimeScale(600.0), 0, None).await.expect("the emulator starts");
+    let ports = LoadBalancerConfig { production_port: 0, test_port: 0 };
+    server.emulator.add_load_balancer("checkout", &ports).await.expect("the load balancer starts");
+    let role = "arn:aws:iam::123456789012:role/ecs-hooks";
+    let function = |hook: Hook| format!("arn:aws:lambda:us-east-1:123456789012:function:{}", hook.name);
+    let hooks: Vec<Value> = plans
+        .iter()
+        .map(|(hook, _)| json!({"hookTargetArn": function(*hook), "roleArn": role, "lifecycleStages": [hook.ecs_stage().unwrap()]}))
+        .collect();
+    let mut configuration = strategy;
+    configuration["lifecycleHooks"] = Value::from(hooks);
+    let body = json!({
+        "cluster": "shop", "serviceName": "checkout", "taskDefinition": "checkout:1", "desiredCount": 1,
+        "deploymentConfiguration": configuration,
+        "loadBalancers": [{
+            "targetGroupArn": numbered_target_group("checkout", 1).arn, "containerName": "checkout", "containerPort": 8080,
+            "advancedConfiguration": {
+                "alternateTargetGroupArn": numbered_target_group("checkout", 2).arn,
+                "productionListenerRule": listener_rule_arn("checkout", ListenerRole::Production),
+                "testListenerRule": listener_rule_arn("checkout", ListenerRole::Test),
+                "roleArn": role
+            }
+        }]
+    });
+    call(&server, "CreateService", &body).await;
+    let updated = call(
+        &server,
+        "UpdateService",
+        &json!({"cluster": "shop", "service": "checkout", "taskDefinition": "checkout:2"}),
+    )
+    .await;
+    let arn = updated["service"]["currentServiceDeployment"].as_str().expect("a deployment").to_owned();
+    let ended = server.emulator.wait_until_service_deployment_ends(&arn, Duration::from_secs(120)).await;
+    let record = server.emulator.service_deployment_record(&arn);
+    assert!(ended, "the deployment did not end: {record:?}");
+    let described = call(&server, "DescribeServiceDeployments", &json!({"serviceDeploymentArns": [arn]})).await;
+    let status = described["serviceDeployments"][0]["status"].as_str().unwrap().to_owned();
+    (server, status, record)
+}
+
+fn invocations(record: &[codedeploy_local::ecs::service::RecordEntry]) -> Vec<(String, String, bool, Value)> {
+    use codedeploy_local::ecs::service::ServiceDeploymentHappening as Happening;
+    record
+        .iter()
+        .filter_map(|entry| match &entry.what {
+            Happening::HookInvocation { stage, outcome, rollback, answer, .. } => {
+                Some((stage.to_string(), outcome.to_string(), *rollback, answer.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn production_weights_on_green(record: &[codedeploy_local::ecs::service::RecordEntry]) -> Vec<f64> {
+    use codedeploy_local::ecs::service::ServiceDeploymentHappening as Happening;
+    record
+        .iter()
+        .filter_map(|entry| match &entry.what {
+            Happening::Weights { route: "production", target, .. } => Some(*target),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_contract_break_is_caught_at_post_test_traffic_shift_and_green_never_takes_production() {
+    let contract = json!({"checks": [{"name": "cart contract", "http": {"url": "${test_url}/v2/cart/demo"},
+        "expect": {"json_schema": {"required": ["total_cents"]}}}]});
+    let health = json!({"checks": [{"name": "health", "http": {"url": "${production_url}/health"}}]});
+    let plans = [(Hook::AFTER_ALLOW_TEST_TRAFFIC, contract), (Hook::AFTER_ALLOW_TRAFFIC, health)];
+    let (_server, status, record) =
+        released("minor-units", json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0}), &plans).await;
+    assert_eq!(status, "ROLLBACK_SUCCESSFUL", "{record:?}");
+    let calls = invocations(&record);
+    let forward: Vec<_> = calls.iter().filter(|(_, _, rollback, _)| !rollback).collect();
+    assert_eq!(forward.len(), 1, "only the test-traffic hook ran: {calls:?}");
+    let (stage, outcome, _, answer) = forward[0];
+    assert_eq!((stage.as_str(), outcome.as_str()), ("POST_TEST_TRAFFIC_SHIFT", "FAILED"), "{answer}");
+    assert_eq!(answer["hookStatus"], "FAILED");
+    assert!(production_weights_on_green(&record).iter().all(|w| *w == 0.0), "green took production: {record:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bake_longer_than_an_invocation_goes_on_in_progress_and_then_succeeds() {
+    // Four healthy measurements 2 s apart do not fit a 6 s function: the hook answers IN_PROGRESS
+    // and ECS invokes it again, where the streak goes on.
+    let bake = json!({"checks": [{"name": "bake", "http": {"url": "${production_url}/health"},
+        "attempts": 4, "interval_ms": 2000, "consecutive_successes": 4}]});
+    let plans = [(Hook::BEFORE_ALLOW_TRAFFIC, bake)];
+    let (_server, status, record) =
+        released("both", json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0}), &plans).await;
+    assert_eq!(status, "SUCCESSFUL", "{record:?}");
+    let calls = invocations(&record);
+    let outcomes: Vec<&str> = calls.iter().map(|(_, outcome, _, _)| outcome.as_str()).collect();
+    assert!(outcomes.len() >= 2 && outcomes[..outcomes.len() - 1].iter().all(|o| *o == "IN_PROGRESS"), "{calls:?}");
+    assert_eq!(outcomes.last(), Some(&"SUCCEEDED"), "{calls:?}");
+    let first = &calls[0].3;
+    assert!(first["callBackDelay"].as_u64().is_some_and(|d| d >= 1), "{first}");
+    assert!(
+        first["hookDetails"]["greenlight_state"]["checks"][0]["attempts"].as_u64().is_some_and(|a| a >= 1),
+        "{first}"
+    );
 }
