@@ -21,7 +21,31 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 
 /// Why an AWS endpoint that never answered is likely out of reach, for the messages of such calls.
-pub const UNREACHABLE: &str = "the AWS endpoint could not be reached: a hook in private subnets needs a NAT gateway or interface VPC endpoints for the services it calls (codedeploy, lambda, monitoring, ssm, elasticloadbalancing), with security groups that admit it on port 443";
+pub const UNREACHABLE: &str = "the AWS endpoint could not be reached: a hook in private subnets needs a NAT gateway or interface VPC endpoints for the services it calls (codedeploy, ecs, lambda, monitoring, ssm, elasticloadbalancing), with security groups that admit it on port 443";
+
+/// A failed call's reason, for a check or discovery: an access denial names the grant
+/// (`<service>:<operation>` on `scope`), else the service's message, else [`call_failure`].
+pub(crate) fn call_error<E, R>(
+    service: &str,
+    operation: &str,
+    scope: &str,
+    err: aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> String
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let answered = err.as_service_error();
+    if crate::is_access_denied(answered.and_then(|e| e.code())) {
+        return format!(
+            "access denied calling {service}:{operation}: grant the hook's role {service}:{operation} on {scope}"
+        );
+    }
+    match answered.and_then(|e| e.message()) {
+        Some(message) => format!("{service}:{operation} failed: {message}"),
+        None => format!("{service}:{operation} failed: {}", call_failure(&err)),
+    }
+}
 
 /// A failed AWS call's error with its causes; when the endpoint never answered (a connect timeout,
 /// a refused or unroutable connection), also [`UNREACHABLE`], the likely reason.

@@ -22,39 +22,31 @@ use greenlight_tests::{bin_dir, sdk_config};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-/// A local AWS with the `checkout` load balancer and two task definitions of the sample service.
-async fn world() -> Server {
+/// A local AWS with the `checkout` load balancer, task definitions checkout:1 (the sample service
+/// answering `cents`) and checkout:2 (answering `green`), and `functions`.
+async fn world_of(green: &str, functions: BTreeMap<String, codedeploy_local::config::FunctionConfig>) -> Server {
     let service = bin_dir().join("checkout-service").display().to_string();
     let task = |shape: &str| ProcessConfig {
         command: vec![service.clone(), "--port".into(), "{port}".into(), "--shape".into(), shape.into()],
         environment: BTreeMap::new(),
     };
-    let mut config = LocalConfig::default();
+    let mut config = LocalConfig { functions, ..LocalConfig::default() };
     config.task_definitions.insert("checkout:1".into(), task("cents"));
-    config.task_definitions.insert("checkout:2".into(), task("both"));
-    let server = Server::start(config, TimeScale(60.0), 0, None).await.expect("the emulator starts");
+    config.task_definitions.insert("checkout:2".into(), task(green));
+    let server = Server::start(config, TimeScale(600.0), 0, None).await.expect("the emulator starts");
     let ports = LoadBalancerConfig { production_port: 0, test_port: 0 };
     server.emulator.add_load_balancer("checkout", &ports).await.expect("the load balancer starts");
     server
 }
 
+async fn world() -> Server {
+    world_of("both", BTreeMap::new()).await
+}
+
 /// Creates the service on checkout:1 and updates it to checkout:2: the service deployment's ARN.
 async fn deploy(server: &Server) -> String {
     let ecs = aws_sdk_ecs::Client::new(&sdk_config(&server.endpoint()).await);
-    let body = json!({
-        "cluster": "shop", "serviceName": "checkout", "taskDefinition": "checkout:1", "desiredCount": 1,
-        "deploymentConfiguration": {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0},
-        "loadBalancers": [{
-            "targetGroupArn": numbered_target_group("checkout", 1).arn, "containerName": "checkout", "containerPort": 8080,
-            "advancedConfiguration": {
-                "alternateTargetGroupArn": numbered_target_group("checkout", 2).arn,
-                "productionListenerRule": listener_rule_arn("checkout", ListenerRole::Production),
-                "testListenerRule": listener_rule_arn("checkout", ListenerRole::Test),
-                "roleArn": "arn:aws:iam::123456789012:role/ecs-load-balancers"
-            }
-        }]
-    });
-    call(server, "CreateService", &body).await;
+    create_service(server, json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0})).await;
     let updated = call(
         server,
         "UpdateService",
@@ -66,6 +58,25 @@ async fn deploy(server: &Server) -> String {
     let described = ecs.describe_service_deployments().service_deployment_arns(&arn).send().await.expect("described");
     assert_eq!(described.service_deployments().len(), 1, "{described:?}");
     arn
+}
+
+/// Creates `shop/checkout` on checkout:1 behind the `checkout` load balancer with
+/// `configuration` as its deploymentConfiguration.
+async fn create_service(server: &Server, configuration: Value) {
+    let body = json!({
+        "cluster": "shop", "serviceName": "checkout", "taskDefinition": "checkout:1", "desiredCount": 1,
+        "deploymentConfiguration": configuration,
+        "loadBalancers": [{
+            "targetGroupArn": numbered_target_group("checkout", 1).arn, "containerName": "checkout", "containerPort": 8080,
+            "advancedConfiguration": {
+                "alternateTargetGroupArn": numbered_target_group("checkout", 2).arn,
+                "productionListenerRule": listener_rule_arn("checkout", ListenerRole::Production),
+                "testListenerRule": listener_rule_arn("checkout", ListenerRole::Test),
+                "roleArn": "arn:aws:iam::123456789012:role/ecs-load-balancers"
+            }
+        }]
+    });
+    call(server, "CreateService", &body).await;
 }
 
 /// One ECS call over awsJson1_1 with a body the SDK's builders would make; the hooks' own calls
@@ -98,6 +109,17 @@ async fn answer(server: &Server, hook: Hook, plans: Plans, event: &EcsHookEvent)
     let aws = AwsClients::new(&sdk_config(&server.endpoint()).await);
     let gate = Arc::new(Gate::with_plans(hook, plans, aws));
     gate.answer(event, Instant::now() + Duration::from_secs(15)).await
+}
+
+/// after-allow-test-traffic, a fleet hook (plans per deployment), on the deployment at its stage,
+/// the lifecycle hook naming `parameter` as its plan.
+async fn by_plan_parameter(server: &Server, arn: &str, parameter: &str) -> RunOutcome {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Some("/greenlight/plans/{application}/{deployment_group}/{hook}");
+    let plans = Plans::per_deployment(None, fleet, Duration::ZERO, dir.path(), None);
+    let details = json!({"plan_parameter": parameter});
+    answer(server, Hook::AFTER_ALLOW_TEST_TRAFFIC, plans, &event(arn, "POST_TEST_TRAFFIC_SHIFT", details, json!({})))
+        .await
 }
 
 fn status(outcome: &RunOutcome) -> &str {
@@ -141,22 +163,7 @@ async fn discovery_fills_the_fleets_variables_from_ecs_and_elbv2_and_the_plan_co
     ]});
     let name = "/greenlight/plans/ecs/shop/checkout/after-allow-test-traffic";
     server.emulator.ssm().put(name, &plan.to_string(), ParameterType::String).expect("parameter seeded");
-    let dir = tempfile::tempdir().unwrap();
-    let plans = Plans::per_deployment(
-        None,
-        Some("/greenlight/plans/{application}/{deployment_group}/{hook}"),
-        Duration::ZERO,
-        dir.path(),
-        None,
-    );
-    let details = json!({"plan_parameter": "/greenlight/plans/ecs/shop/checkout/after-allow-test-traffic"});
-    let outcome = answer(
-        &server,
-        Hook::AFTER_ALLOW_TEST_TRAFFIC,
-        plans,
-        &event(&arn, "POST_TEST_TRAFFIC_SHIFT", details, json!({})),
-    )
-    .await;
+    let outcome = by_plan_parameter(&server, &arn, name).await;
     assert_eq!(status(&outcome), "SUCCEEDED", "{}", reasons(&outcome));
     assert_eq!(outcome.verdict.checks.len(), 2);
     let deployment = outcome.verdict.deployment.as_ref().expect("discovered");
@@ -217,22 +224,7 @@ async fn codedeploy_names_fail_only_the_check_that_uses_them_and_a_missing_plan_
     );
     assert!(outcome.verdict.checks[1].passed, "{}", reasons(&outcome));
 
-    let dir = tempfile::tempdir().unwrap();
-    let plans = Plans::per_deployment(
-        None,
-        Some("/greenlight/plans/{application}/{deployment_group}/{hook}"),
-        Duration::ZERO,
-        dir.path(),
-        None,
-    );
-    let details = json!({"plan_parameter": "/greenlight/plans/ecs/shop/checkout/none-here"});
-    let outcome = answer(
-        &server,
-        Hook::AFTER_ALLOW_TEST_TRAFFIC,
-        plans,
-        &event(&arn, "POST_TEST_TRAFFIC_SHIFT", details, json!({})),
-    )
-    .await;
+    let outcome = by_plan_parameter(&server, &arn, "/greenlight/plans/ecs/shop/checkout/none-here").await;
     assert_eq!(status(&outcome), "FAILED");
     assert!(outcome.verdict.reason.contains("parameter /greenlight/plans/ecs/shop/checkout/none-here, which the lifecycle hook's hookDetails.plan_parameter names (cluster shop, service checkout), does not exist"), "{}", reasons(&outcome));
 }
@@ -290,17 +282,7 @@ async fn released(
     strategy: Value,
     plans: &[(Hook, Value)],
 ) -> (Server, String, Vec<codedeploy_local::ecs::service::RecordEntry>) {
-    let service = bin_dir().join("checkout-service").display().to_string();
-    let task = |shape: &str| ProcessConfig {
-        command: vec![service.clone(), "--port".into(), "{port}".into(), "--shape".into(), shape.into()],
-        environment: BTreeMap::new(),
-    };
-    let mut config = LocalConfig { functions: hook_functions(plans), ..LocalConfig::default() };
-    config.task_definitions.insert("checkout:1".into(), task("cents"));
-    config.task_definitions.insert("checkout:2".into(), task(green));
-    let server = Server::start(config, TimeScale(600.0), 0, None).await.expect("the emulator starts");
-    let ports = LoadBalancerConfig { production_port: 0, test_port: 0 };
-    server.emulator.add_load_balancer("checkout", &ports).await.expect("the load balancer starts");
+    let server = world_of(green, hook_functions(plans)).await;
     let role = "arn:aws:iam::123456789012:role/ecs-hooks";
     let function = |hook: Hook| format!("arn:aws:lambda:us-east-1:123456789012:function:{}", hook.name);
     let hooks: Vec<Value> = plans
@@ -309,20 +291,7 @@ async fn released(
         .collect();
     let mut configuration = strategy;
     configuration["lifecycleHooks"] = Value::from(hooks);
-    let body = json!({
-        "cluster": "shop", "serviceName": "checkout", "taskDefinition": "checkout:1", "desiredCount": 1,
-        "deploymentConfiguration": configuration,
-        "loadBalancers": [{
-            "targetGroupArn": numbered_target_group("checkout", 1).arn, "containerName": "checkout", "containerPort": 8080,
-            "advancedConfiguration": {
-                "alternateTargetGroupArn": numbered_target_group("checkout", 2).arn,
-                "productionListenerRule": listener_rule_arn("checkout", ListenerRole::Production),
-                "testListenerRule": listener_rule_arn("checkout", ListenerRole::Test),
-                "roleArn": role
-            }
-        }]
-    });
-    call(&server, "CreateService", &body).await;
+    create_service(&server, configuration).await;
     let updated = call(
         &server,
         "UpdateService",

@@ -251,16 +251,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let service = err.as_service_error();
-    if crate::is_access_denied(service.and_then(|e| e.code())) {
-        return format!(
-            "access denied calling ecs:{operation}: grant the hook's role ecs:{operation} on the services it serves"
-        );
-    }
-    match service.and_then(|e| e.message()) {
-        Some(message) => format!("ecs:{operation} failed: {message}"),
-        None => format!("ecs:{operation} failed: {}", crate::aws_http::call_failure(&err)),
-    }
+    crate::aws_http::call_error("ecs", operation, "the services it serves", err)
 }
 
 #[cfg(test)]

@@ -59,14 +59,5 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let service = err.as_service_error();
-    if crate::is_access_denied(service.and_then(|e| e.code())) {
-        return format!(
-            "access denied calling elasticloadbalancing:{operation}: grant the hook's role elasticloadbalancing:{operation} on \"*\""
-        );
-    }
-    match service.and_then(|e| e.message()) {
-        Some(message) => format!("elasticloadbalancing:{operation} failed: {message}"),
-        None => format!("elasticloadbalancing:{operation} failed: {}", crate::aws_http::call_failure(&err)),
-    }
+    crate::aws_http::call_error("elasticloadbalancing", operation, "\"*\"", err)
 }
