@@ -9,6 +9,7 @@
 //! The cross-compiled release build (`sam build`, `cargo lambda build --release --arm64`) is too
 //! slow for every run; the README's Deploy section says how long it takes and how to run it.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -436,4 +437,17 @@ fn cargo_lambda_deploys_each_hook_with_its_plan() {
             panic!("{bundled}, bundled with {name}, does not load: {err}");
         }
     }
+}
+
+#[test]
+fn the_template_check_knows_each_binarys_ecs_stage_as_the_hooks_do() {
+    let script = "import json, sys; sys.path.insert(0, 'tests/deploy'); import check_template; print(json.dumps(check_template.ECS_STAGES))";
+    let output = finish(spawn(tool(venv_python()).args(["-c", script])));
+    assert_success("check_template.ECS_STAGES", &output);
+    let checked: BTreeMap<String, String> = serde_json::from_slice(&output.stdout).expect("JSON");
+    let hooks: BTreeMap<String, String> = Hook::ALL
+        .iter()
+        .filter_map(|hook| hook.ecs_stage().map(|stage| (hook.name.to_owned(), stage.to_owned())))
+        .collect();
+    assert_eq!(checked, hooks);
 }

@@ -337,16 +337,32 @@ async fn a_contract_break_is_caught_at_post_test_traffic_shift_and_green_never_t
         "expect": {"json_schema": {"required": ["total_cents"]}}}]});
     let health = json!({"checks": [{"name": "health", "http": {"url": "${production_url}/health"}}]});
     let plans = [(Hook::AFTER_ALLOW_TEST_TRAFFIC, contract), (Hook::AFTER_ALLOW_TRAFFIC, health)];
-    let (_server, status, record) =
+    let (server, ended, record) =
         released("minor-units", json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0}), &plans).await;
-    assert_eq!(status, "ROLLBACK_SUCCESSFUL", "{record:?}");
+    assert_eq!(ended, "ROLLBACK_SUCCESSFUL", "{record:?}");
     let calls = invocations(&record);
     let forward: Vec<_> = calls.iter().filter(|(_, _, rollback, _)| !rollback).collect();
     assert_eq!(forward.len(), 1, "only the test-traffic hook ran: {calls:?}");
-    let (stage, outcome, _, answer) = forward[0];
-    assert_eq!((stage.as_str(), outcome.as_str()), ("POST_TEST_TRAFFIC_SHIFT", "FAILED"), "{answer}");
-    assert_eq!(answer["hookStatus"], "FAILED");
+    let (stage, outcome, _, answered) = forward[0];
+    assert_eq!((stage.as_str(), outcome.as_str()), ("POST_TEST_TRAFFIC_SHIFT", "FAILED"), "{answered}");
+    assert_eq!(answered["hookStatus"], "FAILED");
     assert!(production_weights_on_green(&record).iter().all(|w| *w == 0.0), "green took production: {record:?}");
+
+    // A late invocation at a hook's own stage, once ECS has rolled back, stands aside: ECS's
+    // status says so, whatever the weights.
+    let arn = record.first().map(|entry| entry.service_deployment_arn.clone()).expect("a record");
+    let plan =
+        greenlight::plan::parse(r#"{"checks":[{"name":"health","http":{"url":"http://127.0.0.1:9/"}}]}"#, ".".as_ref());
+    let late = event(&arn, "POST_PRODUCTION_TRAFFIC_SHIFT", json!({}), json!({}));
+    let outcome = answer(&server, Hook::AFTER_ALLOW_TRAFFIC, Plans::ready(plan), &late).await;
+    assert_eq!(status(&outcome), "SUCCEEDED", "{}", reasons(&outcome));
+    assert!(
+        outcome.verdict.reason.starts_with("stood aside: ECS is rolling service deployment"),
+        "{}",
+        reasons(&outcome)
+    );
+    assert!(outcome.verdict.reason.contains("ROLLBACK_SUCCESSFUL"), "{}", reasons(&outcome));
+    assert!(outcome.verdict.checks.is_empty(), "no check ran");
 }
 
 #[tokio::test(flavor = "multi_thread")]
