@@ -99,7 +99,13 @@ pub async fn run(hook: Hook) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let mut event = match read_event(&args.event) {
+    // Without discovery there is no lifecycle-event check, so a CodeDeploy verdict must not be
+    // reported; an ECS answer is only printed.
+    let usable = read_event(&args.event).and_then(|event| match event {
+        Invocation::CodeDeploy(_) if args.skip_discovery && !args.dry_run => Err("--skip-discovery needs --dry-run for a CodeDeploy event: a verdict reached without the lifecycle-event check is never reported".to_owned()),
+        event => Ok(event),
+    });
+    let mut event = match usable {
         Ok(event) => event,
         Err(message) => {
             eprintln!("{}: {message}", hook.name);
@@ -109,14 +115,6 @@ pub async fn run(hook: Hook) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if args.skip_discovery && !args.dry_run && matches!(event, Invocation::CodeDeploy(_)) {
-        let message = "--skip-discovery needs --dry-run for a CodeDeploy event: a verdict reached without the lifecycle-event check is never reported";
-        eprintln!("{}: {message}", hook.name);
-        if let Err(err) = evidence.write_not_judged(hook.name, message) {
-            eprintln!("{}: {err}", hook.name);
-        }
-        return ExitCode::from(EXIT_USAGE);
-    }
     // A rehearsal's --plan is the plan to judge by, whatever the ECS event's hook names.
     if let (Some(_), Invocation::Ecs(ecs)) = (&args.plan, &mut event)
         && ecs.hook_details.remove(crate::ecs_native::PLAN_PARAMETER_KEY).is_some()

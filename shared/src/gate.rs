@@ -293,11 +293,7 @@ impl Gate {
                 false => None,
             };
             let chosen = self.plans.get(self.hook.name, names.as_ref(), || self.aws.ssm().clone());
-            match tokio::time::timeout_at(schedule.judge_by(), chosen).await {
-                Ok(Ok(loaded)) => Ok(loaded),
-                Ok(Err(reason)) => Err(Box::new(Verdict::cannot_judge(reason, None))),
-                Err(_) => Err(Box::new(Verdict::cannot_judge("deadline: the plan did not load in time", None))),
-            }
+            in_time(schedule.judge_by(), chosen, "", PLAN_LATE).await
         };
         let found = async {
             match self.discovery {
@@ -369,14 +365,8 @@ impl Gate {
                     results.push(result);
                 }
                 Measured::Suspended(progress) if check.dry_run => {
-                    results.push(runner::CheckResult {
-                        name: check.name.clone(),
-                        passed: false,
-                        dry_run: true,
-                        attempts: progress.attempts,
-                        latency_ms: None,
-                        reason: Some("still in progress; a dry-run check does not hold the deployment".to_owned()),
-                    });
+                    let reason = "still in progress; a dry-run check does not hold the deployment".to_owned();
+                    results.push(runner::CheckResult::failed(check, progress.attempts, None, reason));
                     standing.push(Resume::Fresh);
                 }
                 Measured::Suspended(progress) => {
@@ -395,9 +385,7 @@ impl Gate {
             Ok(details) => details,
             Err(reason) => return judged(Verdict::cannot_judge(reason, deployment)),
         };
-        let now_ms =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let delay = next_at_ms.saturating_sub(now_ms).div_ceil(1000).max(1);
+        let delay = next_at_ms.saturating_sub(runner::epoch_ms(std::time::SystemTime::now())).div_ceil(1000).max(1);
         let reason = format!(
             "in progress: {going} of {} check(s) go on in invocation {} of this gate, in {delay} s",
             plan.checks.len(),
@@ -471,21 +459,14 @@ impl Gate {
         let plan = async {
             let names = self.service_names(event)?;
             let chosen = self.plans.get_for_service(self.hook.name, &names, || self.aws.ssm().clone());
-            match tokio::time::timeout_at(schedule.judge_by(), chosen).await {
-                Ok(Ok(loaded)) => Ok(loaded),
-                Ok(Err(reason)) => Err(Box::new(Verdict::cannot_judge(reason, None))),
-                Err(_) => Err(Box::new(Verdict::cannot_judge("deadline: the plan did not load in time", None))),
-            }
+            in_time(schedule.judge_by(), chosen, "", PLAN_LATE).await
         };
         let found = async {
             if !self.discovery {
                 return Ok(None);
             }
-            match tokio::time::timeout_at(schedule.judge_by(), ecs_native::discover(self.aws.ecs(), event)).await {
-                Ok(Ok(deployment)) => Ok(Some(deployment)),
-                Ok(Err(err)) => Err(Box::new(Verdict::cannot_judge(format!("discovery: {err}"), None))),
-                Err(_) => Err(Box::new(Verdict::cannot_judge("deadline: discovery did not finish in time", None))),
-            }
+            let found = ecs_native::discover(self.aws.ecs(), event);
+            in_time(schedule.judge_by(), found, "discovery: ", DISCOVERY_LATE).await.map(Some)
         };
         // A rollback found by discovery wins over a plan that could not be chosen.
         let (loaded, deployment) = tokio::join!(plan, found);
@@ -553,26 +534,13 @@ impl Gate {
     /// The deployment's application and group, which choose a plan per deployment.
     async fn deployment_names(&self, event: &HookEvent, judge_by: Instant) -> Result<DeploymentNames, Box<Verdict>> {
         let asked = deployment_names(&self.aws.codedeploy, &event.deployment_id);
-        match tokio::time::timeout_at(judge_by, asked).await {
-            Ok(Ok(names)) => Ok(names),
-            Ok(Err(err)) => Err(Box::new(Verdict::cannot_judge(format!("choosing the plan: {err}"), None))),
-            Err(_) => Err(Box::new(Verdict::cannot_judge("deadline: the plan was not chosen in time", None))),
-        }
+        in_time(judge_by, asked, "choosing the plan: ", "deadline: the plan was not chosen in time").await
     }
 
     /// Discovery and the identity check.
     async fn discover(&self, event: &HookEvent, judge_by: Instant) -> Result<Deployment, Box<Verdict>> {
-        let found =
-            tokio::time::timeout_at(judge_by, discover::discover(&self.aws.codedeploy, &event.deployment_id)).await;
-        let deployment = match found {
-            Ok(Ok(deployment)) => deployment,
-            Ok(Err(err)) => {
-                return Err(Box::new(Verdict::cannot_judge(format!("discovery: {err}"), None)));
-            }
-            Err(_) => {
-                return Err(Box::new(Verdict::cannot_judge("deadline: discovery did not finish in time", None)));
-            }
-        };
+        let found = discover::discover(&self.aws.codedeploy, &event.deployment_id);
+        let deployment = in_time(judge_by, found, "discovery: ", DISCOVERY_LATE).await?;
         match deployment.mismatch(self.hook) {
             Some(mismatch) => Err(Box::new(Verdict::cannot_judge(mismatch, Some(deployment)))),
             None => Ok(deployment),
@@ -611,6 +579,24 @@ impl Gate {
             };
         }
         Ok((deployment, false))
+    }
+}
+
+const PLAN_LATE: &str = "deadline: the plan did not load in time";
+const DISCOVERY_LATE: &str = "deadline: discovery did not finish in time";
+
+/// `step`'s value if it comes by `judge_by`; else a verdict that cannot judge, giving its error
+/// after `failed`, or `late` when time ran out.
+async fn in_time<T, E: std::fmt::Display>(
+    judge_by: Instant,
+    step: impl Future<Output = Result<T, E>>,
+    failed: &str,
+    late: &'static str,
+) -> Result<T, Box<Verdict>> {
+    match tokio::time::timeout_at(judge_by, step).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(Box::new(Verdict::cannot_judge(format!("{failed}{err}"), None))),
+        Err(_) => Err(Box::new(Verdict::cannot_judge(late, None))),
     }
 }
 

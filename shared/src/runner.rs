@@ -62,7 +62,7 @@ impl CheckResult {
         }
     }
 
-    fn failed(check: &Check, attempts: u32, latency: Option<Duration>, reason: String) -> Self {
+    pub(crate) fn failed(check: &Check, attempts: u32, latency: Option<Duration>, reason: String) -> Self {
         Self {
             name: check.name.clone(),
             passed: false,
@@ -192,7 +192,8 @@ pub async fn run_checks_resumable(
         .collect()
 }
 
-fn epoch_ms(at: std::time::SystemTime) -> u64 {
+/// Milliseconds since the Unix epoch (0 for an earlier time).
+pub(crate) fn epoch_ms(at: std::time::SystemTime) -> u64 {
     at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 

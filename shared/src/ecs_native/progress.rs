@@ -19,7 +19,7 @@ use sha2::Digest;
 
 use crate::event::EcsHookEvent;
 use crate::plan::Plan;
-use crate::runner::{Progress, Resume};
+use crate::runner::{Progress, Resume, epoch_ms};
 
 /// The `hookDetails` key that carries the state.
 pub const STATE_KEY: &str = "greenlight_state";
@@ -171,13 +171,13 @@ pub fn write(
         .zip(now_standing)
         .map(|(check, standing)| {
             let (passed, progress) = match standing {
-                Resume::Passed(attempts) => (true, Progress { attempts: *attempts, ..fresh_progress() }),
+                // A pass is a full streak: read back, the counters must say so.
+                Resume::Passed(attempts) => {
+                    let streak = check.measurement.consecutive_successes;
+                    (true, Progress { attempts: *attempts, streak, ..fresh_progress() })
+                }
                 Resume::Going(progress) => (false, progress.clone()),
                 Resume::Fresh => (false, fresh_progress()),
-            };
-            let progress = match passed {
-                true => Progress { streak: check.measurement.consecutive_successes, ..progress },
-                false => progress,
             };
             CheckState { name: check.name.clone(), passed, progress }
         })
@@ -208,10 +208,6 @@ pub fn write(
 
 fn fresh_progress() -> Progress {
     Progress { attempts: 0, failures: 0, streak: 0, last: String::new(), next_at_ms: 0 }
-}
-
-fn epoch_ms(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! On by default; `GREENLIGHT_METRICS=off` (or `false`, `0`, `no`) turns it off.
 
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde_json::{Value, json};
 use tracing::warn;
@@ -40,7 +40,7 @@ pub fn print(outcome: &RunOutcome) {
     if !enabled() {
         return;
     }
-    let timestamp_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let timestamp_ms = crate::runner::epoch_ms(SystemTime::now());
     let mut lines = String::new();
     for document in documents(outcome, timestamp_ms) {
         lines.push_str(&document.to_string());
