@@ -561,15 +561,7 @@ pub(crate) fn deployment_json(deployment: &ServiceDeployment) -> Value {
             "hookId": hook.hook_id, "targetType": "AWS_LAMBDA", "targetArn": hook.target_arn, "status": hook.status,
         })).collect::<Vec<_>>(),
     });
-    if let Some(started) = deployment.started {
-        json["startedAt"] = json!(epoch_seconds(started));
-    }
-    if let Some(finished) = deployment.finished {
-        json["finishedAt"] = json!(epoch_seconds(finished));
-    }
-    if let Some(reason) = &deployment.status_reason {
-        json["statusReason"] = json!(reason);
-    }
+    add_progress(&mut json, deployment);
     if let Some(stage) = deployment.stage {
         json["lifecycleStage"] = json!(stage.described());
     }
@@ -591,15 +583,9 @@ pub(crate) fn deployment_json(deployment: &ServiceDeployment) -> Value {
     json
 }
 
-fn brief_json(deployment: &ServiceDeployment) -> Value {
-    let mut json = json!({
-        "serviceDeploymentArn": deployment.arn,
-        "serviceArn": deployment.service_arn,
-        "clusterArn": deployment.cluster_arn,
-        "createdAt": epoch_seconds(deployment.created),
-        "targetServiceRevisionArn": deployment.target.arn,
-        "status": deployment.status.as_str(),
-    });
+/// The members both descriptions of a deployment carry once it has them: when it started and
+/// finished, and why it has its status.
+fn add_progress(json: &mut Value, deployment: &ServiceDeployment) {
     if let Some(started) = deployment.started {
         json["startedAt"] = json!(epoch_seconds(started));
     }
@@ -609,6 +595,18 @@ fn brief_json(deployment: &ServiceDeployment) -> Value {
     if let Some(reason) = &deployment.status_reason {
         json["statusReason"] = json!(reason);
     }
+}
+
+fn brief_json(deployment: &ServiceDeployment) -> Value {
+    let mut json = json!({
+        "serviceDeploymentArn": deployment.arn,
+        "serviceArn": deployment.service_arn,
+        "clusterArn": deployment.cluster_arn,
+        "createdAt": epoch_seconds(deployment.created),
+        "targetServiceRevisionArn": deployment.target.arn,
+        "status": deployment.status.as_str(),
+    });
+    add_progress(&mut json, deployment);
     json
 }
 

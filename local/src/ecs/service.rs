@@ -209,6 +209,47 @@ fn percent(
     Ok(number)
 }
 
+/// A linear or canary configuration's members: its percent (with ECS's range and default) and
+/// its bake time (with ECS's default).
+struct StepsConfiguration {
+    member: &'static str,
+    percent: (&'static str, (f64, f64), f64),
+    bake_minutes: (&'static str, u32),
+}
+
+const LINEAR_STEPS: StepsConfiguration = StepsConfiguration {
+    member: "linearConfiguration",
+    percent: ("stepPercent", (3.0, 100.0), 10.0),
+    bake_minutes: ("stepBakeTimeInMinutes", 6),
+};
+
+const CANARY_STEPS: StepsConfiguration = StepsConfiguration {
+    member: "canaryConfiguration",
+    percent: ("canaryPercent", (0.1, 100.0), 5.0),
+    bake_minutes: ("canaryBakeTimeInMinutes", 10),
+};
+
+impl StepsConfiguration {
+    /// The percent and bake minutes `config` gives (defaults where it gives none), written back
+    /// into `document` as DescribeServiceDeployments shows them.
+    fn read(
+        &self,
+        config: &Map<String, Value>,
+        document: &mut Map<String, Value>,
+        path: &str,
+    ) -> Result<(f64, u32), ApiError> {
+        let inner_path = format!("{path}.{}", self.member);
+        let empty = Map::new();
+        let given = config.get(self.member).map(|v| object(v, &inner_path)).transpose()?.unwrap_or(&empty);
+        let (percent_member, range, default_percent) = self.percent;
+        let (minutes_member, default_minutes) = self.bake_minutes;
+        let percent = percent(given, percent_member, &inner_path, range, default_percent)?;
+        let bake_minutes = minutes(given, minutes_member, &inner_path, default_minutes)?;
+        document.insert(self.member.to_owned(), json!({percent_member: percent, minutes_member: bake_minutes}));
+        Ok((percent, bake_minutes))
+    }
+}
+
 fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ApiError> {
     value.as_object().ok_or_else(|| invalid(format!("{path} must be an object")))
 }
@@ -285,27 +326,11 @@ impl DeploymentConfiguration {
         let mut document = config.clone();
         let strategy = match strategy_name {
             "LINEAR" => {
-                let inner_path = format!("{path}.linearConfiguration");
-                let given =
-                    config.get("linearConfiguration").map(|v| object(v, &inner_path)).transpose()?.unwrap_or(&empty);
-                let step_percent = percent(given, "stepPercent", &inner_path, (3.0, 100.0), 10.0)?;
-                let step_bake_minutes = minutes(given, "stepBakeTimeInMinutes", &inner_path, 6)?;
-                document.insert(
-                    "linearConfiguration".to_owned(),
-                    json!({"stepPercent": step_percent, "stepBakeTimeInMinutes": step_bake_minutes}),
-                );
+                let (step_percent, step_bake_minutes) = LINEAR_STEPS.read(config, &mut document, path)?;
                 Strategy::Linear { step_percent, step_bake_minutes }
             }
             "CANARY" => {
-                let inner_path = format!("{path}.canaryConfiguration");
-                let given =
-                    config.get("canaryConfiguration").map(|v| object(v, &inner_path)).transpose()?.unwrap_or(&empty);
-                let canary_percent = percent(given, "canaryPercent", &inner_path, (0.1, 100.0), 5.0)?;
-                let canary_bake_minutes = minutes(given, "canaryBakeTimeInMinutes", &inner_path, 10)?;
-                document.insert(
-                    "canaryConfiguration".to_owned(),
-                    json!({"canaryPercent": canary_percent, "canaryBakeTimeInMinutes": canary_bake_minutes}),
-                );
+                let (canary_percent, canary_bake_minutes) = CANARY_STEPS.read(config, &mut document, path)?;
                 Strategy::Canary { canary_percent, canary_bake_minutes }
             }
             _ => Strategy::BlueGreen,
