@@ -743,7 +743,7 @@ impl Emulator {
         if balancers.contains_key(name) {
             return Err(ConfigError::Invalid(format!("load balancer {name} exists already")).into());
         }
-        let started = crate::elbv2::balancer::Balancer::start(name, config)
+        let started = crate::elbv2::balancer::Balancer::start(name, config, self.metrics())
             .await
             .map_err(|source| StartError::Ecs { name: name.to_owned(), source })?;
         balancers.insert(name.to_owned(), started);

@@ -1,7 +1,8 @@
 //! ECS-native service deployments end to end: each strategy's stages and weights, hooks invoked
 //! synchronously with ECS's payload and obeyed by their answers, and rollbacks (on a FAILED
 //! answer, a function error, an invalid answer, an alarm) that shift both listeners back while
-//! invoking the traffic shift hooks with the target's weight at 0. The hook is a tiny scripted
+//! invoking every hook at the traffic shift stages with the target's weight at 0; and the
+//! load balancer's metrics, by the target group that answered. The hook is a tiny scripted
 //! function (`tests/fixtures/ecs_hook.py`); the service's tasks are Python's HTTP server.
 
 mod common;
@@ -56,8 +57,8 @@ struct Ran {
     record: Vec<RecordEntry>,
 }
 
-/// Creates `shop/web` on web:1 with a hook at every hook stage, updates it to web:2 with
-/// `strategy` (a deploymentConfiguration without hooks), and waits for the deployment's end.
+/// Creates `shop/web` on web:1 with a hook at every hook stage (unless `strategy`, the
+/// deploymentConfiguration, names its own), updates it to web:2, and waits for the deployment's end.
 /// `during` runs once the deployment has started.
 async fn deploy(strategy: Value, answers: Value, during: impl AsyncFnOnce(&Server, &str)) -> Ran {
     let server = Server::start(config(&answers), SCALE, 0, None).await.expect("the emulator starts");
@@ -80,8 +81,10 @@ async fn deploy(strategy: Value, answers: Value, during: impl AsyncFnOnce(&Serve
         "POST_PRODUCTION_TRAFFIC_SHIFT",
     ];
     let mut configuration = strategy;
-    configuration["lifecycleHooks"] = json!([{"hookTargetArn": HOOK, "roleArn": ROLE, "lifecycleStages": stages,
-        "hookDetails": {"plan": "smoke", "kept": true}}]);
+    if configuration.get("lifecycleHooks").is_none() {
+        configuration["lifecycleHooks"] = json!([{"hookTargetArn": HOOK, "roleArn": ROLE, "lifecycleStages": stages,
+            "hookDetails": {"plan": "smoke", "kept": true}}]);
+    }
     // The SDK's ECS client is exercised in ecs_native.rs; here requests are the wire's JSON.
     let call = async |operation: &str, input: Value| -> Value {
         let response = reqwest::Client::new()
@@ -400,5 +403,60 @@ async fn an_alarm_rolls_back_during_the_canary_bake() {
     assert_rolled_back(&ran, "web-5xx").await;
     let triggered = ran.server.emulator.state().native.deployments[&ran.arn].triggered_alarms.clone();
     assert_eq!(triggered, ["web-5xx"]);
+    ran.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rollback_invokes_every_hook_at_both_shift_stages_even_one_configured_elsewhere() {
+    let answers = json!({"POST_TEST_TRAFFIC_SHIFT": [{"hookStatus": "FAILED"}]});
+    let hooks = json!([{"hookTargetArn": HOOK, "roleArn": ROLE, "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"]}]);
+    let ran = deploy(json!({"strategy": "BLUE_GREEN", "lifecycleHooks": hooks}), answers, async |_, _| {}).await;
+    assert_rolled_back(&ran, "POST_TEST_TRAFFIC_SHIFT hook").await;
+    let forward: Vec<&str> =
+        ran.invocations().into_iter().filter(|(_, rollback, ..)| !*rollback).map(|(stage, ..)| stage).collect();
+    assert_eq!(forward, ["POST_TEST_TRAFFIC_SHIFT"], "forward, only at its own stage");
+    ran.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_load_balancers_metrics_follow_the_target_group_that_answered() {
+    let ran = deploy(json!({"strategy": "BLUE_GREEN"}), json!({}), async |_, _| {}).await;
+    assert_eq!(ran.status(), "SUCCESSFUL");
+    let emulator = &ran.server.emulator;
+    let (production, _) = emulator.load_balancer_listeners("shop").await.expect("the listeners");
+    for _ in 0..3 {
+        let answer = reqwest::get(format!("http://{production}/")).await.expect("the listener answers");
+        assert_eq!(answer.status(), 200);
+        // After the deployment, the target group that took over is the one the listener calls blue.
+        assert_eq!(answer.headers()["x-codedeploy-local-task-set"], "Blue");
+    }
+    let sdk = common::sdk_config(&ran.server.endpoint()).await;
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&sdk);
+    let now = std::time::SystemTime::now();
+    let count = async |group: u8| -> f64 {
+        use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+        let dimension = |name: &str, value: String| Dimension::builder().name(name).value(value).build();
+        let metric = Metric::builder()
+            .namespace("AWS/ApplicationELB")
+            .metric_name("RequestCount")
+            .dimensions(dimension("TargetGroup", numbered_target_group("shop", group).dimension))
+            .dimensions(dimension("LoadBalancer", codedeploy_local::elbv2::load_balancer("shop").dimension))
+            .build();
+        let query = MetricDataQuery::builder()
+            .id("requests")
+            .metric_stat(MetricStat::builder().metric(metric).period(60).stat("Sum").build())
+            .build();
+        let answer = cloudwatch
+            .get_metric_data()
+            .metric_data_queries(query)
+            .start_time((now - Duration::from_secs(600)).into())
+            .end_time((now + Duration::from_secs(60)).into())
+            .send()
+            .await
+            .expect("GetMetricData");
+        answer.metric_data_results()[0].values().iter().sum()
+    };
+    assert_eq!(count(2).await, 3.0, "the new revision's target group answered every request");
+    assert_eq!(count(1).await, 0.0, "the old one's tasks are gone");
     ran.server.shutdown().await;
 }

@@ -347,6 +347,15 @@ async fn a_contract_break_is_caught_at_post_test_traffic_shift_and_green_never_t
     assert_eq!((stage.as_str(), outcome.as_str()), ("POST_TEST_TRAFFIC_SHIFT", "FAILED"), "{answered}");
     assert_eq!(answered["hookStatus"], "FAILED");
     assert!(production_weights_on_green(&record).iter().all(|w| *w == 0.0), "green took production: {record:?}");
+    // The rollback invokes both hooks at both shift stages, neither of which they serve: each
+    // stands aside by the weights going back, without asking ECS.
+    let back: Vec<(&str, &str)> = calls
+        .iter()
+        .filter(|(_, _, rollback, _)| *rollback)
+        .map(|(stage, outcome, _, _)| (stage.as_str(), outcome.as_str()))
+        .collect();
+    let shift = |stage| [(stage, "SUCCEEDED"), (stage, "SUCCEEDED")];
+    assert_eq!(back, [shift("TEST_TRAFFIC_SHIFT"), shift("PRODUCTION_TRAFFIC_SHIFT")].concat(), "{calls:?}");
 
     // A late invocation at a hook's own stage, once ECS has rolled back, stands aside: ECS's
     // status says so, whatever the weights.

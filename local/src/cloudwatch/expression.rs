@@ -1,7 +1,12 @@
 //! Metric math: GetMetricData's `Expression`, with `+ - * /` between query ids and constants, unary
-//! minus and parentheses. Two series combine element-wise on the timestamps present in both, as
-//! CloudWatch computes a ratio like `100 * errors / requests`; a series and a constant combine at
-//! every timestamp of the series.
+//! minus, parentheses and `FILL(series, value)`. Two series combine element-wise on the timestamps
+//! present in both, as CloudWatch computes a ratio like `100 * errors / requests`; a series and a
+//! constant combine at every timestamp of the series.
+//!
+//! `FILL` gives the series `value` at every timestamp where it has none, as an ALB count that is
+//! published only when nonzero needs before it is divided: `FILL(errors, 0) / requests`. CloudWatch
+//! fills every period of the query's range; here the periods are those where any series of the
+//! request has a datapoint, which is the same wherever the filled series is combined with another.
 
 use std::collections::BTreeMap;
 
@@ -45,6 +50,7 @@ enum Token {
     Op(char),
     Open,
     Close,
+    Comma,
 }
 
 fn tokens(expression: &str) -> Result<Vec<Token>, String> {
@@ -76,6 +82,9 @@ fn tokens(expression: &str) -> Result<Vec<Token>, String> {
             i += 1;
         } else if c == ')' {
             out.push(Token::Close);
+            i += 1;
+        } else if c == ',' {
+            out.push(Token::Comma);
             i += 1;
         } else {
             return Err(format!("unexpected {c:?}"));
@@ -142,6 +151,19 @@ impl Parser<'_> {
         self.at += 1;
         match token {
             Token::Number(n) => Ok(Operand::Constant(*n)),
+            Token::Id(function) if self.tokens.get(self.at) == Some(&Token::Open) => {
+                self.at += 1;
+                let mut arguments = vec![self.sum()?];
+                while self.tokens.get(self.at) == Some(&Token::Comma) {
+                    self.at += 1;
+                    arguments.push(self.sum()?);
+                }
+                if self.tokens.get(self.at) != Some(&Token::Close) {
+                    return Err(self.syntax("a parenthesis is not closed"));
+                }
+                self.at += 1;
+                self.call(function, arguments)
+            }
             Token::Id(id) => {
                 self.series.get(id).cloned().map(Operand::Series).ok_or_else(|| ExpressionError::UnknownId {
                     expression: self.expression.to_owned(),
@@ -160,7 +182,24 @@ impl Parser<'_> {
             }
             Token::Op(op) => Err(self.syntax(&format!("{op} has nothing on its left"))),
             Token::Close => Err(self.syntax("unexpected )")),
+            Token::Comma => Err(self.syntax("unexpected ,")),
         }
+    }
+
+    /// A function of metric math; only `FILL(series, value)` is served.
+    fn call(&self, function: &str, arguments: Vec<Operand>) -> Result<Operand, ExpressionError> {
+        if !function.eq_ignore_ascii_case("FILL") {
+            return Err(self.syntax(&format!("the function {function} is not served here; FILL is")));
+        }
+        let [Operand::Series(mut series), Operand::Constant(value)] =
+            <[Operand; 2]>::try_from(arguments).map_err(|_| self.syntax("FILL takes two arguments"))?
+        else {
+            return Err(self.syntax("FILL takes a series and a number"));
+        };
+        for at in self.series.values().flat_map(|other| other.keys()) {
+            series.entry(*at).or_insert(value);
+        }
+        Ok(Operand::Series(series))
     }
 }
 
@@ -209,6 +248,21 @@ mod tests {
         let grouped = evaluate("(errors + requests) * -2", &named).unwrap();
         assert_eq!(grouped, Operand::Series(series(&[(0, -22.0), (60, -40.0)])));
         assert_eq!(evaluate("1 + 2 * 3 - 4 / 2", &named).unwrap(), Operand::Constant(5.0));
+    }
+
+    #[test]
+    fn fill_gives_a_missing_period_its_value_before_a_ratio() {
+        // An ALB error count is published only for periods that had errors.
+        let named = BTreeMap::from([
+            ("errors".to_owned(), series(&[(60, 2.0)])),
+            ("requests".to_owned(), series(&[(0, 10.0), (60, 20.0), (120, 5.0)])),
+        ]);
+        let share = evaluate("FILL(errors, 0) / requests", &named).unwrap();
+        assert_eq!(share, Operand::Series(series(&[(0, 0.0), (60, 0.1), (120, 0.0)])));
+        assert_eq!(evaluate("errors / requests", &named).unwrap(), Operand::Series(series(&[(60, 0.1)])));
+        for bad in ["FILL(errors)", "FILL(errors, requests)", "FILL(1, 0)", "RATE(errors)", "FILL(errors, 0"] {
+            assert!(matches!(evaluate(bad, &named), Err(ExpressionError::Syntax { .. })), "{bad}");
+        }
     }
 
     #[test]

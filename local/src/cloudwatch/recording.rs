@@ -1,6 +1,7 @@
 //! The metrics AWS publishes on its own, written from what happens here: `AWS/ApplicationELB` for
 //! every request through an ECS listener, `AWS/Lambda` for every invocation.
 
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use super::store::{MetricKey, Metrics};
@@ -11,13 +12,16 @@ pub const ALB_NAMESPACE: &str = "AWS/ApplicationELB";
 /// `AWS/Lambda`.
 pub const LAMBDA_NAMESPACE: &str = "AWS/Lambda";
 
-/// Records the load balancer metrics of one ECS service's listeners.
+/// Records the load balancer metrics of one ECS service's listeners, or of a configured load
+/// balancer's.
 #[derive(Debug, Clone)]
 pub struct AlbRecorder {
     metrics: Metrics,
     load_balancer: String,
-    blue_target_group: String,
-    green_target_group: String,
+    /// The `TargetGroup` dimensions of the task sets the listeners call blue and green. A
+    /// configured load balancer's blue is whichever target group served before the deployment,
+    /// so they change places when a deployment succeeds.
+    target_groups: Arc<RwLock<[String; 2]>>,
 }
 
 /// How a request through a listener ended.
@@ -37,19 +41,31 @@ pub enum ListenerOutcome {
 impl AlbRecorder {
     /// The recorder of the ECS service `cluster:service`, dimensions named by [`crate::elbv2`].
     pub fn new(metrics: Metrics, service: &str) -> Self {
-        Self {
+        let [blue, green] =
+            [TaskSetLabel::Blue, TaskSetLabel::Green].map(|label| crate::elbv2::target_group(service, label));
+        Self::with_target_groups(
             metrics,
-            load_balancer: crate::elbv2::load_balancer(service).dimension,
-            blue_target_group: crate::elbv2::target_group(service, TaskSetLabel::Blue).dimension,
-            green_target_group: crate::elbv2::target_group(service, TaskSetLabel::Green).dimension,
-        }
+            crate::elbv2::load_balancer(service).dimension,
+            [blue.dimension, green.dimension],
+        )
+    }
+
+    /// The recorder of the load balancer whose `LoadBalancer` dimension is `load_balancer`,
+    /// with the `TargetGroup` dimensions of its blue and green task sets.
+    pub fn with_target_groups(metrics: Metrics, load_balancer: String, target_groups: [String; 2]) -> Self {
+        Self { metrics, load_balancer, target_groups: Arc::new(RwLock::new(target_groups)) }
+    }
+
+    /// Which target groups blue and green are from now on, for every clone of this recorder.
+    pub fn set_target_groups(&self, target_groups: [String; 2]) {
+        *self.target_groups.write().unwrap_or_else(PoisonError::into_inner) = target_groups;
     }
 
     /// Records one request the task set `label` was chosen for.
     pub fn request(&self, label: TaskSetLabel, outcome: ListenerOutcome) {
-        let target_group = match label {
-            TaskSetLabel::Blue => &self.blue_target_group,
-            TaskSetLabel::Green => &self.green_target_group,
+        let target_group = {
+            let groups = self.target_groups.read().unwrap_or_else(PoisonError::into_inner);
+            groups[usize::from(label == TaskSetLabel::Green)].clone()
         };
         let dimensions = [("TargetGroup", target_group.as_str()), ("LoadBalancer", self.load_balancer.as_str())];
         let key = |name: &str| MetricKey::new(ALB_NAMESPACE, name, &dimensions);

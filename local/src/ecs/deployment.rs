@@ -9,9 +9,14 @@
 //! its `callBackDelay` (scaled) with its `hookDetails` merged over the configured ones, and
 //! `FAILED`, any other answer or a function error rolls the deployment back, as an alarm of
 //! `alarms.alarmNames` in ALARM does when `alarms.rollback` is set. A rollback shifts the test and
-//! production listeners back to the source revision, invoking the TEST_TRAFFIC_SHIFT and
-//! PRODUCTION_TRAFFIC_SHIFT hooks again with the target's weight at 0 (their answers are recorded,
-//! not obeyed), and stops the target revision's tasks.
+//! production listeners back to the source revision, invoking hooks at TEST_TRAFFIC_SHIFT and
+//! PRODUCTION_TRAFFIC_SHIFT with the target's weight at 0 (their answers are recorded, not
+//! obeyed), and stops the target revision's tasks.
+//!
+//! AWS says that a rollback runs "the lifecycle hooks for" those two stages, not which hooks: the
+//! ones configured at those stages, or every hook of the deployment. The local ECS invokes every
+//! hook of the deployment at both, which holds both readings: a hook that does not fight this
+//! rollback does not fight either.
 
 use std::time::{Duration, SystemTime};
 
@@ -252,7 +257,7 @@ impl Emulator {
     }
 
     /// Invokes every hook of `stage`, each until it answers other than `IN_PROGRESS`. In a
-    /// rollback, answers are recorded only.
+    /// rollback, every hook of the deployment is invoked, and answers are recorded only.
     async fn run_hooks(
         &self,
         plan: &Plan,
@@ -261,7 +266,7 @@ impl Emulator {
         production_weights: &Value,
         rollback: bool,
     ) -> Result<(), Failure> {
-        for hook in plan.hooks.iter().filter(|hook| hook.stages.contains(&stage)) {
+        for hook in plan.hooks.iter().filter(|hook| rollback || hook.stages.contains(&stage)) {
             let execution_id = uuid::Uuid::new_v4().to_string();
             self.set_hook_execution(plan, hook, &execution_id, "IN_PROGRESS");
             let mut details = hook.hook_details.clone().unwrap_or_default();
@@ -413,8 +418,8 @@ impl Emulator {
         self.set_status(plan, DeploymentStatus::Successful, Some("The service deployment succeeded.".to_owned()));
     }
 
-    /// Shifts both listeners back to the source revision (invoking the traffic shift hooks with
-    /// the target at 0) and stops the target revision's tasks.
+    /// Shifts both listeners back to the source revision (invoking every hook at each traffic
+    /// shift stage, with the target at 0) and stops the target revision's tasks.
     async fn roll_back(&self, plan: &Plan, reason: String, scaled_up: bool) {
         self.update_deployment(&plan.arn, |d| {
             d.rollback = Some(Rollback {

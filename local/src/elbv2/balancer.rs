@@ -1,5 +1,7 @@
 //! A configured load balancer at work: its production and test listeners (loopback proxies) and
-//! the tasks registered in its two target groups. ECS-native deployments move its weights.
+//! the tasks registered in its two target groups. ECS-native deployments move its weights. Every
+//! request through a listener is recorded as the load balancer's CloudWatch metrics, by the
+//! target group that answered, as ALB publishes them.
 //!
 //! A listener proxies to at most two task sets; here the one in the target group that serves
 //! production before a deployment is the proxy's "blue" (answers say
@@ -8,6 +10,8 @@
 use std::net::SocketAddr;
 
 use super::ListenerRole;
+use crate::cloudwatch::recording::AlbRecorder;
+use crate::cloudwatch::store::Metrics;
 use crate::config::LoadBalancerConfig;
 use crate::ecs::traffic::Listener;
 use crate::ecs::{EcsError, TaskSet};
@@ -30,18 +34,35 @@ pub struct Balancer {
     weights: [[f64; 2]; 2],
     /// The target group shown as blue by the listeners (the one serving before a deployment).
     primary: usize,
+    /// Records every request through either listener as this load balancer's metrics.
+    recorder: AlbRecorder,
+    /// The `TargetGroup` dimensions of `<name>-1` and `<name>-2`.
+    group_dimensions: [String; 2],
 }
 
 impl Balancer {
-    /// Binds both listeners; nothing is registered yet.
-    pub async fn start(name: &str, config: &LoadBalancerConfig) -> Result<Self, EcsError> {
+    /// Binds both listeners, recording every request through them in `metrics` as this load
+    /// balancer's `AWS/ApplicationELB` metrics by target group; nothing is registered yet.
+    pub async fn start(name: &str, config: &LoadBalancerConfig, metrics: &Metrics) -> Result<Self, EcsError> {
+        let group_dimensions = [1, 2].map(|number| super::numbered_target_group(name, number).dimension);
+        let recorder = AlbRecorder::with_target_groups(
+            metrics.clone(),
+            super::load_balancer(name).dimension,
+            group_dimensions.clone(),
+        );
         let listener = |role: ListenerRole, port: u16| {
             let label = format!("{name} {}", role.as_str());
-            async move { Listener::bind(&label, port, NOWHERE).await.map_err(|source| EcsError::Listener { label, source }) }
+            let recorder = recorder.clone();
+            async move {
+                Listener::bind_recording(&label, port, NOWHERE, Some(recorder))
+                    .await
+                    .map_err(|source| EcsError::Listener { label, source })
+            }
         };
         let production = listener(ListenerRole::Production, config.production_port).await?;
         let test = listener(ListenerRole::Test, config.test_port).await?;
-        Ok(Self { production, test, targets: [None, None], weights: [[100.0, 0.0], [100.0, 0.0]], primary: 0 })
+        let weights = [[100.0, 0.0], [100.0, 0.0]];
+        Ok(Self { production, test, targets: [None, None], weights, primary: 0, recorder, group_dimensions })
     }
 
     /// The listener of `role`.
@@ -101,6 +122,7 @@ impl Balancer {
     fn apply(&self) {
         let blue = self.primary;
         let green = 1 - blue;
+        self.recorder.set_target_groups([blue, green].map(|group| self.group_dimensions[group].clone()));
         let addr = |group: usize| self.targets[group].as_ref().map(|task| task.addr);
         for role in [ListenerRole::Production, ListenerRole::Test] {
             let weights = self.weights[role as usize];
