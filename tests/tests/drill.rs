@@ -293,3 +293,86 @@ async fn a_scenario_that_goes_wrong_is_reported_not_waited_for() {
         outcome.surprises
     );
 }
+
+/// (hook, stage, outcome) of the ECS-native hook invocations, forward or in the rollback.
+fn ecs_calls(outcome: &ScenarioOutcome, rollback: bool) -> Vec<(&str, &str, &str)> {
+    outcome
+        .ecs_hook_calls
+        .iter()
+        .filter(|call| call.rollback == rollback)
+        .map(|call| (call.hook.as_str(), call.stage.as_str(), call.outcome.as_str()))
+        .collect()
+}
+
+/// Every hook of the ECS-native service, invoked at both stages of the rollback, stood aside.
+fn assert_the_rollback_stood_aside(outcome: &ScenarioOutcome) {
+    let hooks = ["after-allow-test-traffic", "before-allow-traffic", "after-allow-traffic"];
+    let expected: Vec<(&str, &str, &str)> = ["TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT"]
+        .into_iter()
+        .flat_map(|stage| hooks.map(|hook| (hook, stage, "SUCCEEDED")))
+        .collect();
+    assert_eq!(ecs_calls(outcome, true), expected);
+    let stood_aside: Vec<&str> =
+        outcome.verdicts.iter().filter(|v| v.reason.starts_with("stood aside:")).map(|v| v.hook.as_str()).collect();
+    assert_eq!(stood_aside.len(), 6, "{:?}", outcome.verdicts);
+    assert!(weights(outcome, "production").last().is_some_and(|w| *w == 0.0), "{:?}", outcome.weights);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ecs_native_a_contract_break_is_caught_at_post_test_traffic_shift_before_production() {
+    let outcome = drill(ScenarioName::EcsNativeContractBreak).await;
+    assert_eq!(outcome.status, "ROLLBACK_SUCCESSFUL", "{outcome:#?}");
+    assert_eq!(ecs_calls(&outcome, false), [("after-allow-test-traffic", "POST_TEST_TRAFFIC_SHIFT", "FAILED")]);
+    assert!(failures_of(&outcome, "after-allow-test-traffic").iter().any(|r| r.contains("/total_cents is missing")));
+    assert_the_rollback_stood_aside(&outcome);
+    assert!(weights(&outcome, "production").iter().all(|w| *w == 0.0), "{:?}", outcome.weights);
+    let blast = outcome.blast_radius;
+    assert_eq!(blast.new_ok + blast.new_errors, 0, "green served production: {blast:?}");
+    assert!(blast.old_ok > 0 && blast.old_errors == 0, "{blast:?}");
+    assert!(outcome.surprises.is_empty(), "{:?}", outcome.surprises);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ecs_native_a_per_step_metric_gate_stops_a_linear_deployment_at_its_second_step() {
+    let outcome = drill(ScenarioName::EcsNativeCanaryRegression).await;
+    assert_eq!(outcome.status, "ROLLBACK_SUCCESSFUL", "{outcome:#?}");
+    let gates: Vec<&str> = ecs_calls(&outcome, false)
+        .into_iter()
+        .filter(|(_, stage, _)| *stage == "PRE_PRODUCTION_TRAFFIC_SHIFT")
+        .map(|(_, _, answer)| answer)
+        .collect();
+    assert_eq!(gates, ["SUCCEEDED", "FAILED"], "the gate before the first step passed, the second's failed");
+    assert_eq!(weights(&outcome, "production"), [25.0, 0.0], "one step of 25 %, then back");
+    let failures = failures_of(&outcome, "before-allow-traffic");
+    assert!(
+        failures.iter().any(|r| r.contains("candidate green_5xx_share") && r.contains("not at most 0.01")),
+        "{failures:?}"
+    );
+    assert_the_rollback_stood_aside(&outcome);
+    assert!(outcome.blast_radius.new_errors > 0, "green failed some production requests: {:?}", outcome.blast_radius);
+    assert!(outcome.surprises.is_empty(), "{:?}", outcome.surprises);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ecs_native_a_bake_longer_than_an_invocation_goes_on_in_progress_and_succeeds() {
+    let outcome = drill(ScenarioName::EcsNativeLongBake).await;
+    assert_eq!(outcome.status, "SUCCESSFUL", "{outcome:#?}");
+    let bake: Vec<(u32, &str)> = outcome
+        .ecs_hook_calls
+        .iter()
+        .filter(|call| call.hook == "after-allow-traffic")
+        .map(|call| (call.attempt, call.outcome.as_str()))
+        .collect();
+    assert!(bake.len() >= 3, "{bake:?}");
+    let (last, going_on) = bake.split_last().unwrap();
+    assert!(going_on.iter().all(|(_, answer)| *answer == "IN_PROGRESS"), "{bake:?}");
+    assert_eq!(last.1, "SUCCEEDED", "{bake:?}");
+    assert_eq!(
+        bake.iter().map(|(attempt, _)| *attempt).collect::<Vec<_>>(),
+        (1..=bake.len() as u32).collect::<Vec<_>>()
+    );
+    assert!(ecs_calls(&outcome, true).is_empty(), "no rollback");
+    assert_eq!(weights(&outcome, "production"), [10.0, 100.0]);
+    assert!(outcome.blast_radius.new_ok > 0 && outcome.blast_radius.new_errors == 0, "{:?}", outcome.blast_radius);
+    assert!(outcome.surprises.is_empty(), "{:?}", outcome.surprises);
+}

@@ -61,9 +61,20 @@ pub(super) fn cart_is_good(cart: Value) -> bool {
     cart.get("total_cents").is_some_and(Value::is_i64)
 }
 
+/// The production weight on the new version of CodeDeploy's deployment `deployment_id`.
+pub(super) fn codedeploy_weight(emulator: &Emulator, deployment_id: &str) -> f64 {
+    emulator.state().deployments.get(deployment_id).map_or(0.0, |d| match &d.target {
+        TargetState::Lambda { weight, .. } => *weight,
+        TargetState::Ecs { task_sets, .. } => {
+            task_sets.iter().find(|s| s.label == TaskSetLabel::Green).map_or(0.0, |s| s.weight)
+        }
+    })
+}
+
+/// Samples the production weight on the new version (`new_weight`) and the load generator's
+/// counts every [`SAMPLE_INTERVAL`] until `stop`.
 pub(super) async fn sample(
-    emulator: Emulator,
-    deployment_id: String,
+    new_weight: impl Fn() -> f64 + Send + 'static,
     counts: Arc<std::sync::Mutex<BlastRadius>>,
     stop: Arc<AtomicBool>,
     started: Instant,
@@ -73,12 +84,7 @@ pub(super) async fn sample(
     while !stop.load(Ordering::Relaxed) {
         tokio::time::sleep(SAMPLE_INTERVAL).await;
         let now = *counts.lock().unwrap_or_else(|p| p.into_inner());
-        let weight = emulator.state().deployments.get(&deployment_id).map_or(0.0, |d| match &d.target {
-            TargetState::Lambda { weight, .. } => *weight,
-            TargetState::Ecs { task_sets, .. } => {
-                task_sets.iter().find(|s| s.label == TaskSetLabel::Green).map_or(0.0, |s| s.weight)
-            }
-        });
+        let weight = new_weight();
         samples.push(Sample {
             at_ms: started.elapsed().as_millis() as u64,
             new_weight_percent: weight,

@@ -5,6 +5,7 @@
 
 pub mod chart;
 mod load;
+mod native;
 mod scenario;
 mod setup;
 mod timeline;
@@ -47,6 +48,10 @@ const ECS_SERVICE: &str = "drill:checkout";
 const ALARM: &str = "checkout-errors";
 /// The Lambda function the drill deploys.
 const FUNCTION: &str = "checkout";
+/// The cluster of the service that ECS deploys itself.
+const NATIVE_CLUSTER: &str = "shop";
+/// The service that ECS deploys itself, as `cluster/service`.
+const NATIVE_SERVICE: &str = "shop/checkout";
 
 /// `codedeploy-local drill` options.
 #[derive(Debug, Clone, clap::Args)]
@@ -121,6 +126,8 @@ pub struct ScenarioOutcome {
     pub reports: Vec<(String, String)>,
     /// Hook invocations: (function, attempt, outcome).
     pub hook_invocations: Vec<(String, u32, String)>,
+    /// ECS-native: every invocation of a lifecycle hook, and how ECS read its answer.
+    pub ecs_hook_calls: Vec<EcsHookCall>,
     /// What production clients saw.
     pub blast_radius: BlastRadius,
     /// The rollback message, if traffic was put back.
@@ -133,6 +140,21 @@ pub struct ScenarioOutcome {
     pub picture: PathBuf,
     /// What did not go as the scenario expects; empty when it did.
     pub surprises: Vec<String>,
+}
+
+/// One invocation of a lifecycle hook by the local ECS.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EcsHookCall {
+    /// The hook package, e.g. `before-allow-traffic`.
+    pub hook: String,
+    /// The lifecycle stage it was invoked at.
+    pub stage: String,
+    /// 1, then 2, 3, … after each `IN_PROGRESS`.
+    pub attempt: u32,
+    /// Invoked while rolling back.
+    pub rollback: bool,
+    /// `SUCCEEDED`, `IN_PROGRESS` or `FAILED`.
+    pub outcome: String,
 }
 
 /// The drill's directory of plans and schemas: the one given, else `examples/drill` in the working
@@ -251,6 +273,34 @@ pub fn summary_table(outcomes: &[ScenarioOutcome]) -> String {
 }
 
 impl ScenarioOutcome {
+    /// What a release's deployment did, before anything of it is read: no status, no records.
+    fn begun(
+        scenario: ScenarioName,
+        release: Release,
+        deployment_id: &str,
+        blast_radius: BlastRadius,
+        started: Instant,
+    ) -> Self {
+        Self {
+            scenario,
+            release,
+            deployment_id: deployment_id.to_owned(),
+            status: String::new(),
+            error_code: None,
+            events: Vec::new(),
+            weights: Vec::new(),
+            reports: Vec::new(),
+            hook_invocations: Vec::new(),
+            ecs_hook_calls: Vec::new(),
+            blast_radius,
+            rollback: None,
+            verdicts: Vec::new(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            picture: PathBuf::new(),
+            surprises: Vec::new(),
+        }
+    }
+
     /// The scenario, and the service where the scenario deploys several: `fleet/checkout`.
     pub fn label(&self) -> String {
         if self.scenario.releases().len() > 1 {
@@ -274,7 +324,10 @@ pub async fn run_scenario(setup: &DrillSetup, scenario: ScenarioName) -> Result<
     let _ = std::fs::remove_dir_all(out_dir.join("logs"));
     let config = local_config(setup, scenario, &plans_dir);
     let server = Server::start(config, setup.scale, 0, Some(out_dir.join("logs"))).await.map_err(|e| e.to_string())?;
-    let result = drive(setup, scenario, &server, &plans_dir, started).await;
+    let result = match scenario.is_ecs_native() {
+        true => native::drive(setup, scenario, &server, &plans_dir, started).await,
+        false => drive(setup, scenario, &server, &plans_dir, started).await,
+    };
     server.shutdown().await;
     result
 }
@@ -325,8 +378,11 @@ async fn drive(
         let counts = Arc::new(std::sync::Mutex::new(BlastRadius::default()));
         let production = listeners.map(|l| l.0);
         let load = tokio::spawn(generate_load(emulator.clone(), *release, production, counts.clone(), stop.clone()));
-        let sampler =
-            tokio::spawn(sample(emulator.clone(), deployment_id.clone(), counts.clone(), stop.clone(), started));
+        let weight = {
+            let (emulator, deployment_id) = (emulator.clone(), deployment_id.clone());
+            move || codedeploy_weight(&emulator, &deployment_id)
+        };
+        let sampler = tokio::spawn(sample(weight, counts.clone(), stop.clone(), started));
         traffic.push(Traffic { deployment_id, counts, load, sampler });
     }
     // Its own task: if the deployment ends before any canary (a hook failed), the drill must
@@ -365,51 +421,67 @@ async fn drive(
         return Err(format!("{} did not complete within {limit:?}", unfinished.join(", ")));
     }
     let out_dir = setup.out_dir.join(scenario.as_str());
-    let several = releases.len() > 1;
     let mut results = Vec::new();
     for ((release, (deployment_id, blast_radius)), samples) in releases.into_iter().zip(outcomes).zip(samples) {
         let record = emulator.record_of(&deployment_id);
         let mut outcome = outcome_of(emulator, scenario, release, &deployment_id, &record, blast_radius, started);
         outcome.verdicts = hook_verdicts(&release, &out_dir.join("logs"), &deployment_id);
-        outcome.surprises = surprises(&outcome);
-        let notes = verdict_notes(&outcome.verdicts);
-        if setup.live {
-            for note in &notes {
-                println!("{:7.2}s  verdict {} {note}", started.elapsed().as_secs_f64(), release.service);
-            }
-        }
-        let title = match several {
-            false => scenario.title().to_owned(),
-            true => format!("{}: {}", scenario.title(), release.service),
-        };
-        let timeline = Timeline {
-            title,
-            subtitle: format!(
-                "{deployment_id}: {}{} - time scale {}x",
-                outcome.status,
-                outcome.error_code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default(),
-                setup.scale.0
-            ),
-            samples,
-            markers: markers(&record, started, emulator),
-            old_label: format!("old ({})", release.versions.0),
-            new_label: format!("new ({})", release.versions.1),
-            notes,
-        };
-        let name = outcome.label().replace('/', "-");
-        outcome.picture = setup.out_dir.join(format!("{name}.svg"));
-        std::fs::write(&outcome.picture, render_svg(&timeline))
-            .map_err(|e| format!("cannot write the picture: {e}"))?;
-        let record_file = match several {
-            false => out_dir.join("record.json"),
-            true => out_dir.join(format!("record-{}.json", release.service)),
-        };
-        let document = json!({"outcome": outcome, "record": record});
-        std::fs::write(&record_file, serde_json::to_string_pretty(&document).unwrap_or_default())
-            .map_err(|e| format!("cannot write {}: {e}", record_file.display()))?;
-        results.push(outcome);
+        let markers = markers(&record, started, emulator);
+        let record = serde_json::to_value(&record).unwrap_or_default();
+        results.push(finish(setup, outcome, samples, markers, record, started)?);
     }
     Ok(results)
+}
+
+/// Judges what a release did, prints its failed verdicts, and writes its picture and record.
+fn finish(
+    setup: &DrillSetup,
+    mut outcome: ScenarioOutcome,
+    samples: Vec<Sample>,
+    markers: Vec<Marker>,
+    record: Value,
+    started: Instant,
+) -> Result<ScenarioOutcome, String> {
+    let (scenario, release) = (outcome.scenario, outcome.release);
+    let several = scenario.releases().len() > 1;
+    outcome.surprises = surprises(&outcome);
+    let notes = verdict_notes(&outcome.verdicts);
+    if setup.live {
+        for note in &notes {
+            println!("{:7.2}s  verdict {} {note}", started.elapsed().as_secs_f64(), release.service);
+        }
+    }
+    let title = match several {
+        false => scenario.title().to_owned(),
+        true => format!("{}: {}", scenario.title(), release.service),
+    };
+    let timeline = Timeline {
+        title,
+        subtitle: format!(
+            "{}: {}{} - time scale {}x",
+            outcome.deployment_id,
+            outcome.status,
+            outcome.error_code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default(),
+            setup.scale.0
+        ),
+        samples,
+        markers,
+        old_label: format!("old ({})", release.versions.0),
+        new_label: format!("new ({})", release.versions.1),
+        notes,
+    };
+    let name = outcome.label().replace('/', "-");
+    outcome.picture = setup.out_dir.join(format!("{name}.svg"));
+    std::fs::write(&outcome.picture, render_svg(&timeline)).map_err(|e| format!("cannot write the picture: {e}"))?;
+    let out_dir = setup.out_dir.join(scenario.as_str());
+    let record_file = match several {
+        false => out_dir.join("record.json"),
+        true => out_dir.join(format!("record-{}.json", release.service)),
+    };
+    let document = json!({"outcome": outcome, "record": record});
+    std::fs::write(&record_file, serde_json::to_string_pretty(&document).unwrap_or_default())
+        .map_err(|e| format!("cannot write {}: {e}", record_file.display()))?;
+    Ok(outcome)
 }
 
 fn outcome_of(
@@ -423,25 +495,13 @@ fn outcome_of(
 ) -> ScenarioOutcome {
     let state = emulator.state();
     let deployment = state.deployments.get(deployment_id);
-    let mut outcome = ScenarioOutcome {
-        scenario,
-        release,
-        deployment_id: deployment_id.to_owned(),
-        status: deployment.map(|d| d.status.to_string()).unwrap_or_default(),
-        error_code: deployment.and_then(|d| d.error.as_ref().map(|(code, _)| (*code).to_owned())),
-        events: deployment
-            .map(|d| d.events.iter().map(|e| (e.name.to_owned(), e.status.to_string())).collect())
-            .unwrap_or_default(),
-        weights: Vec::new(),
-        reports: Vec::new(),
-        hook_invocations: Vec::new(),
-        blast_radius,
-        rollback: deployment.and_then(|d| d.rollback_message.clone()),
-        verdicts: Vec::new(),
-        duration_ms: started.elapsed().as_millis() as u64,
-        picture: PathBuf::new(),
-        surprises: Vec::new(),
-    };
+    let mut outcome = ScenarioOutcome::begun(scenario, release, deployment_id, blast_radius, started);
+    outcome.status = deployment.map(|d| d.status.to_string()).unwrap_or_default();
+    outcome.error_code = deployment.and_then(|d| d.error.as_ref().map(|(code, _)| (*code).to_owned()));
+    outcome.events = deployment
+        .map(|d| d.events.iter().map(|e| (e.name.to_owned(), e.status.to_string())).collect())
+        .unwrap_or_default();
+    outcome.rollback = deployment.and_then(|d| d.rollback_message.clone());
     for entry in record {
         match &entry.what {
             Happening::Weights { route, new, .. } => outcome.weights.push(((*route).to_owned(), *new)),

@@ -29,11 +29,22 @@ pub enum ScenarioName {
     /// through one set of hooks that read each plan from Parameter Store and discover every URL:
     /// checkout's contract break is caught by a `compare` check alone, the other two succeed.
     Fleet,
+    /// ECS-native blue/green (no CodeDeploy): the contract break caught by after-allow-test-traffic
+    /// at POST_TEST_TRAFFIC_SHIFT, rolled back with no production request served by green.
+    EcsNativeContractBreak,
+    /// ECS-native linear deployment of a green that breaks under production traffic:
+    /// before-allow-traffic's per-step metric gate at PRE_PRODUCTION_TRAFFIC_SHIFT (green's 5xx
+    /// share) stops it at its second step, and every hook invocation of the rollback stands aside.
+    EcsNativeCanaryRegression,
+    /// ECS-native canary with a bake at POST_PRODUCTION_TRAFFIC_SHIFT longer than the hook's
+    /// function timeout: after-allow-traffic answers IN_PROGRESS, carrying its measurements across
+    /// several invocations, then SUCCEEDED.
+    EcsNativeLongBake,
 }
 
 impl ScenarioName {
     /// Every scenario, in the drill's order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 11] = [
         Self::LambdaCanary,
         Self::LambdaBrokenVersion,
         Self::EcsContractBreak,
@@ -42,6 +53,9 @@ impl ScenarioName {
         Self::EcsLatencyRegression,
         Self::LambdaErrorRegression,
         Self::Fleet,
+        Self::EcsNativeContractBreak,
+        Self::EcsNativeCanaryRegression,
+        Self::EcsNativeLongBake,
     ];
 
     /// The kebab-case name.
@@ -55,6 +69,9 @@ impl ScenarioName {
             Self::EcsLatencyRegression => "ecs-latency-regression",
             Self::LambdaErrorRegression => "lambda-error-regression",
             Self::Fleet => "fleet",
+            Self::EcsNativeContractBreak => "ecs-native-contract-break",
+            Self::EcsNativeCanaryRegression => "ecs-native-canary-regression",
+            Self::EcsNativeLongBake => "ecs-native-long-bake",
         }
     }
 
@@ -70,6 +87,15 @@ impl ScenarioName {
             Self::Fleet => {
                 "(h) Fleet: checkout, cart and payments at once, one set of hooks, plans from Parameter Store"
             }
+            Self::EcsNativeContractBreak => {
+                "(i) ECS-native blue/green, contract break caught at POST_TEST_TRAFFIC_SHIFT"
+            }
+            Self::EcsNativeCanaryRegression => {
+                "(j) ECS-native linear, green's 5xx share stops it at its second step, the rollback's hooks stand aside"
+            }
+            Self::EcsNativeLongBake => {
+                "(k) ECS-native canary, a bake longer than an invocation, IN_PROGRESS until it passes"
+            }
         }
     }
 
@@ -80,12 +106,18 @@ impl ScenarioName {
             return FLEET.to_vec();
         }
         let lambda = self.is_lambda();
+        let ecs_native = self.is_ecs_native();
         vec![Release {
             service: "checkout",
-            application: "drill",
+            application: if ecs_native { NATIVE_CLUSTER } else { "drill" },
             group: "checkout",
             lambda,
-            target: if lambda { FUNCTION } else { ECS_SERVICE },
+            ecs_native,
+            target: match (lambda, ecs_native) {
+                (true, _) => FUNCTION,
+                (false, true) => NATIVE_SERVICE,
+                (false, false) => ECS_SERVICE,
+            },
             versions: self.versions(),
             config_name: self.config_name(),
             expected: self.expected(),
@@ -116,6 +148,24 @@ impl ScenarioName {
         matches!(self, Self::LambdaCanary | Self::LambdaBrokenVersion | Self::LambdaErrorRegression)
     }
 
+    /// Whether ECS runs the deployment itself, calling the hooks at its lifecycle stages.
+    pub(super) fn is_ecs_native(self) -> bool {
+        matches!(self, Self::EcsNativeContractBreak | Self::EcsNativeCanaryRegression | Self::EcsNativeLongBake)
+    }
+
+    /// An ECS-native scenario's `deploymentConfiguration`, without its lifecycle hooks. The
+    /// linear steps are a quarter each, two minutes apart, so the gate before the second step
+    /// judges two minutes of green under a quarter of production.
+    pub(super) fn ecs_strategy(self) -> Value {
+        match self {
+            Self::EcsNativeCanaryRegression => json!({"strategy": "LINEAR", "bakeTimeInMinutes": 0,
+                "linearConfiguration": {"stepPercent": 25.0, "stepBakeTimeInMinutes": 2}}),
+            Self::EcsNativeLongBake => json!({"strategy": "CANARY", "bakeTimeInMinutes": 0,
+                "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 5}}),
+            _ => json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0}),
+        }
+    }
+
     /// (current, target) Lambda versions or (blue, green) task definitions.
     fn versions(self) -> (&'static str, &'static str) {
         match self {
@@ -127,6 +177,9 @@ impl ScenarioName {
             Self::EcsLatencyRegression => ("checkout:1", "checkout:5"),
             Self::LambdaErrorRegression => ("1", "4"),
             Self::Fleet => ("", ""),
+            Self::EcsNativeContractBreak => ("checkout:1", "checkout:2"),
+            Self::EcsNativeCanaryRegression => ("checkout:1", "checkout:4"),
+            Self::EcsNativeLongBake => ("checkout:1", "checkout:3"),
         }
     }
 
@@ -137,6 +190,9 @@ impl ScenarioName {
     fn config_name(self) -> &'static str {
         match self {
             Self::EcsLatencyRegression => "CodeDeployDefault.ECSCanary10Percent15Minutes",
+            Self::EcsNativeContractBreak => "BLUE_GREEN",
+            Self::EcsNativeCanaryRegression => "LINEAR, 25 % a step, 2 minutes apart",
+            Self::EcsNativeLongBake => "CANARY, 10 % for 5 minutes",
             Self::LambdaErrorRegression => "CodeDeployDefault.LambdaLinear10PercentEvery1Minute",
             _ if self.is_lambda() => "CodeDeployDefault.LambdaCanary10Percent5Minutes",
             _ => "CodeDeployDefault.ECSCanary10Percent5Minutes",
@@ -153,6 +209,9 @@ impl ScenarioName {
                 ("Failed", Some("HOOK_EXECUTION_FAILURE"), true)
             }
             Self::EcsAlarmRollback => ("Stopped", Some("ALARM_ACTIVE"), true),
+            Self::EcsNativeContractBreak => ("ROLLBACK_SUCCESSFUL", None, false),
+            Self::EcsNativeCanaryRegression => ("ROLLBACK_SUCCESSFUL", None, true),
+            Self::EcsNativeLongBake => ("SUCCESSFUL", None, true),
         }
     }
 }
@@ -164,6 +223,8 @@ impl ScenarioName {
         match self {
             Self::EcsLatencyRegression => Some(("after-allow-traffic", "candidate green_p99 vs baseline blue_p99")),
             Self::LambdaErrorRegression => Some(("post-traffic", "is above the baseline's")),
+            Self::EcsNativeContractBreak => Some(("after-allow-test-traffic", "total_cents")),
+            Self::EcsNativeCanaryRegression => Some(("before-allow-traffic", "green_5xx_share")),
             _ => None,
         }
     }
@@ -180,7 +241,11 @@ pub struct Release {
     pub group: &'static str,
     /// A Lambda function (else an ECS service).
     pub lambda: bool,
-    /// The Lambda function, or the ECS service as `cluster:service`.
+    /// An ECS service that ECS deploys itself, calling the hooks at its lifecycle stages (else
+    /// CodeDeploy deploys it). Its application is the cluster, its group the service.
+    pub ecs_native: bool,
+    /// The Lambda function, or the ECS service as `cluster:service` (`cluster/service` when ECS
+    /// deploys it itself).
     pub target: &'static str,
     /// (current, target) Lambda versions or (blue, green) task definitions.
     pub versions: (&'static str, &'static str),
@@ -194,9 +259,14 @@ pub struct Release {
 }
 
 impl Release {
-    /// The hook packages its appspec names, with the events they serve.
+    /// The hook packages its appspec names, with the events they serve; or, ECS-native, the
+    /// hook packages its service names, with the lifecycle stage each is configured at.
     pub(super) fn hooks(&self) -> &'static [(&'static str, &'static str)] {
-        if self.lambda { &LAMBDA_HOOKS } else { &ECS_HOOKS }
+        match (self.lambda, self.ecs_native) {
+            (true, _) => &LAMBDA_HOOKS,
+            (false, true) => &NATIVE_HOOKS,
+            (false, false) => &ECS_HOOKS,
+        }
     }
 }
 
@@ -209,6 +279,7 @@ const FLEET: [Release; 3] = [
         application: "checkout",
         group: "production",
         lambda: false,
+        ecs_native: false,
         target: "fleet:checkout",
         versions: ("checkout:1", "checkout:2"),
         config_name: "CodeDeployDefault.ECSCanary10Percent5Minutes",
@@ -223,6 +294,7 @@ const FLEET: [Release; 3] = [
         application: "cart",
         group: "production",
         lambda: false,
+        ecs_native: false,
         target: "fleet:cart",
         versions: ("cart:1", "cart:2"),
         config_name: "CodeDeployDefault.ECSCanary10Percent5Minutes",
@@ -234,6 +306,7 @@ const FLEET: [Release; 3] = [
         application: "payments",
         group: "production",
         lambda: true,
+        ecs_native: false,
         target: "payments",
         versions: ("1", "2"),
         config_name: "CodeDeployDefault.LambdaCanary10Percent5Minutes",
@@ -245,6 +318,9 @@ const FLEET: [Release; 3] = [
 /// Compares an outcome with what its release must show.
 pub fn surprises(outcome: &ScenarioOutcome) -> Vec<String> {
     let release = &outcome.release;
+    if release.ecs_native {
+        return native_surprises(outcome);
+    }
     let (status, error_code, new_may_serve) = release.expected;
     let mut surprises = Vec::new();
     if outcome.status != status {
@@ -291,4 +367,179 @@ pub fn surprises(outcome: &ScenarioOutcome) -> Vec<String> {
         surprises.push(format!("{} reported {}: {}", failed.hook, failed.status, failed.reason));
     }
     surprises
+}
+
+/// Compares an ECS-native outcome with what its scenario must show: the final status, where
+/// production went, the forward answers the scenario rehearses, and that every invocation of a
+/// rollback stood aside (answered SUCCEEDED, and the hook logged why).
+fn native_surprises(outcome: &ScenarioOutcome) -> Vec<String> {
+    let release = &outcome.release;
+    let (status, _, new_may_serve) = release.expected;
+    let mut surprises = Vec::new();
+    if outcome.status != status {
+        surprises.push(format!("status {} (expected {status})", outcome.status));
+    }
+    let rolled_back = status.starts_with("ROLLBACK_");
+    let (rollback, forward): (Vec<&EcsHookCall>, Vec<&EcsHookCall>) =
+        outcome.ecs_hook_calls.iter().partition(|call| call.rollback);
+    if rolled_back && rollback.is_empty() {
+        surprises.push("the rollback invoked no hook".to_owned());
+    }
+    for call in rollback.iter().filter(|call| call.outcome != "SUCCEEDED") {
+        surprises.push(format!("{} answered {} at the rollback's {}", call.hook, call.outcome, call.stage));
+    }
+    for (hook, _) in release.hooks() {
+        let invoked = rollback.iter().filter(|call| call.hook == *hook).count();
+        let stood_aside =
+            outcome.verdicts.iter().filter(|v| v.hook == *hook && v.reason.starts_with("stood aside:")).count();
+        if invoked != stood_aside {
+            surprises
+                .push(format!("{hook}: {invoked} invocations in the rollback, {stood_aside} logged as standing aside"));
+        }
+    }
+    let production: Vec<f64> =
+        outcome.weights.iter().filter(|(route, _)| route == "production").map(|(_, w)| *w).collect();
+    let new_served = outcome.blast_radius.new_ok + outcome.blast_radius.new_errors;
+    if !new_may_serve && (production.iter().any(|w| *w > 0.0) || new_served > 0) {
+        surprises.push(format!("the new version served {new_served} production requests (expected none)"));
+    }
+    if rolled_back && production.last().is_some_and(|w| *w > 0.0) {
+        surprises.push("production traffic moved but was not put back".to_owned());
+    }
+    if status == "SUCCESSFUL" {
+        if outcome.blast_radius.new_ok == 0 {
+            surprises.push("the new version served no production request".to_owned());
+        }
+        if let Some(call) = forward.iter().find(|call| call.outcome == "FAILED") {
+            surprises.push(format!("{} answered FAILED at {}", call.hook, call.stage));
+        }
+    }
+    if let Some((hook, judged)) = release.caught_by {
+        let caught = outcome.verdicts.iter().any(|v| {
+            v.hook == hook && v.status == "Failed" && v.failed_checks.iter().any(|(_, reason)| reason.contains(judged))
+        });
+        if !caught {
+            surprises.push(format!("{hook} did not fail saying \"{judged}\": {:?}", outcome.verdicts));
+        }
+    }
+    let answers = |stage: &str| -> Vec<&str> {
+        forward.iter().filter(|call| call.stage == stage).map(|call| call.outcome.as_str()).collect()
+    };
+    match outcome.scenario {
+        ScenarioName::EcsNativeContractBreak => {
+            let (test, production) = (answers("POST_TEST_TRAFFIC_SHIFT"), answers("PRE_PRODUCTION_TRAFFIC_SHIFT"));
+            if test != ["FAILED"] || !production.is_empty() {
+                surprises.push(format!(
+                    "POST_TEST_TRAFFIC_SHIFT answered {test:?}, PRE_PRODUCTION_TRAFFIC_SHIFT {production:?} \
+                     (expected FAILED, and no production stage)"
+                ));
+            }
+        }
+        ScenarioName::EcsNativeCanaryRegression => {
+            let gates = answers("PRE_PRODUCTION_TRAFFIC_SHIFT");
+            let steps: Vec<f64> = production.iter().copied().filter(|w| *w > 0.0).collect();
+            if gates != ["SUCCEEDED", "FAILED"] || steps != [25.0] {
+                surprises.push(format!(
+                    "the step gates answered {gates:?} with production on green at {steps:?} % \
+                     (expected SUCCEEDED then FAILED, after one step of 25 %)"
+                ));
+            }
+        }
+        ScenarioName::EcsNativeLongBake => {
+            let bake = answers("POST_PRODUCTION_TRAFFIC_SHIFT");
+            let went_on = bake.len() >= 3 && bake[..bake.len() - 1].iter().all(|answer| *answer == "IN_PROGRESS");
+            if !went_on || bake.last() != Some(&"SUCCEEDED") {
+                surprises
+                    .push(format!("the bake answered {bake:?} (expected IN_PROGRESS at least twice, then SUCCEEDED)"));
+            }
+        }
+        _ => {}
+    }
+    surprises
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(hook: &str, stage: &str, rollback: bool, outcome: &str) -> EcsHookCall {
+        EcsHookCall { hook: hook.into(), stage: stage.into(), attempt: 1, rollback, outcome: outcome.into() }
+    }
+
+    fn stood_aside(hook: &str) -> HookVerdict {
+        HookVerdict {
+            hook: hook.into(),
+            status: "Succeeded".into(),
+            reason: "stood aside: TEST_TRAFFIC_SHIFT shifts traffic back".into(),
+            failed_checks: Vec::new(),
+        }
+    }
+
+    /// The contract break as it must end: caught at POST_TEST_TRAFFIC_SHIFT, every hook standing
+    /// aside at both stages of the rollback, production never on green.
+    fn contract_break() -> ScenarioOutcome {
+        let scenario = ScenarioName::EcsNativeContractBreak;
+        let mut calls = vec![call("after-allow-test-traffic", "POST_TEST_TRAFFIC_SHIFT", false, "FAILED")];
+        let mut verdicts = vec![HookVerdict {
+            hook: "after-allow-test-traffic".into(),
+            status: "Failed".into(),
+            reason: "1 of 2 checks failed".into(),
+            failed_checks: vec![("contract".into(), "body breaks the schema: /total_cents is missing".into())],
+        }];
+        for stage in ["TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT"] {
+            for (hook, _) in NATIVE_HOOKS {
+                calls.push(call(hook, stage, true, "SUCCEEDED"));
+                verdicts.push(stood_aside(hook));
+            }
+        }
+        let arn = "arn:aws:ecs:us-east-1:123456789012:service-deployment/shop/checkout/1";
+        let blast_radius = BlastRadius { old_ok: 40, ..BlastRadius::default() };
+        let mut outcome = ScenarioOutcome::begun(scenario, scenario.releases()[0], arn, blast_radius, Instant::now());
+        outcome.status = "ROLLBACK_SUCCESSFUL".into();
+        outcome.weights = vec![("test".into(), 100.0), ("test".into(), 0.0), ("production".into(), 0.0)];
+        outcome.ecs_hook_calls = calls;
+        outcome.rollback = Some("the POST_TEST_TRAFFIC_SHIFT hook answered FAILED".into());
+        outcome.verdicts = verdicts;
+        outcome
+    }
+
+    #[test]
+    fn an_ecs_native_outcome_as_rehearsed_has_no_surprise() {
+        assert_eq!(surprises(&contract_break()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_hook_fighting_the_rollback_or_green_in_production_is_a_surprise() {
+        let mut fought = contract_break();
+        fought.ecs_hook_calls[1].outcome = "FAILED".into();
+        let said = surprises(&fought).join("; ");
+        assert!(
+            said.contains("after-allow-test-traffic answered FAILED at the rollback's TEST_TRAFFIC_SHIFT"),
+            "{said}"
+        );
+
+        let mut silent = contract_break();
+        silent.verdicts.pop();
+        let said = surprises(&silent).join("; ");
+        assert!(
+            said.contains("after-allow-traffic: 2 invocations in the rollback, 1 logged as standing aside"),
+            "{said}"
+        );
+
+        let mut no_rollback_calls = contract_break();
+        no_rollback_calls.ecs_hook_calls.retain(|call| !call.rollback);
+        no_rollback_calls.verdicts.truncate(1);
+        assert!(surprises(&no_rollback_calls).contains(&"the rollback invoked no hook".to_owned()));
+
+        let mut served = contract_break();
+        served.weights.push(("production".into(), 10.0));
+        served.blast_radius.new_ok = 3;
+        let said = surprises(&served).join("; ");
+        assert!(said.contains("the new version served 3 production requests"), "{said}");
+        assert!(said.contains("production traffic moved but was not put back"), "{said}");
+
+        let mut late = contract_break();
+        late.ecs_hook_calls.insert(1, call("before-allow-traffic", "PRE_PRODUCTION_TRAFFIC_SHIFT", false, "SUCCEEDED"));
+        assert!(surprises(&late).join("; ").contains("PRE_PRODUCTION_TRAFFIC_SHIFT [\"SUCCEEDED\"]"));
+    }
 }

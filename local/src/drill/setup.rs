@@ -22,9 +22,9 @@ pub(super) fn local_config(setup: &DrillSetup, scenario: ScenarioName, plans_dir
         // JSON logs, as Lambda's advanced logging writes them, so the drill can read the verdicts.
         let version = process(vec![bin(hook)], &[plan, ("AWS_LAMBDA_LOG_FORMAT", "JSON")]);
         functions.insert(
-            format!("CodeDeployHook_{hook}"),
+            hook_function(scenario.is_ecs_native(), hook),
             FunctionConfig {
-                timeout_seconds: 60,
+                timeout_seconds: if scenario.is_ecs_native() { NATIVE_HOOK_TIMEOUT_SECONDS } else { 60 },
                 memory_mb: 128,
                 versions: BTreeMap::from([("$LATEST".to_owned(), version)]),
                 aliases: BTreeMap::new(),
@@ -101,7 +101,7 @@ pub(super) fn local_config(setup: &DrillSetup, scenario: ScenarioName, plans_dir
         ("cart:2".to_owned(), service("both")),
     ]);
     let mut ecs_services = BTreeMap::new();
-    for release in scenario.releases().iter().filter(|r| !r.lambda) {
+    for release in scenario.releases().iter().filter(|r| !r.lambda && !r.ecs_native) {
         ecs_services.insert(
             release.target.to_owned(),
             EcsServiceConfig {
@@ -273,6 +273,28 @@ pub(super) fn define_alarm(emulator: &Emulator, scenario: ScenarioName, release:
 pub(super) const LAMBDA_HOOKS: [(&str, &str); 2] =
     [("pre-traffic", "BeforeAllowTraffic"), ("post-traffic", "AfterAllowTraffic")];
 
+/// The hook function of package `hook`: `CodeDeployHook_<hook>`, the prefix CodeDeploy's managed
+/// policy allows it to invoke, or for ECS-native deployments `greenlight-<hook>`.
+pub(super) fn hook_function(ecs_native: bool, hook: &str) -> String {
+    match ecs_native {
+        true => format!("greenlight-{hook}"),
+        false => format!("CodeDeployHook_{hook}"),
+    }
+}
+
+/// The ECS-native hooks' function timeout: short, so that after-allow-traffic's bake of twelve
+/// measurements a second apart outlasts an invocation and goes on across several, as a
+/// half-hour bake does across fifteen-minute invocations in AWS. Function timeouts are real
+/// time, not scaled.
+pub(super) const NATIVE_HOOK_TIMEOUT_SECONDS: u64 = 5;
+
+/// The hooks of an ECS-native service and the lifecycle stage each is configured at, its own.
+pub(super) const NATIVE_HOOKS: [(&str, &str); 3] = [
+    ("after-allow-test-traffic", "POST_TEST_TRAFFIC_SHIFT"),
+    ("before-allow-traffic", "PRE_PRODUCTION_TRAFFIC_SHIFT"),
+    ("after-allow-traffic", "POST_PRODUCTION_TRAFFIC_SHIFT"),
+];
+
 /// The ECS hooks and the events they serve.
 pub(super) const ECS_HOOKS: [(&str, &str); 5] = [
     ("before-install", "BeforeInstall"),
@@ -282,14 +304,16 @@ pub(super) const ECS_HOOKS: [(&str, &str); 5] = [
     ("after-allow-traffic", "AfterAllowTraffic"),
 ];
 
-/// Copies the drill's plans, with the listener URLs filled in, where the hooks will read them.
+/// Copies the drill's plans, with the listener URLs filled in, where the hooks will read them:
+/// `plans/`, or for ECS-native scenarios `ecs-native/`, whose plans use the URLs the hooks
+/// discover.
 pub(super) fn write_plans(
     setup: &DrillSetup,
     scenario: ScenarioName,
     plans_dir: &Path,
     listeners: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
 ) -> Result<(), String> {
-    let source = setup.drill_dir.join("plans");
+    let source = setup.drill_dir.join(if scenario.is_ecs_native() { "ecs-native" } else { "plans" });
     let (production, test) =
         listeners.map_or((String::new(), String::new()), |(p, t)| (format!("http://{p}"), format!("http://{t}")));
     for hook in scenario.hooks() {
@@ -344,7 +368,7 @@ pub(super) fn create_deployment(
     let (old, new) = release.versions;
     let role = "arn:aws:iam::123456789012:role/CodeDeployServiceRole";
     let hooks: Vec<Value> =
-        release.hooks().iter().map(|(hook, event)| json!({*event: format!("CodeDeployHook_{hook}")})).collect();
+        release.hooks().iter().map(|(hook, event)| json!({*event: hook_function(false, hook)})).collect();
     let (application, group_name) = (release.application, release.group);
     let mut group = json!({"applicationName": application, "deploymentGroupName": group_name, "serviceRoleArn": role,
         "deploymentStyle": {"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},

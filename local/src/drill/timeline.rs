@@ -98,7 +98,7 @@ pub struct HookVerdict {
     pub failed_checks: Vec<(String, String)>,
 }
 
-/// The verdicts on `deployment_id` in one hook's log (`<log_dir>/CodeDeployHook_<hook>.log`, JSON
+/// The verdicts on `deployment_id` in one hook's log (`<log_dir>/<function>.log`, JSON
 /// lines as Lambda's JSON log format writes them), in order. Lines that are not the hook's JSON
 /// are skipped.
 pub(super) fn verdicts_in_log(hook: &str, log: &str, deployment_id: &str) -> Vec<HookVerdict> {
@@ -131,7 +131,8 @@ pub(super) fn hook_verdicts(release: &Release, log_dir: &Path, deployment_id: &s
         .hooks()
         .iter()
         .flat_map(|(hook, _)| {
-            let log = std::fs::read_to_string(log_dir.join(format!("CodeDeployHook_{hook}.log"))).unwrap_or_default();
+            let function = hook_function(release.ecs_native, hook);
+            let log = std::fs::read_to_string(log_dir.join(format!("{function}.log"))).unwrap_or_default();
             verdicts_in_log(hook, &log, deployment_id)
         })
         .collect()
