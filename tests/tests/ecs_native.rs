@@ -3,7 +3,8 @@
 //! ECS lifecycle stage of that service deployment with the real ECS and ELBv2 clients: discovery,
 //! the variables it fills, the plan's choice by `hookDetails`. Then the real hook binaries as the
 //! local ECS's lifecycle hooks: a contract break rolled back before production, and a bake longer
-//! than one invocation carried across several.
+//! than one invocation carried across several. And ECS throttling, denying or not answering the
+//! hooks' reads: the gate fails closed, in time, saying why.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -106,9 +107,13 @@ fn event(arn: &str, stage: &str, details: Value, weights: Value) -> EcsHookEvent
 }
 
 async fn answer(server: &Server, hook: Hook, plans: Plans, event: &EcsHookEvent) -> RunOutcome {
+    answer_within(server, hook, plans, event, Duration::from_secs(15)).await
+}
+
+async fn answer_within(server: &Server, hook: Hook, plans: Plans, event: &EcsHookEvent, time: Duration) -> RunOutcome {
     let aws = AwsClients::new(&sdk_config(&server.endpoint()).await);
     let gate = Arc::new(Gate::with_plans(hook, plans, aws));
-    gate.answer(event, Instant::now() + Duration::from_secs(15)).await
+    gate.answer(event, Instant::now() + time).await
 }
 
 /// after-allow-test-traffic, a fleet hook (plans per deployment), on the deployment at its stage,
@@ -150,6 +155,41 @@ async fn an_unknown_service_deployment_fails_closed_naming_it() {
         "{}",
         reasons(&outcome)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ecs_throttling_denying_or_hanging_fails_the_gate_closed_in_time_saying_why() {
+    use codedeploy_local::faults::Faults;
+    let server = world().await;
+    let arn = deploy(&server).await;
+    let plan = || {
+        let plan =
+            greenlight::plan::parse(r#"{"checks":[{"name":"up","http":{"url":"${test_url}/health"}}]}"#, ".".as_ref());
+        Plans::ready(plan)
+    };
+    let at_its_stage = event(&arn, "POST_TEST_TRAFFIC_SHIFT", json!({}), json!({}));
+    let cases = [
+        ("throttled", "DescribeServiceDeployments", "ecs:DescribeServiceDeployments failed: Rate exceeded"),
+        ("denied", "DescribeServiceRevisions", "grant the hook's role ecs:DescribeServiceRevisions"),
+        ("hanging", "DescribeServiceDeployments", "deadline: discovery did not finish in time"),
+    ];
+    for (fault, operation, said) in cases {
+        let set = BTreeMap::from([(fault, vec![operation])]);
+        let faults: Faults = serde_json::from_value(json!(set)).expect("faults");
+        server.emulator.set_faults(faults).expect("served operations");
+        let calls_before = server.emulator.calls().iter().filter(|c| c.operation == operation).count();
+        let started = Instant::now();
+        let outcome =
+            answer_within(&server, Hook::AFTER_ALLOW_TEST_TRAFFIC, plan(), &at_its_stage, Duration::from_secs(4)).await;
+        assert_eq!(status(&outcome), "FAILED", "{fault}: {}", reasons(&outcome));
+        assert!(outcome.verdict.reason.contains(said), "{fault}: {}", reasons(&outcome));
+        assert!(outcome.verdict.checks.is_empty(), "{fault}: no check runs on an unknown deployment");
+        assert!(started.elapsed() < Duration::from_secs(4), "{fault}: answered after {:?}", started.elapsed());
+        let calls = server.emulator.calls().iter().filter(|c| c.operation == operation).count() - calls_before;
+        if fault == "throttled" {
+            assert!(calls > 1, "the SDK retries a throttled call: {calls} call(s)");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
