@@ -187,7 +187,9 @@ fn markers(record: &[NativeEntry], started: Instant, emulator: &Emulator) -> Vec
                     (format!("{} FAILED at {stage}", hook_package(hook)), true)
                 }
                 Native::Rollback { .. } => ("rollback".to_owned(), true),
-                Native::Status { status, .. } if !matches!(*status, "PENDING" | "IN_PROGRESS") => {
+                Native::Status { status, .. }
+                    if matches!(*status, "SUCCESSFUL" | "STOPPED" | "ROLLBACK_SUCCESSFUL" | "ROLLBACK_FAILED") =>
+                {
                     ((*status).to_owned(), *status != "SUCCESSFUL")
                 }
                 _ => return None,

@@ -90,9 +90,7 @@ impl ScenarioName {
             Self::EcsNativeContractBreak => {
                 "(i) ECS-native blue/green, contract break caught at POST_TEST_TRAFFIC_SHIFT"
             }
-            Self::EcsNativeCanaryRegression => {
-                "(j) ECS-native linear, green's 5xx share stops it at its second step, the rollback's hooks stand aside"
-            }
+            Self::EcsNativeCanaryRegression => "(j) ECS-native linear, a per-step 5xx gate stops it at its second step",
             Self::EcsNativeLongBake => {
                 "(k) ECS-native canary, a bake longer than an invocation, IN_PROGRESS until it passes"
             }
