@@ -25,6 +25,8 @@ use serde_json::{Value, json};
 
 use crate::report::Machine;
 
+mod ecs_native;
+
 /// The hook packages, the lifecycle event each serves, and its platform.
 const HOOKS: [(&str, &str, ComputePlatform); 7] = [
     ("before-install", "BeforeInstall", ComputePlatform::Ecs),
@@ -733,6 +735,8 @@ pub struct FleetReport {
     pub deployments: Vec<DeploymentOutcome>,
     /// The lone deployments' hook invocations.
     pub solo_invocations: Vec<Invocation>,
+    /// The hook invocations of a service that ECS deploys itself, alone.
+    pub ecs_native_invocations: Vec<ecs_native::NativeInvocation>,
     /// The fleet's calls per platform.
     pub fleet_calls: Vec<FleetCalls>,
     /// Plan choices per phase, from the hooks' logs.
@@ -763,6 +767,10 @@ pub async fn run(hook_dir: &Path, shape: FleetShape, build: &str, logs: &Path) -
         let (lambda_outcomes, lambda_invocations) = solo(&emulator, &solo_lambda).await?;
         deployments.extend(lambda_outcomes);
         invocations.extend(lambda_invocations);
+        eprintln!(
+            "greenlight-bench: fleet: the ECS hooks on a service that ECS deploys itself, alone, the same phases"
+        );
+        let native = ecs_native::measure(&emulator).await?;
 
         eprintln!(
             "greenlight-bench: fleet: {} deployments at once ({} ECS, {} Lambda; {} and {} broken)",
@@ -788,14 +796,14 @@ pub async fn run(hook_dir: &Path, shape: FleetShape, build: &str, logs: &Path) -
         let calls = emulator.calls().split_off(first_call);
         let fleet_calls = fleet_calls(&calls, &outcomes);
         deployments.extend(outcomes);
-        Ok::<_, String>((deployments, invocations, fleet_wall_ms, fleet_calls))
+        Ok::<_, String>((deployments, invocations, native, fleet_wall_ms, fleet_calls))
     };
     let measured = tokio::select! {
         measured = measured => measured,
         signal = crate::interrupted() => Err(format!("stopped by {signal}; nothing written")),
     };
     server.shutdown().await;
-    let (deployments, solo_invocations, fleet_wall_ms, fleet_calls) = measured?;
+    let (deployments, solo_invocations, ecs_native_invocations, fleet_wall_ms, fleet_calls) = measured?;
     let solo_ecs_wall_ms = deployments
         .iter()
         .find(|d| d.phase == "solo-cold" && d.platform == ComputePlatform::Ecs)
@@ -812,6 +820,7 @@ pub async fn run(hook_dir: &Path, shape: FleetShape, build: &str, logs: &Path) -
         ratio_goal: RATIO_GOAL,
         deployments,
         solo_invocations,
+        ecs_native_invocations,
         fleet_calls,
         plan_choices: plan_choices(logs),
     })
@@ -981,5 +990,6 @@ pub fn markdown(report: &FleetReport) -> String {
     for (phase, choices) in &report.plan_choices {
         let _ = writeln!(out, "| {phase} | {} | {} |", choices.read, choices.cached);
     }
+    ecs_native::markdown(&mut out, &report.ecs_native_invocations, report.call_latency_ms);
     out
 }

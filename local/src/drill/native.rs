@@ -90,7 +90,7 @@ pub(super) async fn drive(
 
 /// One ECS call, served as over the wire.
 async fn call(emulator: &Emulator, operation: &str, input: Value) -> Result<Value, String> {
-    crate::ecs::api::serve(emulator, operation, &input).await.map_err(|e| format!("{operation}: {}", e.message))
+    emulator.ecs(operation, &input).await.map_err(|e| format!("{operation}: {}", e.message))
 }
 
 /// CreateService of the release's service on blue, behind the load balancer's first target

@@ -22,6 +22,7 @@ use tokio::process::{Child, Command};
 
 use crate::config::{EcsServiceConfig, ProcessConfig};
 use crate::ecs::traffic::{Listener, TaskSetLabel};
+use crate::protocol::ApiError;
 
 /// How long a task gets to start listening.
 const TASK_START_LIMIT: Duration = Duration::from_secs(15);
@@ -70,6 +71,14 @@ pub enum EcsError {
     /// The step needs a task set the service does not have.
     #[error("the service has no {0} task set")]
     NoTaskSet(TaskSetLabel),
+}
+
+impl crate::emulator::Emulator {
+    /// Serves one ECS operation, as over the wire: the call is noted and its injected faults
+    /// answered first.
+    pub async fn ecs(&self, operation: &str, input: &serde_json::Value) -> Result<serde_json::Value, ApiError> {
+        api::serve(self, operation, input).await
+    }
 }
 
 /// One running task set: a process serving HTTP on a loopback port.
