@@ -575,7 +575,6 @@ fn split_invocations(phase: &'static str, platform: ComputePlatform, calls: &[Ap
 
 fn invocation(phase: &'static str, platform: ComputePlatform, position: usize, calls: &[&ApiCall]) -> Invocation {
     let events: Vec<&'static str> = HOOKS.iter().filter(|(_, _, p)| *p == platform).map(|(_, e, _)| *e).collect();
-    let start = calls.iter().map(|c| c.arrived_us).min().unwrap_or(0);
     let answered = |c: &ApiCall| c.answered_us.unwrap_or(u64::MAX);
     let overlap = |a: &ApiCall, b: &ApiCall| a.arrived_us < answered(b) && b.arrived_us < answered(a);
     let named = |op: &'static str| calls.iter().copied().filter(move |c| c.operation == op);
@@ -583,26 +582,34 @@ fn invocation(phase: &'static str, platform: ComputePlatform, position: usize, c
     let plan_beside = named("GetDeployment").any(|g| named("ListDeploymentTargets").any(|l| overlap(g, l)));
     let urls: Vec<&ApiCall> = calls.iter().copied().filter(|c| part_of(&c.operation) == "urls").collect();
     let url_beside = (!urls.is_empty()).then(|| urls.iter().any(|u| discovery.iter().any(|d| overlap(u, d))));
-    let mut calls_by_part = BTreeMap::new();
-    for call in calls {
-        *calls_by_part.entry(part_of(&call.operation)).or_default() += 1;
-    }
     let without: Vec<&ApiCall> =
         calls.iter().copied().filter(|c| !matches!(part_of(&c.operation), "plan" | "urls")).collect();
     Invocation {
         phase,
         platform,
         event: events.get(position - 1).copied().unwrap_or("?"),
-        calls: calls
-            .iter()
-            .map(|c| (c.operation.clone(), c.arrived_us - start, c.answered_us.map_or(0, |a| a - start)))
-            .collect(),
-        calls_by_part,
+        calls: relative_times(calls),
+        calls_by_part: count_by_part(calls, part_of),
         round_trips: round_trips(calls),
         round_trips_without_lookups: round_trips(&without),
         plan_lookup_beside_discovery: plan_beside,
         url_lookup_beside_discovery: url_beside,
     }
+}
+
+/// Each call as (operation, arrived, answered), in microseconds since the first call arrived.
+fn relative_times(calls: &[&ApiCall]) -> Vec<(String, u64, u64)> {
+    let start = calls.iter().map(|c| c.arrived_us).min().unwrap_or(0);
+    calls.iter().map(|c| (c.operation.clone(), c.arrived_us - start, c.answered_us.map_or(0, |a| a - start))).collect()
+}
+
+/// How many of `calls` belong to each part of a hook's work, as `part_of` tells them apart.
+fn count_by_part(calls: &[&ApiCall], part_of: fn(&str) -> &'static str) -> BTreeMap<&'static str, usize> {
+    let mut by_part = BTreeMap::new();
+    for call in calls {
+        *by_part.entry(part_of(&call.operation)).or_default() += 1;
+    }
+    by_part
 }
 
 /// The longest chain of calls in which each arrived after the one before it was answered: the

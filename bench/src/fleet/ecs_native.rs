@@ -19,7 +19,10 @@ use codedeploy_local::ssm::store::ParameterType;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{BLUE, CALL_LATENCY, CLUSTER, GREEN, SOLO_PHASES, ecs_plan, hook_function, recycle_hooks, round_trips};
+use super::{
+    BLUE, CALL_LATENCY, CLUSTER, GREEN, SOLO_PHASES, count_by_part, ecs_plan, hook_function, recycle_hooks,
+    relative_times, round_trips,
+};
 
 /// The load balancer in front of the service, and the service.
 const SERVICE: &str = "native";
@@ -152,21 +155,13 @@ fn invocation(
         .filter(|c| (from_us..=to_us).contains(&c.arrived_us))
         .filter(|c| !matches!(c.operation.as_str(), "CreateService" | "UpdateService"))
         .collect();
-    let start = mine.iter().map(|c| c.arrived_us).min().unwrap_or(0);
-    let mut calls_by_part = BTreeMap::new();
-    for call in &mine {
-        *calls_by_part.entry(part_of(&call.operation)).or_default() += 1;
-    }
     NativeInvocation {
         phase,
         stage,
         answer,
         invocation_ms: duration_ms,
-        calls: mine
-            .iter()
-            .map(|c| (c.operation.clone(), c.arrived_us - start, c.answered_us.map_or(0, |a| a - start)))
-            .collect(),
-        calls_by_part,
+        calls: relative_times(&mine),
+        calls_by_part: count_by_part(&mine, part_of),
         round_trips: round_trips(&mine),
     }
 }
