@@ -33,7 +33,10 @@ impl ProcessLog {
         if state.tail.len() > 2 * LOG_TAIL_BYTES {
             keep_last(&mut state.tail, LOG_TAIL_BYTES);
         }
-        let written = state.file.as_mut().map(|file| writeln!(file, "{line}"));
+        // One write per line: every process of the function appends to the same file, and a
+        // line written in two pieces (text, then newline) can have another process's line
+        // land between them.
+        let written = state.file.as_mut().map(|file| file.write_all(format!("{line}\n").as_bytes()));
         if let Some(Err(error)) = written {
             tracing::warn!(%error, "cannot write the function log; no longer writing it");
             state.file = None;
